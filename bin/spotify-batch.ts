@@ -1,0 +1,407 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import {
+  ExitStatus,
+  SpotifyBatchError,
+  toSpotifyBatchError,
+  usageError,
+} from '../src/core/errors.ts';
+import { MiB, type Options } from '../src/core/options.ts';
+import { parseFault } from '../src/emulator/faults.ts';
+import { startEmulator } from '../src/emulator/server.ts';
+import { type RunReport, run } from '../src/pipeline.ts';
+
+const NAME = 'spotify-batch';
+
+/** Writes one line to stderr and sets the exit status; never a stack trace unless --debug. */
+function fail(error: unknown, debug: boolean): never {
+  const err = toSpotifyBatchError(error);
+  process.stderr.write(`${NAME}: error: ${err.message}\n`);
+  if (debug) {
+    let cause: unknown = err;
+    while (cause) {
+      process.stderr.write(
+        `${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}\n`,
+      );
+      if (cause instanceof SpotifyBatchError && Object.keys(cause.context).length > 0) {
+        process.stderr.write(`context: ${JSON.stringify(cause.context)}\n`);
+      }
+      cause = cause instanceof Error ? cause.cause : undefined;
+      if (cause) process.stderr.write('caused by: ');
+    }
+  }
+  process.exit(err.exitStatus);
+}
+
+function loadEnvFile(path: string | undefined): NodeJS.ProcessEnv {
+  if (path === undefined) return process.env;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw usageError(
+      `option --env-file: cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? cause}`,
+    );
+  }
+  // As with `node --env-file`, variables already set in the environment win.
+  return { ...parseEnv(text), ...process.env };
+}
+
+function humanBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < MiB) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / MiB).toFixed(1)} MiB`;
+}
+
+function summary(r: RunReport): string {
+  const parts = [`${r.pages} pages`, `${r.albums} albums`, `${r.rows} rows`, humanBytes(r.bytes)];
+  const where = `→ ${r.location === '-' ? 'stdout' : r.location} in ${r.seconds.toFixed(2)} s`;
+  const extra = [];
+  if (r.parts !== undefined) extra.push(`${r.parts} part${r.parts === 1 ? '' : 's'}`);
+  if (r.etag !== undefined) extra.push(`ETag ${r.etag}`);
+  if (r.retries) extra.push(`${r.retries} retries`);
+  if (r.rateLimited)
+    extra.push(`${r.rateLimited}× 429, waited ${(r.rateLimitWaitMs / 1000).toFixed(1)} s`);
+  if (r.rejected) extra.push(`${r.rejected} rejected`);
+  if (r.searchCapped) extra.push("stopped at Spotify's search cap of 1000");
+  if (r.searchLimit !== null) extra.push(`search limit stepped down to ${r.searchLimit}`);
+  if (r.outputClosed) extra.push('reader closed the output early');
+  return `${NAME}: ${parts.join(', ')} ${where}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+}
+
+function installSignalHandlers(controller: AbortController): void {
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) process.exit(signal === 'SIGINT' ? ExitStatus.sigint : ExitStatus.sigterm);
+      interrupted = true;
+      process.stderr.write(`${NAME}: ${signal}: stopping, cleaning up (again to exit at once)\n`);
+      controller.abort(
+        new SpotifyBatchError('ERR_INTERRUPTED', `interrupted by ${signal}; nothing was written`, {
+          context: { signal },
+        }),
+      );
+    });
+  }
+}
+
+const pullOptions = (y: Argv) =>
+  y
+    .option('out', {
+      alias: 'o',
+      type: 'string',
+      default: '-',
+      describe:
+        'Destination: - (stdout), a file path, or s3://bucket/key. Files and S3 objects appear only when the run succeeds.',
+    })
+    .option('limit', { type: 'number', default: 50, describe: 'Albums per page (1..50)' })
+    .option('concurrency', {
+      alias: 'c',
+      type: 'number',
+      default: 4,
+      describe: 'Pages in flight at once (1..64); output order is kept',
+    })
+    .option('via', {
+      choices: ['new-releases', 'search'] as const,
+      default: 'new-releases' as const,
+      describe:
+        'Endpoint: new-releases, or search (for Development Mode apps, which get 403 on new-releases)',
+    })
+    .option('query', {
+      type: 'string',
+      describe: 'Search query with --via search [default: tag:new]',
+    })
+    .option('max-items', {
+      type: 'number',
+      describe: 'Stop after N albums (the output is complete and valid)',
+    })
+    .option('env-file', {
+      type: 'string',
+      describe: 'Read SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET (and others) from a .env file',
+    })
+    .option('api-url', {
+      type: 'string',
+      describe: 'Web API base URL [env SPOTIFY_API_URL, default https://api.spotify.com]',
+    })
+    .option('accounts-url', {
+      type: 'string',
+      describe:
+        'Accounts base URL [env SPOTIFY_ACCOUNTS_URL, default https://accounts.spotify.com]',
+    })
+    .option('max-retries', {
+      type: 'number',
+      default: 6,
+      describe: 'Retries per page for network errors, 5xx and 429',
+    })
+    .option('max-retry-after', {
+      type: 'number',
+      default: 60,
+      describe: 'Fail when Spotify asks to wait longer than this (seconds)',
+    })
+    .option('max-rate-limit-wait', {
+      type: 'number',
+      default: 900,
+      describe: 'Fail when rate-limit pauses add up to more than this (seconds)',
+    })
+    .option('request-timeout', {
+      type: 'number',
+      default: 30_000,
+      describe: 'Connect/headers/body timeout per request (ms)',
+    })
+    .option('rejects', {
+      type: 'string',
+      describe:
+        'Write albums that fail validation to this NDJSON file and go on (default: fail the run)',
+    })
+    .option('max-rejects', {
+      type: 'number',
+      describe: 'With --rejects: fail once more than N albums were rejected',
+    })
+    .option('csv-escape-formulas', {
+      type: 'boolean',
+      default: false,
+      describe: "Prefix cells starting with = + - @ with ' (for spreadsheets; changes the bytes)",
+    })
+    .option('s3-part-size', {
+      type: 'number',
+      default: 8,
+      describe: 'S3 part size in MiB (min 5). S3 memory ≈ part size × (queue size + 1)',
+    })
+    .option('s3-queue-size', {
+      type: 'number',
+      default: 4,
+      describe: 'S3 parts uploaded in parallel',
+    })
+    .option('s3-endpoint', {
+      type: 'string',
+      describe: 'S3-compatible endpoint [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]',
+    })
+    .option('s3-force-path-style', {
+      type: 'boolean',
+      describe: 'Path-style addressing [default: on with a custom endpoint]',
+    })
+    .option('s3-region', {
+      type: 'string',
+      describe: "S3 region [default: the AWS SDK's chain, e.g. AWS_REGION]",
+    })
+    .option('s3-sse', {
+      choices: ['AES256', 'aws:kms'] as const,
+      describe: 'Server-side encryption',
+    })
+    .option('s3-sse-kms-key-id', { type: 'string', describe: 'KMS key for --s3-sse aws:kms' })
+    .option('s3-storage-class', { type: 'string', describe: 'Storage class, e.g. STANDARD_IA' })
+    .option('s3-tag', {
+      type: 'string',
+      array: true,
+      describe: 'Object tag KEY=VALUE (repeatable)',
+    })
+    .option('log-format', {
+      choices: ['text', 'json'] as const,
+      default: 'text' as const,
+      describe: 'Summary as a line of text or a JSON report on stderr',
+    })
+    .option('quiet', {
+      alias: 'q',
+      type: 'boolean',
+      default: false,
+      describe: 'No summary on success',
+    })
+    .option('debug', {
+      type: 'boolean',
+      default: false,
+      describe: 'Show stack traces and causes on errors',
+    });
+
+type PullArgs = Awaited<ReturnType<typeof pullOptions>['argv']>;
+
+function toOptions(args: PullArgs): Options {
+  const tags: Record<string, string> = {};
+  for (const tag of args['s3-tag'] ?? []) {
+    const eq = String(tag).indexOf('=');
+    if (eq < 1) throw usageError(`option --s3-tag must be KEY=VALUE, got ${tag}`);
+    tags[String(tag).slice(0, eq)] = String(tag).slice(eq + 1);
+  }
+  const defined = <T>(v: T | undefined) => v;
+  const opts: Options = {
+    out: args.out,
+    limit: args.limit,
+    concurrency: args.concurrency,
+    via: args.via,
+    maxRetries: args['max-retries'],
+    maxRetryAfter: args['max-retry-after'],
+    maxRateLimitWait: args['max-rate-limit-wait'],
+    requestTimeout: args['request-timeout'],
+    csvEscapeFormulas: args['csv-escape-formulas'],
+    s3PartSize: Math.round(args['s3-part-size'] * MiB),
+    s3QueueSize: args['s3-queue-size'],
+    s3Tags: tags,
+  };
+  const optional = {
+    query: defined(args.query),
+    maxItems: defined(args['max-items']),
+    apiUrl: defined(args['api-url']),
+    accountsUrl: defined(args['accounts-url']),
+    rejects: defined(args.rejects),
+    maxRejects: defined(args['max-rejects']),
+    s3Endpoint: defined(args['s3-endpoint']),
+    s3ForcePathStyle: defined(args['s3-force-path-style']),
+    s3Region: defined(args['s3-region']),
+    s3Sse: defined(args['s3-sse']),
+    s3SseKmsKeyId: defined(args['s3-sse-kms-key-id']),
+    s3StorageClass: defined(args['s3-storage-class']),
+  };
+  for (const [key, value] of Object.entries(optional)) {
+    if (value !== undefined) (opts as Record<string, unknown>)[key] = value;
+  }
+  if (args['s3-part-size'] < 5)
+    throw usageError(`option --s3-part-size must be at least 5 (MiB), got ${args['s3-part-size']}`);
+  return opts;
+}
+
+async function newReleases(args: PullArgs): Promise<void> {
+  const controller = new AbortController();
+  installSignalHandlers(controller);
+  try {
+    const env = loadEnvFile(args['env-file']);
+    const report = await run(toOptions(args), { signal: controller.signal, env });
+    if (args['log-format'] === 'json') {
+      process.stderr.write(`${JSON.stringify({ event: 'report', ok: true, ...report })}\n`);
+    } else if (!args.quiet) {
+      process.stderr.write(`${summary(report)}\n`);
+    }
+  } catch (error) {
+    if (args['log-format'] === 'json') {
+      const err = toSpotifyBatchError(error);
+      process.stderr.write(
+        `${JSON.stringify({ event: 'report', ok: false, code: err.code, exitStatus: err.exitStatus, message: err.message, context: err.context })}\n`,
+      );
+    }
+    fail(error, args.debug);
+  }
+}
+
+async function emulator(args: {
+  port: number;
+  host: string;
+  albums: number;
+  seed: number;
+  'token-ttl': number;
+  latency: number;
+  jitter: number;
+  'dev-mode': boolean;
+  'omit-total': boolean;
+  fault: string[] | undefined;
+}): Promise<void> {
+  let faults: ReturnType<typeof parseFault>[] = [];
+  try {
+    faults = (args.fault ?? []).map(parseFault);
+  } catch (error) {
+    fail(usageError(`option --fault: ${(error as Error).message}`), false);
+  }
+  const server = await startEmulator({
+    port: args.port,
+    host: args.host,
+    albums: args.albums,
+    seed: args.seed,
+    tokenTtl: args['token-ttl'],
+    latencyMs: args.latency,
+    latencyJitterMs: args.jitter,
+    devMode: args['dev-mode'],
+    omitTotal: args['omit-total'],
+    cachePages: true,
+    faults,
+  }).catch((error: unknown) =>
+    fail(new SpotifyBatchError('ERR_CONFIG', `emulator: ${(error as Error).message}`), false),
+  );
+  process.stdout.write(
+    `${JSON.stringify({ url: server.url, clientId: server.clientId, clientSecret: server.clientSecret, albums: args.albums })}\n`,
+  );
+  process.stderr.write(
+    `${NAME} emulator: listening on ${server.url}\n` +
+      `  SPOTIFY_API_URL=${server.url} SPOTIFY_ACCOUNTS_URL=${server.url} ` +
+      `SPOTIFY_CLIENT_ID=${server.clientId} SPOTIFY_CLIENT_SECRET=${server.clientSecret}\n`,
+  );
+  const stop = () => server.stop().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+await yargs(hideBin(process.argv))
+  .scriptName(NAME)
+  .usage(
+    `$0 <command> [options]\n\nStream Spotify albums as one CSV row per (album, artist) to stdout, a file or S3.\nCredentials: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or CLIENT_ID / CLIENT_SECRET, or --env-file).`,
+  )
+  .command(
+    'new-releases',
+    'Pull the new-releases list (or a search) and write the CSV',
+    (y) =>
+      pullOptions(y)
+        .example('$0 new-releases > albums.csv', 'CSV on stdout')
+        .example('$0 new-releases --out albums.csv', 'atomic file: appears only when complete')
+        .example(
+          '$0 new-releases --out s3://my-bucket/spotify/album_details.csv',
+          'multipart upload to S3',
+        )
+        .example(
+          '$0 new-releases --via search --limit 10',
+          'Development Mode apps (no new-releases since Feb 2026)',
+        )
+        .epilog(
+          'Exit statuses: 0 ok, 1 internal error, 2 usage/configuration, 3 Spotify rejected the credentials, 4 Spotify API error, 5 destination (S3/file) error, 6 bad record, 130 SIGINT, 143 SIGTERM.',
+        ),
+    (args) => newReleases(args as PullArgs),
+  )
+  .command(
+    'emulator',
+    'Run the local Spotify-compatible API (for offline runs and tests)',
+    (y) =>
+      y
+        .option('port', { type: 'number', default: 0, describe: 'Port (0 = any free port)' })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to listen on' })
+        .option('albums', { type: 'number', default: 100, describe: 'Albums in the catalogue' })
+        .option('seed', { type: 'number', default: 1, describe: 'Catalogue seed' })
+        .option('token-ttl', {
+          type: 'number',
+          default: 3600,
+          describe: 'Token lifetime (seconds)',
+        })
+        .option('latency', { type: 'number', default: 0, describe: 'Delay per API answer (ms)' })
+        .option('jitter', { type: 'number', default: 0, describe: 'Extra random delay up to N ms' })
+        .option('dev-mode', {
+          type: 'boolean',
+          default: false,
+          describe: 'Act as a Development Mode app: 403 on new-releases, search limit 10',
+        })
+        .option('omit-total', {
+          type: 'boolean',
+          default: false,
+          describe: 'Leave total out of pages',
+        })
+        .option('fault', {
+          type: 'string',
+          array: true,
+          describe:
+            'Inject faults: KIND[:every=N,offset=O,times=T,retryAfter=S|none,emptyBody] with KIND 429, 500, 502, 503, 504, 400, 403, 404, reset, truncate, expire-token',
+        })
+        .example(
+          '$0 emulator --port 8080 --albums 1000 --fault 429:every=7 --fault reset:every=11',
+          '',
+        ),
+    (args) => emulator(args as Parameters<typeof emulator>[0]),
+  )
+  .demandCommand(1, 'name a command: new-releases or emulator')
+  .strict()
+  .help()
+  .alias('help', 'h')
+  .version()
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .fail((message, error, y) => {
+    if (error) fail(error, process.argv.includes('--debug'));
+    process.stderr.write(`${NAME}: error: ${message}\n${NAME}: run '${NAME} --help' for usage\n`);
+    void y;
+    process.exit(ExitStatus.usage);
+  })
+  .parseAsync();

@@ -1,0 +1,95 @@
+/**
+ * One error class for everything the tool reports. `code` is stable (scripts may match on it);
+ * the exit status is derived from it, so every layer only has to pick the right code.
+ */
+
+/** Process exit statuses; documented in the README's "Exit statuses" table. */
+export const ExitStatus = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  auth: 3,
+  spotify: 4,
+  sink: 5,
+  data: 6,
+  partial: 7,
+  sigint: 130,
+  sigterm: 143,
+} as const;
+
+const exitByCode = {
+  ERR_USAGE: ExitStatus.usage,
+  ERR_CONFIG: ExitStatus.usage,
+  ERR_AUTH: ExitStatus.auth,
+  ERR_SPOTIFY_HTTP: ExitStatus.spotify,
+  ERR_SPOTIFY_FORBIDDEN: ExitStatus.spotify,
+  ERR_RATE_LIMIT: ExitStatus.spotify,
+  ERR_NETWORK: ExitStatus.spotify,
+  ERR_BAD_PAGE: ExitStatus.spotify,
+  ERR_BAD_RECORD: ExitStatus.data,
+  ERR_SINK: ExitStatus.sink,
+  ERR_S3: ExitStatus.sink,
+  ERR_INTERRUPTED: ExitStatus.sigint,
+  ERR_INTERNAL: ExitStatus.internal,
+} as const;
+
+export type ErrorCode = keyof typeof exitByCode;
+
+/** Where an error happened: whatever of these is known is shown in `--debug` and JSON logs. */
+export interface ErrorContext {
+  url?: string;
+  status?: number;
+  offset?: number;
+  bucket?: string;
+  key?: string;
+  path?: string;
+  albumId?: string;
+  field?: string;
+  retryAfter?: number;
+  signal?: string;
+}
+
+export interface ErrorOptions {
+  cause?: unknown;
+  context?: ErrorContext;
+  /** Transient failures (network, 5xx, 429, truncated body) are retried by the source. */
+  retryable?: boolean;
+}
+
+export class SpotifyBatchError extends Error {
+  override readonly name = 'SpotifyBatchError';
+  readonly code: ErrorCode;
+  readonly context: ErrorContext;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.context = options.context ?? {};
+    this.retryable = options.retryable ?? false;
+  }
+
+  get exitStatus(): number {
+    if (this.code === 'ERR_INTERRUPTED' && this.context.signal === 'SIGTERM') {
+      return ExitStatus.sigterm;
+    }
+    return exitByCode[this.code];
+  }
+}
+
+export function isSpotifyBatchError(error: unknown): error is SpotifyBatchError {
+  return error instanceof SpotifyBatchError;
+}
+
+/** Any thrown value as a SpotifyBatchError; unknown errors become ERR_INTERNAL (exit 1). */
+export function toSpotifyBatchError(error: unknown): SpotifyBatchError {
+  if (error instanceof SpotifyBatchError) return error;
+  // An AbortSignal's reason may be wrapped by streams as an AbortError whose cause is ours.
+  if (error instanceof Error && error.cause instanceof SpotifyBatchError) return error.cause;
+  const message = error instanceof Error ? error.message : String(error);
+  return new SpotifyBatchError('ERR_INTERNAL', `internal error: ${message}`, { cause: error });
+}
+
+export function usageError(message: string): SpotifyBatchError {
+  return new SpotifyBatchError('ERR_USAGE', message);
+}

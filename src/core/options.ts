@@ -1,0 +1,233 @@
+import { usageError } from './errors.ts';
+
+export type Via = 'new-releases' | 'search';
+
+/** Where the serialized rows go. */
+export type Destination =
+  | { kind: 'stdout' }
+  | { kind: 'file'; path: string }
+  | { kind: 's3'; bucket: string; key: string };
+
+/** Options for one run. Every field is optional; see {@link normalizeOptions} for defaults. */
+export interface Options {
+  /** `-` (stdout), a file path, or `s3://bucket/key`. @default '-' */
+  out?: string;
+  /**
+   * Which endpoint lists the albums: `new-releases`, or `search` (the path for Development Mode
+   * apps, which get 403 on new-releases since February 2026). @default 'new-releases'
+   */
+  via?: Via;
+  /** Search query for `via: 'search'`. @default 'tag:new' (albums released in the past two weeks) */
+  query?: string;
+  /** Stop after this many albums; the output is complete and valid. @default unlimited */
+  maxItems?: number;
+  /** Albums per page, 1..50. @default 50 */
+  limit?: number;
+  /** Pages in flight at once, 1..64. @default 4 */
+  concurrency?: number;
+  /** Spotify client id. @default env SPOTIFY_CLIENT_ID, then CLIENT_ID */
+  clientId?: string;
+  /** Spotify client secret. @default env SPOTIFY_CLIENT_SECRET, then CLIENT_SECRET */
+  clientSecret?: string;
+  /** Web API base URL; `/v1/...` is appended. @default env SPOTIFY_API_URL, then https://api.spotify.com */
+  apiUrl?: string;
+  /** Accounts base URL; `/api/token` is appended. @default env SPOTIFY_ACCOUNTS_URL, then https://accounts.spotify.com */
+  accountsUrl?: string;
+  /** Retries per page for network errors, 5xx and 429 without a usable Retry-After. @default 6 */
+  maxRetries?: number;
+  /** Longest single Retry-After (seconds) the run will wait; longer fails at once. @default 60 */
+  maxRetryAfter?: number;
+  /** Total seconds the run may spend paused by rate limits. @default 900 */
+  maxRateLimitWait?: number;
+  /** Connect, headers and body timeout for each Spotify request, in milliseconds. @default 30000 */
+  requestTimeout?: number;
+  /** Escape cells starting with = + - @ tab or CR (spreadsheet formula injection). @default false */
+  csvEscapeFormulas?: boolean;
+  /** NDJSON file that receives records that fail validation, instead of failing the run. */
+  rejects?: string;
+  /** With `rejects`: fail the run once more than this many records were rejected. @default Infinity */
+  maxRejects?: number;
+  /** S3 part size in bytes, at least 5 MiB. @default 8 MiB */
+  s3PartSize?: number;
+  /** S3 parts uploaded concurrently. @default 4 */
+  s3QueueSize?: number;
+  /** S3 endpoint URL (S3-compatible stores). @default env AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL */
+  s3Endpoint?: string;
+  /** Path-style addressing. @default true when an endpoint is set, else false */
+  s3ForcePathStyle?: boolean;
+  /** S3 region. @default the SDK's chain (AWS_REGION, profile), then us-east-1 */
+  s3Region?: string;
+  /** Server-side encryption. */
+  s3Sse?: 'AES256' | 'aws:kms';
+  /** KMS key id for `s3Sse: 'aws:kms'`. */
+  s3SseKmsKeyId?: string;
+  /** Storage class, e.g. STANDARD_IA. */
+  s3StorageClass?: string;
+  /** Object tags. */
+  s3Tags?: Record<string, string>;
+}
+
+export interface NormalizedOptions {
+  destination: Destination;
+  via: Via;
+  query: string;
+  maxItems: number;
+  limit: number;
+  concurrency: number;
+  clientId: string;
+  clientSecret: string;
+  apiUrl: string;
+  accountsUrl: string;
+  maxRetries: number;
+  maxRetryAfter: number;
+  maxRateLimitWait: number;
+  requestTimeout: number;
+  csvEscapeFormulas: boolean;
+  rejects: string | undefined;
+  maxRejects: number;
+  s3: S3Options;
+}
+
+export interface S3Options {
+  partSize: number;
+  queueSize: number;
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  region: string | undefined;
+  sse: 'AES256' | 'aws:kms' | undefined;
+  sseKmsKeyId: string | undefined;
+  storageClass: string | undefined;
+  tags: Record<string, string>;
+}
+
+export const MiB = 1024 * 1024;
+const S3_MIN_PART = 5 * MiB;
+const S3_MAX_PART = 5 * 1024 * MiB;
+
+/** Parses `-`, a path, or `s3://bucket/key` into a {@link Destination}. */
+export function parseDestination(out: string): Destination {
+  if (out === '-' || out === '') return { kind: 'stdout' };
+  if (/^s3:\/\//i.test(out)) {
+    const match = /^s3:\/\/([^/]+)\/(.+)$/i.exec(out);
+    if (!match?.[1] || !match[2] || match[2].endsWith('/')) {
+      throw usageError(`option --out must be s3://bucket/key with a key, got ${out}`);
+    }
+    return { kind: 's3', bucket: match[1], key: match[2] };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(out)) {
+    throw usageError(`option --out must be -, a file path or s3://bucket/key, got ${out}`);
+  }
+  return { kind: 'file', path: out };
+}
+
+function integer(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw usageError(`option --${name} must be an integer ${min}..${max}, got ${String(value)}`);
+  }
+  return v;
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (typeof v !== 'number' || Number.isNaN(v) || v < 0) {
+    throw usageError(`option --${name} must be a number >= 0, got ${String(value)}`);
+  }
+  return v;
+}
+
+function baseUrl(name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw usageError(`option --${name} must be an http(s) URL, got ${value}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw usageError(`option --${name} must be an http(s) URL, got ${value}`);
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
+  values.find((v) => v !== undefined && v !== '');
+
+/**
+ * Validates options and fills every default, once. Environment variables are read from `env`
+ * (not `process.env` directly) so tests and the library API can pass their own.
+ */
+export function normalizeOptions(
+  options: Options,
+  env: NodeJS.ProcessEnv = process.env,
+): NormalizedOptions {
+  const clientId = nonEmpty(options.clientId, env.SPOTIFY_CLIENT_ID, env.CLIENT_ID);
+  const clientSecret = nonEmpty(options.clientSecret, env.SPOTIFY_CLIENT_SECRET, env.CLIENT_SECRET);
+  if (!clientId || !clientSecret) {
+    throw usageError(
+      'missing Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or pass --env-file FILE)',
+    );
+  }
+  const rejects = nonEmpty(options.rejects);
+  if (options.maxRejects !== undefined && !rejects) {
+    throw usageError('option --max-rejects needs --rejects FILE');
+  }
+  const endpoint = nonEmpty(options.s3Endpoint, env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL);
+  if (options.s3SseKmsKeyId && options.s3Sse !== 'aws:kms') {
+    throw usageError('option --s3-sse-kms-key-id needs --s3-sse aws:kms');
+  }
+  const via = options.via ?? 'new-releases';
+  if (via !== 'new-releases' && via !== 'search') {
+    throw usageError(`option --via must be new-releases or search, got ${String(via)}`);
+  }
+  if (options.query !== undefined && via !== 'search') {
+    throw usageError('option --query needs --via search');
+  }
+  return {
+    destination: parseDestination(options.out ?? '-'),
+    via,
+    query: nonEmpty(options.query) ?? 'tag:new',
+    maxItems:
+      options.maxItems === undefined
+        ? Number.POSITIVE_INFINITY
+        : integer('max-items', options.maxItems, 0, 1, Number.MAX_SAFE_INTEGER),
+    limit: integer('limit', options.limit, 50, 1, 50),
+    concurrency: integer('concurrency', options.concurrency, 4, 1, 64),
+    clientId,
+    clientSecret,
+    apiUrl: baseUrl(
+      'api-url',
+      nonEmpty(options.apiUrl, env.SPOTIFY_API_URL) ?? 'https://api.spotify.com',
+    ),
+    accountsUrl: baseUrl(
+      'accounts-url',
+      nonEmpty(options.accountsUrl, env.SPOTIFY_ACCOUNTS_URL) ?? 'https://accounts.spotify.com',
+    ),
+    maxRetries: integer('max-retries', options.maxRetries, 6, 0, 100),
+    maxRetryAfter: positive('max-retry-after', options.maxRetryAfter, 60),
+    maxRateLimitWait: positive('max-rate-limit-wait', options.maxRateLimitWait, 900),
+    requestTimeout: integer('request-timeout', options.requestTimeout, 30_000, 1, 3_600_000),
+    csvEscapeFormulas: options.csvEscapeFormulas ?? false,
+    rejects,
+    maxRejects:
+      options.maxRejects === undefined
+        ? Number.POSITIVE_INFINITY
+        : integer('max-rejects', options.maxRejects, 0, 0, Number.MAX_SAFE_INTEGER),
+    s3: {
+      partSize: integer('s3-part-size', options.s3PartSize, 8 * MiB, S3_MIN_PART, S3_MAX_PART),
+      queueSize: integer('s3-queue-size', options.s3QueueSize, 4, 1, 64),
+      endpoint: endpoint === undefined ? undefined : baseUrl('s3-endpoint', endpoint),
+      forcePathStyle: options.s3ForcePathStyle ?? endpoint !== undefined,
+      region: nonEmpty(options.s3Region),
+      sse: options.s3Sse,
+      sseKmsKeyId: nonEmpty(options.s3SseKmsKeyId),
+      storageClass: nonEmpty(options.s3StorageClass),
+      tags: options.s3Tags ?? {},
+    },
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * Counters shared by the stages of one run. Stages only add to them; the pipeline turns them
+ * into the run report. A plain object, so counting costs nothing on the hot path.
+ */
+export interface RunStats {
+  pages: number;
+  albums: number;
+  rows: number;
+  bytes: number;
+  /** `total` reported by the first page, once known. */
+  totalAlbums: number | undefined;
+  /** Requests repeated after a transient failure (network, 5xx, 429, truncated body). */
+  retries: number;
+  /** 429 answers received. */
+  rateLimited: number;
+  /** Milliseconds all requests were paused by Retry-After. */
+  rateLimitWaitMs: number;
+  /** Access tokens fetched (the first one included). */
+  tokens: number;
+  /** Records diverted to the rejects file. */
+  rejected: number;
+  /** Search only: `total` was beyond Spotify's offset cap, so the pull stopped at the cap. */
+  searchCapped: boolean;
+  /** Search only: the page size Spotify accepted, when it refused the one asked for. */
+  searchLimit: number | undefined;
+}
+
+export function createStats(): RunStats {
+  return {
+    pages: 0,
+    albums: 0,
+    rows: 0,
+    bytes: 0,
+    totalAlbums: undefined,
+    retries: 0,
+    rateLimited: 0,
+    rateLimitWaitMs: 0,
+    tokens: 0,
+    rejected: 0,
+    searchCapped: false,
+    searchLimit: undefined,
+  };
+}

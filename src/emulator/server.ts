@@ -1,0 +1,369 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { album, hash } from './catalogue.ts';
+import { FaultPlan, type FaultRule } from './faults.ts';
+
+export interface EmulatorOptions {
+  /** Port to listen on; 0 picks a free one. @default 0 */
+  port?: number;
+  /** Loopback only by default. @default '127.0.0.1' */
+  host?: string;
+  /** Albums in the new-releases list (and search results). @default 100 */
+  albums?: number;
+  /** Catalogue seed. @default 1 */
+  seed?: number;
+  /** Client credentials the token endpoint accepts. @default 'emulator-id' / 'emulator-secret' */
+  clientId?: string;
+  clientSecret?: string;
+  /** Token lifetime in seconds. @default 3600 */
+  tokenTtl?: number;
+  /** Delay before each API answer, in ms. @default 0 */
+  latencyMs?: number;
+  /** Extra random delay 0..jitter ms per API answer (seeded, so repeatable). @default 0 */
+  latencyJitterMs?: number;
+  /** A Development Mode app: 403 on new-releases, search limit at most 10. @default false */
+  devMode?: boolean;
+  /** Injected faults. @default [] */
+  faults?: FaultRule[];
+  /** Omit `total` from paging objects (clients must follow `next`). @default false */
+  omitTotal?: boolean;
+  /** Render pages once and serve them from memory, so the emulator is never the bottleneck. */
+  cachePages?: boolean;
+}
+
+export interface RequestRecord {
+  at: number;
+  path: string;
+  offset: number;
+  status: number;
+}
+
+/** What the emulator saw; tests assert on these counts. */
+export interface EmulatorStats {
+  tokenRequests: number;
+  apiRequests: number;
+  inFlight: number;
+  maxInFlight: number;
+  faultsFired: number;
+  byStatus: Record<number, number>;
+  /** API requests in arrival order (the last 100 000). */
+  log: RequestRecord[];
+}
+
+const SEARCH_CAP = 1000;
+
+/**
+ * A Spotify-compatible Web API on loopback, following SPOTIFY_API.md: client-credentials tokens,
+ * `/v1/browse/new-releases` and `/v1/search?type=album` paging with alphabetical keys, Spotify's
+ * error bodies, and fault injection.
+ */
+export class Emulator {
+  readonly stats: EmulatorStats = {
+    tokenRequests: 0,
+    apiRequests: 0,
+    inFlight: 0,
+    maxInFlight: 0,
+    faultsFired: 0,
+    byStatus: {},
+    log: [],
+  };
+  readonly #options: Required<Omit<EmulatorOptions, 'faults'>>;
+  #faults: FaultPlan;
+  readonly #tokens = new Map<string, number>();
+  readonly #pageCache = new Map<string, Buffer>();
+  readonly #server: Server;
+  #url = '';
+
+  constructor(options: EmulatorOptions = {}) {
+    this.#options = {
+      port: 0,
+      host: '127.0.0.1',
+      albums: 100,
+      seed: 1,
+      clientId: 'emulator-id',
+      clientSecret: 'emulator-secret',
+      tokenTtl: 3600,
+      latencyMs: 0,
+      latencyJitterMs: 0,
+      devMode: false,
+      omitTotal: false,
+      cachePages: false,
+      ...options,
+    };
+    this.#faults = new FaultPlan(options.faults ?? []);
+    this.#server = createServer((req, res) => {
+      this.#handle(req, res).catch((error: unknown) => {
+        if (!res.headersSent)
+          this.#json(res, 500, { error: { status: 500, message: String(error) } });
+      });
+    });
+    this.#server.keepAliveTimeout = 60_000;
+  }
+
+  /** Base URL, e.g. http://127.0.0.1:40123 — use it as both SPOTIFY_API_URL and SPOTIFY_ACCOUNTS_URL. */
+  get url(): string {
+    return this.#url;
+  }
+
+  get clientId(): string {
+    return this.#options.clientId;
+  }
+
+  get clientSecret(): string {
+    return this.#options.clientSecret;
+  }
+
+  /** Replaces the fault rules (counts start again). */
+  setFaults(faults: FaultRule[]): void {
+    this.#faults = new FaultPlan(faults);
+  }
+
+  /** Makes every issued token invalid at once (as if they all expired). */
+  expireTokens(): void {
+    this.#tokens.clear();
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#options.port, this.#options.host, () => resolve());
+    });
+    const { port } = this.#server.address() as AddressInfo;
+    const host = this.#options.host.includes(':') ? `[${this.#options.host}]` : this.#options.host;
+    this.#url = `http://${host}:${port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.#url);
+    if (url.pathname === '/api/token') return this.#token(req, res);
+    if (url.pathname === '/v1/browse/new-releases' || url.pathname === '/v1/search') {
+      this.stats.apiRequests++;
+      this.stats.inFlight++;
+      this.stats.maxInFlight = Math.max(this.stats.maxInFlight, this.stats.inFlight);
+      res.once('close', () => this.stats.inFlight--);
+      return this.#api(req, res, url);
+    }
+    this.#json(res, 404, { error: { status: 404, message: 'Service not found' } });
+  }
+
+  async #token(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.stats.tokenRequests++;
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    const form = new URLSearchParams(body);
+    let id = form.get('client_id') ?? '';
+    let secret = form.get('client_secret') ?? '';
+    const auth = req.headers.authorization ?? '';
+    if (auth.startsWith('Basic ')) {
+      const decoded = Buffer.from(auth.slice(6), 'base64').toString();
+      const colon = decoded.indexOf(':');
+      id = decoded.slice(0, colon);
+      secret = decoded.slice(colon + 1);
+    }
+    if (req.method !== 'POST' || form.get('grant_type') !== 'client_credentials') {
+      return this.#json(res, 400, {
+        error: 'unsupported_grant_type',
+        error_description: 'grant_type parameter is missing',
+      });
+    }
+    if (id !== this.#options.clientId) {
+      return this.#json(res, 400, { error: 'invalid_client', error_description: 'Invalid client' });
+    }
+    if (secret !== this.#options.clientSecret) {
+      return this.#json(res, 400, {
+        error: 'invalid_client',
+        error_description: 'Invalid client secret',
+      });
+    }
+    const token = randomBytes(24).toString('base64url');
+    this.#tokens.set(token, Date.now() + this.#options.tokenTtl * 1000);
+    this.#json(res, 200, {
+      access_token: token,
+      token_type: 'Bearer',
+      expires_in: this.#options.tokenTtl,
+    });
+  }
+
+  async #api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const o = this.#options;
+    const offset = Number(url.searchParams.get('offset') ?? 0);
+    const search = url.pathname === '/v1/search';
+    const record = (status: number) => {
+      this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
+      if (this.stats.log.length < 100_000)
+        this.stats.log.push({ at: Date.now(), path: url.pathname, offset, status });
+    };
+    const delay =
+      o.latencyMs +
+      (o.latencyJitterMs ? hash(o.seed, this.stats.apiRequests, 99) % (o.latencyJitterMs + 1) : 0);
+    if (delay > 0) await sleep(delay);
+
+    const auth = req.headers.authorization ?? '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    const expires = token === undefined ? undefined : this.#tokens.get(token);
+    if (token === undefined || expires === undefined || expires <= Date.now()) {
+      record(401);
+      const message =
+        token === undefined
+          ? 'No token provided'
+          : expires === undefined
+            ? 'Invalid access token'
+            : 'The access token expired';
+      res.setHeader('www-authenticate', 'Bearer realm="spotify"');
+      return this.#json(res, 401, { error: { status: 401, message } });
+    }
+
+    const fault = this.#faults.pick(offset);
+    if (fault) {
+      this.stats.faultsFired++;
+      if (this.#inject(fault, res, record, token)) return;
+    }
+
+    if (!search && o.devMode) {
+      record(403);
+      return this.#json(res, 403, { error: { status: 403, message: 'Forbidden' } });
+    }
+    const rawLimit = url.searchParams.get('limit');
+    const limit = rawLimit === null ? (search ? 5 : 20) : Number(rawLimit);
+    const maxLimit = search && o.devMode ? 10 : 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit) {
+      record(400);
+      return this.#json(res, 400, { error: { status: 400, message: 'Invalid limit' } });
+    }
+    if (!Number.isInteger(offset) || offset < 0 || (search && offset + limit > SEARCH_CAP)) {
+      record(400);
+      return this.#json(res, 400, { error: { status: 400, message: 'Invalid offset' } });
+    }
+    if (search && (url.searchParams.get('type') !== 'album' || !url.searchParams.get('q'))) {
+      record(400);
+      return this.#json(res, 400, { error: { status: 400, message: 'Bad search type field' } });
+    }
+    record(200);
+    const body = this.#page(url, offset, limit, search);
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': body.length,
+    });
+    res.end(body);
+  }
+
+  /** Applies a fault; returns false when the request should then be answered normally. */
+  #inject(
+    fault: FaultRule,
+    res: ServerResponse,
+    record: (status: number) => void,
+    token: string,
+  ): boolean {
+    switch (fault.kind) {
+      case 'reset':
+        record(0);
+        res.socket?.destroy();
+        return true;
+      case 'truncate': {
+        record(200);
+        // Promise a full body, send half of a real one, then drop the connection.
+        const body = Buffer.from(
+          JSON.stringify({ albums: { href: this.#url, items: [album(1, 0, this.#url)] } }),
+        );
+        res.writeHead(200, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': body.length,
+        });
+        res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+        return true;
+      }
+      case 'expire-token':
+        this.#tokens.delete(token);
+        record(401);
+        res.setHeader('www-authenticate', 'Bearer realm="spotify"');
+        this.#json(res, 401, { error: { status: 401, message: 'The access token expired' } });
+        return true;
+      case '429': {
+        record(429);
+        const retryAfter = fault.retryAfter === undefined ? '1' : fault.retryAfter;
+        if (retryAfter !== null) res.setHeader('retry-after', retryAfter);
+        if (fault.emptyBody) {
+          res.writeHead(429).end();
+        } else {
+          this.#json(res, 429, { error: { status: 429, message: 'API rate limit exceeded' } });
+        }
+        return true;
+      }
+      default: {
+        const status = Number(fault.kind);
+        record(status);
+        const messages: Record<number, string> = {
+          400: 'Bad request',
+          403: 'Forbidden',
+          404: 'Not found',
+          500: 'Server error',
+          502: 'Bad gateway',
+          503: 'Service unavailable',
+          504: 'Gateway timeout',
+        };
+        // Spotify's error bodies sometimes come with odd spacing.
+        const body = `{"error" : {\n  "status" : ${status},\n  "message" : "${messages[status] ?? 'Error'}"\n}}`;
+        res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+        return true;
+      }
+    }
+  }
+
+  #page(url: URL, offset: number, limit: number, search: boolean): Buffer {
+    const key = `${url.pathname}|${offset}|${limit}`;
+    const cached = this.#pageCache.get(key);
+    if (cached) return cached;
+    const o = this.#options;
+    const total = o.albums;
+    const api = `${this.#url}${url.pathname}`;
+    const keep = new URLSearchParams(url.searchParams);
+    keep.delete('offset');
+    keep.delete('limit');
+    // Spotify's next/previous carry parameters the client never sent.
+    if (!search && !keep.has('locale')) keep.set('locale', '*');
+    const link = (at: number) => {
+      const params = new URLSearchParams(keep);
+      params.set('offset', String(at));
+      params.set('limit', String(limit));
+      return `${api}?${params}`;
+    };
+    const end = search ? Math.min(total, SEARCH_CAP) : total;
+    const items = [];
+    for (let i = offset; i < Math.min(offset + limit, end); i++)
+      items.push(album(o.seed, i, this.#url));
+    const paging: Record<string, unknown> = {
+      href: link(offset),
+      items,
+      limit,
+      next: offset + limit < end ? link(offset + limit) : null,
+      offset,
+      previous: offset > 0 ? link(Math.max(0, offset - limit)) : null,
+    };
+    if (!o.omitTotal) paging.total = total;
+    const body = Buffer.from(JSON.stringify({ albums: paging }));
+    if (o.cachePages) this.#pageCache.set(key, body);
+    return body;
+  }
+
+  #json(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  }
+}
+
+/** Starts an emulator; the caller stops it. */
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  return new Emulator(options).start();
+}

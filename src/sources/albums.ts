@@ -1,0 +1,213 @@
+import { Readable } from 'node:stream';
+import { SpotifyBatchError } from '../core/errors.ts';
+import type { Via } from '../core/options.ts';
+import type { RunStats } from '../core/stats.ts';
+import { type ClientOptions, SpotifyClient } from './client.ts';
+
+/** Spotify's search refuses `offset + limit` beyond this. */
+export const SEARCH_CAP = 1000;
+/** The largest search `limit` Development Mode apps may use since February 2026. */
+export const DEV_MODE_SEARCH_LIMIT = 10;
+
+export interface AlbumSourceOptions extends Omit<ClientOptions, 'signal'> {
+  via: Via;
+  /** Search query (with `via: 'search'`). */
+  query: string;
+  limit: number;
+  /** Stop after this many albums (the last page is cut). */
+  maxItems: number;
+  signal: AbortSignal;
+}
+
+/** One parsed page of a Spotify paging object. */
+export interface Page {
+  items: unknown[];
+  offset: number;
+  limit: number;
+  total: number | undefined;
+  next: string | null;
+  href: string | undefined;
+}
+
+export function firstPageUrl(apiUrl: string, via: Via, limit: number, query: string): string {
+  if (via === 'search') {
+    const params = new URLSearchParams({
+      q: query,
+      type: 'album',
+      limit: String(limit),
+      offset: '0',
+    });
+    return `${apiUrl}/v1/search?${params}`;
+  }
+  return `${apiUrl}/v1/browse/new-releases?limit=${limit}&offset=0`;
+}
+
+/**
+ * The URL of the page at `offset`: Spotify's own `next`/`href` with only `offset` (and `limit`)
+ * changed, so parameters we never sent (captured responses carry `locale=*`) are kept.
+ */
+export function pageUrl(base: string, offset: number, limit: number): string {
+  const url = new URL(base);
+  url.searchParams.set('offset', String(offset));
+  url.searchParams.set('limit', String(limit));
+  return url.href;
+}
+
+/** Checks the paging object's shape; a page we cannot trust fails the run, it is not skipped. */
+export function toPage(json: unknown, url: string, offset: number): Page {
+  const paging = (json as { albums?: unknown } | null)?.albums as
+    | Record<string, unknown>
+    | undefined;
+  if (!paging || typeof paging !== 'object' || !Array.isArray(paging.items)) {
+    throw new SpotifyBatchError(
+      'ERR_BAD_PAGE',
+      `unexpected response from ${url}: no albums.items array`,
+      {
+        context: { url, offset },
+      },
+    );
+  }
+  const int = (v: unknown): number | undefined =>
+    Number.isInteger(v) && (v as number) >= 0 ? (v as number) : undefined;
+  return {
+    items: paging.items,
+    offset: int(paging.offset) ?? offset,
+    limit: int(paging.limit) || paging.items.length,
+    total: int(paging.total),
+    next: typeof paging.next === 'string' ? paging.next : null,
+    href: typeof paging.href === 'string' ? paging.href : undefined,
+  };
+}
+
+/**
+ * Yields pages in API order. The first page gives `total` and `limit`; the rest are fetched by
+ * offset with up to `concurrency` requests started ahead of the consumer (a window of promises
+ * awaited in order). Without a usable `total` it follows `next`, one page at a time. Being a
+ * generator, it fetches nothing until asked: a stalled consumer stops the fetching.
+ */
+export async function* fetchPages(
+  client: SpotifyClient,
+  options: AlbumSourceOptions,
+): AsyncGenerator<Page> {
+  const { via, concurrency, stats } = options;
+  const first = await fetchFirstPage(client, options);
+  yield first;
+  const cap = via === 'search' ? SEARCH_CAP : Number.POSITIVE_INFINITY;
+  const limit = first.limit;
+  let base = first.next;
+  if (base === null || first.items.length === 0) return;
+  const total = first.total;
+  if (total === undefined || limit < 1) {
+    // No usable total: follow `next` sequentially.
+    while (base !== null) {
+      const page = await getPage(client, base, first.offset);
+      yield page;
+      base = page.items.length > 0 ? page.next : null;
+    }
+    return;
+  }
+  const end = Math.min(total, cap);
+  if (total > cap) stats.searchCapped = true;
+  const window: Promise<Page>[] = [];
+  let offset = first.offset + first.limit;
+  try {
+    while (window.length > 0 || offset < end) {
+      while (window.length < concurrency && offset < end) {
+        const pageLimit = Math.min(limit, end - offset);
+        const pending = getPage(client, pageUrl(base, offset, pageLimit), offset);
+        // Handled when its turn comes; until then a rejection must not count as unhandled.
+        pending.catch(() => {});
+        window.push(pending);
+        offset += pageLimit;
+      }
+      yield await (window.shift() as Promise<Page>);
+    }
+  } finally {
+    window.length = 0;
+  }
+}
+
+async function getPage(client: SpotifyClient, url: string, offset: number): Promise<Page> {
+  return toPage(await client.getJson(url, offset), url, offset);
+}
+
+/**
+ * Search answers 400 "Invalid limit" to Development Mode apps asking for more than 10 per page:
+ * step down once to 10 rather than fail.
+ */
+async function fetchFirstPage(client: SpotifyClient, options: AlbumSourceOptions): Promise<Page> {
+  const { via, limit, query } = options;
+  const url = firstPageUrl(client.apiUrl, via, limit, query);
+  try {
+    return await getPage(client, url, 0);
+  } catch (error) {
+    const invalidLimit =
+      via === 'search' &&
+      limit > DEV_MODE_SEARCH_LIMIT &&
+      error instanceof SpotifyBatchError &&
+      error.context.status === 400 &&
+      /limit/i.test(error.message);
+    if (!invalidLimit) throw error;
+    options.stats.searchLimit = DEV_MODE_SEARCH_LIMIT;
+    return getPage(client, firstPageUrl(client.apiUrl, via, DEV_MODE_SEARCH_LIMIT, query), 0);
+  }
+}
+
+/**
+ * The album stream: a Readable (objectMode) over {@link fetchPages}. A page's albums are pushed
+ * together once the page parsed completely, so a retried page never emits half of itself; the
+ * next page is asked for only when the stream's buffer has room. The source owns its client:
+ * destroying the stream aborts requests in flight and closes the connection pool.
+ */
+export class AlbumSource extends Readable {
+  readonly #controller = new AbortController();
+  readonly #client: SpotifyClient;
+  readonly #pages: AsyncGenerator<Page>;
+  readonly #stats: RunStats;
+  readonly #maxItems: number;
+  #reading = false;
+
+  constructor(options: AlbumSourceOptions) {
+    super({ objectMode: true, highWaterMark: 16 });
+    const signal = AbortSignal.any([options.signal, this.#controller.signal]);
+    this.#client = new SpotifyClient({ ...options, signal });
+    this.#pages = fetchPages(this.#client, { ...options, signal });
+    this.#stats = options.stats;
+    this.#maxItems = options.maxItems;
+  }
+
+  override _read(): void {
+    if (this.#reading) return;
+    this.#reading = true;
+    this.#pages.next().then(
+      (result) => {
+        this.#reading = false;
+        if (result.done) {
+          this.push(null);
+          return;
+        }
+        const stats = this.#stats;
+        stats.pages++;
+        if (stats.totalAlbums === undefined && result.value.total !== undefined) {
+          stats.totalAlbums = result.value.total;
+        }
+        let items = result.value.items;
+        const room = this.#maxItems - stats.albums;
+        if (items.length >= room) items = items.slice(0, room);
+        stats.albums += items.length;
+        for (const item of items) this.push(item);
+        if (stats.albums >= this.#maxItems) this.push(null);
+      },
+      (error: unknown) => this.destroy(error as Error),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#controller.abort(error ?? undefined);
+    const cleanup = async (): Promise<void> => {
+      await this.#pages.return(undefined).catch(() => {});
+      await this.#client.close().catch(() => {});
+    };
+    cleanup().then(() => callback(error));
+  }
+}

@@ -1,0 +1,222 @@
+import pRetry from 'p-retry';
+import { Agent, type Dispatcher, request } from 'undici';
+import { SpotifyBatchError } from '../core/errors.ts';
+import type { RunStats } from '../core/stats.ts';
+import { describe, TokenProvider } from './auth.ts';
+import { parseJsonBody } from './parse.ts';
+import { parseRetryAfter, Throttle } from './throttle.ts';
+
+export interface ClientOptions {
+  apiUrl: string;
+  accountsUrl: string;
+  clientId: string;
+  clientSecret: string;
+  concurrency: number;
+  maxRetries: number;
+  maxRetryAfter: number;
+  maxRateLimitWait: number;
+  requestTimeout: number;
+  stats: RunStats;
+  signal: AbortSignal;
+}
+
+/**
+ * Every Spotify request of a run goes through one client: one keep-alive connection pool, one
+ * token, one rate-limit gate. `getJson` returns a fully parsed body or throws; transient failures
+ * (network, truncated body, 429, 5xx, an expired token) are retried here, whole.
+ */
+export class SpotifyClient {
+  readonly #options: ClientOptions;
+  readonly #dispatcher: Agent;
+  readonly #tokens: TokenProvider;
+  readonly #throttle: Throttle;
+
+  constructor(options: ClientOptions) {
+    this.#options = options;
+    const timeout = options.requestTimeout;
+    this.#dispatcher = new Agent({
+      connections: options.concurrency + 1,
+      keepAliveTimeout: 30_000,
+      connectTimeout: timeout,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+    });
+    this.#tokens = new TokenProvider({ ...options, dispatcher: this.#dispatcher });
+    this.#throttle = new Throttle(options);
+  }
+
+  get apiUrl(): string {
+    return this.#options.apiUrl;
+  }
+
+  async getJson(url: string, offset?: number): Promise<unknown> {
+    const { maxRetries, stats, signal } = this.#options;
+    let unauthorized = 0;
+    return pRetry(
+      async () => {
+        await this.#throttle.acquire();
+        try {
+          const body = await this.#attempt(url, offset, () => ++unauthorized);
+          this.#throttle.succeeded();
+          return body;
+        } finally {
+          this.#throttle.release();
+        }
+      },
+      {
+        retries: maxRetries,
+        minTimeout: 500,
+        maxTimeout: 30_000,
+        factor: 2,
+        randomize: true,
+        signal,
+        // A 429 with Retry-After already waits at the shared gate, and a 401 already got a new
+        // token: neither should also back off or use up the retries meant for real failures.
+        shouldConsumeRetry: ({ error }) =>
+          !(
+            error instanceof SpotifyBatchError &&
+            error.context.retryAfter !== undefined &&
+            error.context.retryAfter > 0
+          ) && !(error instanceof SpotifyBatchError && error.context.status === 401),
+        shouldRetry: ({ error }) => {
+          const retry = error instanceof SpotifyBatchError && error.retryable && !signal.aborted;
+          if (retry) stats.retries++;
+          return retry;
+        },
+      },
+    );
+  }
+
+  async #attempt(
+    url: string,
+    offset: number | undefined,
+    count401: () => number,
+  ): Promise<unknown> {
+    const { signal } = this.#options;
+    const token = await this.#tokens.get();
+    const context = offset === undefined ? { url } : { url, offset };
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(url, {
+        dispatcher: this.#dispatcher,
+        signal,
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      });
+    } catch (cause) {
+      throw networkError(cause, url, context, signal);
+    }
+    const { statusCode: status, body } = response;
+    if (status === 200) {
+      try {
+        return await parseJsonBody(body);
+      } catch (cause) {
+        body.destroy();
+        if (signal.aborted) throw cause;
+        throw new SpotifyBatchError(
+          'ERR_BAD_PAGE',
+          `incomplete or invalid JSON from ${url}: ${describe(cause)}`,
+          {
+            cause,
+            context: { ...context, status },
+            retryable: true,
+          },
+        );
+      }
+    }
+    // Always read error bodies: an unread body holds its connection (undici README).
+    const text = await body.text().catch(() => '');
+    const message = spotifyMessage(text);
+    const where = `${new URL(url).pathname}${offset === undefined ? '' : ` (offset ${offset})`}`;
+    if (status === 401) {
+      this.#tokens.invalidate(token);
+      throw new SpotifyBatchError(
+        'ERR_AUTH',
+        `Spotify answered 401 for ${where}: ${message ?? 'Unauthorized'}`,
+        {
+          context: { ...context, status },
+          // One fresh token per request; a second 401 means the token itself is not accepted.
+          retryable: count401() <= 1,
+        },
+      );
+    }
+    if (status === 429) {
+      const retryAfter = parseRetryAfter(response.headers['retry-after']);
+      this.#throttle.rateLimited(retryAfter, url);
+      throw new SpotifyBatchError(
+        'ERR_RATE_LIMIT',
+        `Spotify rate limit (429) for ${where}, retries exhausted`,
+        {
+          context:
+            retryAfter === undefined ? { ...context, status } : { ...context, status, retryAfter },
+          retryable: true,
+        },
+      );
+    }
+    if (status === 403) {
+      throw new SpotifyBatchError('ERR_SPOTIFY_FORBIDDEN', forbiddenMessage(where, message), {
+        context: { ...context, status },
+      });
+    }
+    const retryable = status >= 500 || status === 408;
+    throw new SpotifyBatchError(
+      'ERR_SPOTIFY_HTTP',
+      `Spotify answered HTTP ${status} for ${where}${message ? `: ${message}` : ''}${retryable ? ' (retries exhausted)' : ''}`,
+      { context: { ...context, status }, retryable },
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.#dispatcher.destroy();
+  }
+}
+
+function networkError(
+  cause: unknown,
+  url: string,
+  context: { url: string },
+  signal: AbortSignal,
+): unknown {
+  if (signal.aborted) return cause;
+  const code = (cause as { code?: unknown }).code;
+  // A host that does not resolve will not start resolving within our retries.
+  const retryable = code !== 'ENOTFOUND' && code !== 'ERR_INVALID_URL';
+  return new SpotifyBatchError('ERR_NETWORK', `request to ${url} failed: ${describe(cause)}`, {
+    cause,
+    context,
+    retryable,
+  });
+}
+
+/** Spotify's `{"error":{"status":..,"message":..}}`, or an OAuth-style body, as one string. */
+export function spotifyMessage(text: string): string | undefined {
+  try {
+    const body = JSON.parse(text) as {
+      error?: unknown;
+      error_description?: unknown;
+      message?: unknown;
+    };
+    const error = body.error;
+    if (
+      error &&
+      typeof error === 'object' &&
+      typeof (error as { message?: unknown }).message === 'string'
+    ) {
+      return (error as { message: string }).message;
+    }
+    if (typeof body.error_description === 'string') return body.error_description;
+    if (typeof error === 'string') return error;
+    if (typeof body.message === 'string') return body.message;
+  } catch {
+    // not JSON: fall through
+  }
+  const trimmed = text.trim().slice(0, 200);
+  return trimmed || undefined;
+}
+
+function forbiddenMessage(where: string, message: string | undefined): string {
+  const said = `Spotify answered 403 for ${where}: ${message ?? 'Forbidden'}.`;
+  if (where.startsWith('/v1/browse/new-releases')) {
+    return `${said} Since February 2026 Spotify apps in Development Mode cannot call new-releases (and need an owner with Premium); use an app with Extended Quota Mode, or pull from search with --via search.`;
+  }
+  return `${said} Check that the app may call this endpoint.`;
+}

@@ -1,0 +1,123 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import { SpotifyBatchError } from '../core/errors.ts';
+import type { RunStats } from '../core/stats.ts';
+
+/** The CSV contract's columns, in order (see the README). */
+export const COLUMNS = [
+  'album_id',
+  'album_name',
+  'release_date',
+  'album_spotify_url',
+  'artist_id',
+  'artist_name',
+  'artist_spotify_url',
+] as const;
+
+/** One output row: the values of {@link COLUMNS}, in that order. */
+export type Row = [string, string, string, string, string, string, string];
+
+type Json = Record<string, unknown>;
+
+function text(record: Json, field: string, albumId: string | undefined, where = field): string {
+  const value = record[field];
+  if (typeof value === 'string') return value;
+  throw badRecord(albumId, where, value);
+}
+
+function spotifyUrl(record: Json, albumId: string | undefined, where: string): string {
+  const urls = record.external_urls as Json | undefined;
+  const value = urls && typeof urls === 'object' ? urls.spotify : undefined;
+  if (typeof value === 'string') return value;
+  throw badRecord(albumId, `${where}external_urls.spotify`, value);
+}
+
+function badRecord(albumId: string | undefined, field: string, value: unknown): SpotifyBatchError {
+  const got = value === undefined ? 'missing' : `got ${JSON.stringify(value)}`;
+  const album = albumId === undefined ? 'an album without an id' : `album ${albumId}`;
+  return new SpotifyBatchError('ERR_BAD_RECORD', `bad record: ${album}: field ${field} is ${got}`, {
+    context: { field, ...(albumId === undefined ? {} : { albumId }) },
+  });
+}
+
+/**
+ * One row per artist of `album`, in the API's artist order; none for an album without artists
+ * (as the tutorial's loop does). Throws ERR_BAD_RECORD naming the album and the field when a
+ * value a column needs is missing or not a string: an empty string is data, a null is not.
+ */
+export function albumToRows(album: unknown): Row[] {
+  if (!album || typeof album !== 'object' || Array.isArray(album)) {
+    throw badRecord(undefined, 'album', album);
+  }
+  const record = album as Json;
+  const rawId = record.id;
+  const id = typeof rawId === 'string' && rawId !== '' ? rawId : undefined;
+  if (id === undefined) throw badRecord(undefined, 'id', rawId);
+  const name = text(record, 'name', id);
+  const releaseDate = text(record, 'release_date', id);
+  const albumUrl = spotifyUrl(record, id, '');
+  const artists = record.artists;
+  if (!Array.isArray(artists)) throw badRecord(id, 'artists', artists);
+  const rows: Row[] = [];
+  for (let i = 0; i < artists.length; i++) {
+    const artist = artists[i] as Json;
+    const where = `artists[${i}].`;
+    if (!artist || typeof artist !== 'object') throw badRecord(id, `artists[${i}]`, artist);
+    rows.push([
+      id,
+      name,
+      releaseDate,
+      albumUrl,
+      text(artist, 'id', id, `${where}id`),
+      text(artist, 'name', id, `${where}name`),
+      spotifyUrl(artist, id, where),
+    ]);
+  }
+  return rows;
+}
+
+/**
+ * Called with a record that failed validation. Returning diverts it (the run goes on); throwing
+ * fails the run. Without a handler, the first bad record fails the run.
+ */
+export type RejectHandler = (record: unknown, error: SpotifyBatchError) => void;
+
+/** albums (objectMode) → rows (objectMode), one push per row. */
+export class RowsTransform extends Transform {
+  readonly #stats: RunStats;
+  readonly #onReject: RejectHandler | undefined;
+
+  constructor(stats: RunStats, onReject?: RejectHandler) {
+    super({ objectMode: true, highWaterMark: 64 });
+    this.#stats = stats;
+    this.#onReject = onReject;
+  }
+
+  override _transform(
+    album: unknown,
+    _encoding: BufferEncoding,
+    callback: TransformCallback,
+  ): void {
+    let rows: Row[];
+    try {
+      rows = albumToRows(album);
+    } catch (error) {
+      callback(this.#reject(album, error));
+      return;
+    }
+    this.#stats.rows += rows.length;
+    for (const row of rows) this.push(row);
+    callback();
+  }
+
+  /** Diverts a bad record to the handler; returns the error that fails the run, if any. */
+  #reject(album: unknown, error: unknown): Error | undefined {
+    if (!(error instanceof SpotifyBatchError) || !this.#onReject) return error as Error;
+    try {
+      this.#onReject(album, error);
+    } catch (fatal) {
+      return fatal as Error;
+    }
+    this.#stats.rejected++;
+    return undefined;
+  }
+}
