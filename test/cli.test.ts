@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { CLI, emulatorEnv, runCli } from './helpers/cli.ts';
+
+let emulator: Emulator;
+before(async () => {
+  emulator = await startEmulator({ seed: 11, albums: 5000 });
+});
+after(() => emulator.stop());
+
+const usage: [string, string[], RegExp][] = [
+  ['an unknown flag', ['new-releases', '--bogus'], /Unknown argument: bogus/],
+  ['no command', [], /name a command/],
+  ['--limit 0', ['new-releases', '--limit', '0'], /option --limit must be an integer 1\.\.50, got 0/],
+  ['--limit 51', ['new-releases', '--limit', '51'], /option --limit must be an integer 1\.\.50, got 51/],
+  ['--limit abc', ['new-releases', '--limit', 'abc'], /option --limit must be an integer 1\.\.50/],
+  ['--concurrency 0', ['new-releases', '--concurrency', '0'], /option --concurrency must be an integer 1\.\.64/],
+  ['--out s3 without key', ['new-releases', '--out', 's3://bucket'], /option --out must be s3:\/\/bucket\/key/],
+  ['--out other scheme', ['new-releases', '--out', 'gs://bucket/key'], /option --out must be -, a file path or s3:\/\/bucket\/key/],
+  ['--out missing directory', ['new-releases', '--out', '/nonexistent-dir/x.csv'], /directory \/nonexistent-dir does not exist/],
+  ['--s3-part-size below 5', ['new-releases', '--s3-part-size', '4'], /--s3-part-size must be at least 5/],
+  ['--via other', ['new-releases', '--via', 'browse'], /Invalid values/],
+  ['--query without search', ['new-releases', '--query', 'x'], /option --query needs --via search/],
+  ['--api-url not a URL', ['new-releases', '--api-url', 'nope'], /option --api-url must be an http\(s\) URL, got nope/],
+];
+for (const [name, args, message] of usage) {
+  test(`usage error, exit 2, one line: ${name}`, async () => {
+    const result = await runCli(args, { env: emulatorEnv(emulator) });
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, message);
+    assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(result.stdout.length, 0);
+  });
+}
+
+test('missing credentials: exit 2 naming the variables', async () => {
+  const result = await runCli(['new-releases'], { env: { SPOTIFY_API_URL: emulator.url } });
+  assert.equal(result.status, 2);
+  assert.equal(result.stderr, 'spotify-batch: error: missing Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or pass --env-file FILE)\n');
+});
+
+test("the tutorial's CLIENT_ID / CLIENT_SECRET and --env-file both work", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
+  const envFile = join(dir, '.env');
+  await writeFile(envFile, `CLIENT_ID=${emulator.clientId}\nCLIENT_SECRET="${emulator.clientSecret}"\n`);
+  const env = { SPOTIFY_API_URL: emulator.url, SPOTIFY_ACCOUNTS_URL: emulator.url };
+  const result = await runCli(['new-releases', '--env-file', envFile, '--max-items', '10'], { env });
+  assert.equal(result.status, 0, result.stderr);
+  assert.ok(result.stdout.toString().startsWith('album_id,'));
+});
+
+test('rejected client secret: exit 3 with a clear line and no secret in it', async () => {
+  const env = { ...emulatorEnv(emulator), SPOTIFY_CLIENT_SECRET: 'wrong-secret-value' };
+  const result = await runCli(['new-releases'], { env });
+  assert.equal(result.status, 3);
+  assert.match(result.stderr, /Spotify rejected the client id\/secret \(invalid_client: Invalid client secret\)/);
+  assert.doesNotMatch(result.stderr, /wrong-secret-value/);
+});
+
+test('--help teaches: commands, examples, exit statuses', async () => {
+  const result = await runCli(['new-releases', '--help']);
+  assert.equal(result.status, 0);
+  const help = result.stdout.toString();
+  for (const needle of ['--out', '--limit', '--concurrency', 's3://', 'Exit statuses', '--via', 'Examples:']) {
+    assert.ok(help.includes(needle), `help lacks ${needle}`);
+  }
+});
+
+test('a reader that goes away (| head) ends the run quietly with status 0', async () => {
+  const child = spawn(process.execPath, [CLI, 'new-releases', '--concurrency', '2'], {
+    env: { PATH: process.env.PATH, ...emulatorEnv(emulator) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  child.stdout.once('data', () => child.stdout.destroy());
+  const [status] = (await new Promise((resolve) => child.on('close', (...args) => resolve(args)))) as [number];
+  assert.equal(status, 0, stderr);
+  assert.doesNotMatch(stderr, /error|\n\s+at /i);
+  assert.match(stderr, /reader closed the output early/);
+  // It stopped early instead of pulling all 100 pages.
+  assert.ok(emulator.stats.apiRequests < 100, `${emulator.stats.apiRequests} requests`);
+});
+
+test('a failed run leaves no file and no temporary file behind', async () => {
+  const failing = await startEmulator({ seed: 11, albums: 1000, faults: [{ kind: '500', offset: 500 }] });
+  try {
+    const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
+    const out = join(dir, 'albums.csv');
+    const result = await runCli(['new-releases', '--out', out, '--max-retries', '1'], { env: emulatorEnv(failing) });
+    assert.equal(result.status, 4, result.stderr);
+    assert.match(result.stderr, /Spotify answered HTTP 500 for \/v1\/browse\/new-releases \(offset 500\): Server error \(retries exhausted\)/);
+    assert.deepEqual(await readdir(dir), []);
+  } finally {
+    await failing.stop();
+  }
+});
+
+test('--log-format json writes one JSON report on stderr', async () => {
+  const result = await runCli(['new-releases', '--max-items', '60', '--log-format', 'json'], { env: emulatorEnv(emulator) });
+  assert.equal(result.status, 0);
+  const report = JSON.parse(result.stderr);
+  assert.equal(report.event, 'report');
+  assert.equal(report.ok, true);
+  assert.equal(report.albums, 60);
+  assert.equal(report.bytes, result.stdout.length);
+});

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createStats } from '../src/core/stats.ts';
+import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { AlbumSource } from '../src/sources/albums.ts';
+import { runToBuffer } from './helpers/run.ts';
+
+const emulators: Emulator[] = [];
+async function emulator(options: Parameters<typeof startEmulator>[0]): Promise<Emulator> {
+  const e = await startEmulator(options);
+  emulators.push(e);
+  return e;
+}
+after(() => Promise.all(emulators.map((e) => e.stop())));
+
+test('pages fetched concurrently with random latency come out in API order', async () => {
+  const plain = await emulator({ seed: 5, albums: 1000 });
+  const jittery = await emulator({ seed: 5, albums: 1000, latencyJitterMs: 40 });
+  const expected = (await runToBuffer(plain, { concurrency: 1 })).bytes;
+  for (const concurrency of [4, 16]) {
+    const { bytes, report } = await runToBuffer(jittery, { concurrency, limit: 20 });
+    assert.ok(bytes.equals(expected), `concurrency ${concurrency}: output differs`);
+    assert.equal(report.pages, 50);
+    assert.equal(report.albums, 1000);
+  }
+  // The emulator really saw requests overlap, so order was at stake.
+  assert.ok(jittery.stats.maxInFlight > 4, `max in flight ${jittery.stats.maxInFlight}`);
+  assert.ok(jittery.stats.maxInFlight <= 16);
+});
+
+test('a stalled consumer stops the fetching', async () => {
+  const e = await emulator({ seed: 1, albums: 10_000 });
+  const controller = new AbortController();
+  const source = new AlbumSource({
+    apiUrl: e.url,
+    accountsUrl: e.url,
+    clientId: e.clientId,
+    clientSecret: e.clientSecret,
+    via: 'new-releases',
+    query: 'tag:new',
+    limit: 50,
+    concurrency: 4,
+    maxItems: Number.POSITIVE_INFINITY,
+    maxRetries: 0,
+    maxRetryAfter: 60,
+    maxRateLimitWait: 60,
+    requestTimeout: 5000,
+    stats: createStats(),
+    signal: controller.signal,
+  });
+  // Read one album, then stop reading for a while: 200 pages are available.
+  await once(source, 'readable');
+  assert.ok(source.read());
+  await sleep(500);
+  const requests = e.stats.apiRequests;
+  // First page, a full window of 4 ahead of the consumer, and one page refilling the buffer.
+  assert.ok(requests <= 6, `the source kept fetching: ${requests} requests`);
+  await sleep(300);
+  assert.equal(e.stats.apiRequests, requests, 'requests went on while nobody read');
+  source.destroy();
+  await once(source, 'close');
+});
+
+test('without total it follows next, one page at a time, with the same output', async () => {
+  const withTotal = await emulator({ seed: 9, albums: 333 });
+  const withoutTotal = await emulator({ seed: 9, albums: 333, omitTotal: true, latencyMs: 5 });
+  const expected = (await runToBuffer(withTotal)).bytes;
+  const { bytes, report } = await runToBuffer(withoutTotal, { concurrency: 8 });
+  assert.ok(bytes.equals(expected));
+  assert.equal(report.pages, 7);
+  assert.equal(withoutTotal.stats.maxInFlight, 1);
+});
+
+test('later pages keep the parameters Spotify put in next (locale=*)', async () => {
+  const e = await emulator({ seed: 2, albums: 120 });
+  await runToBuffer(e, { concurrency: 2 });
+  assert.deepEqual(
+    e.stats.log.map((r) => r.offset),
+    [0, 50, 100],
+  );
+  assert.equal(e.stats.byStatus[200], 3);
+});
+
+test('a token that expires mid-run is refreshed once and the output is unchanged', async () => {
+  const clean = await emulator({ seed: 4, albums: 600 });
+  const expected = (await runToBuffer(clean)).bytes;
+  const e = await emulator({ seed: 4, albums: 600, faults: [{ kind: 'expire-token', offset: 300, times: 1 }] });
+  const { bytes, report } = await runToBuffer(e, { concurrency: 4 });
+  assert.ok(bytes.equals(expected));
+  assert.equal(e.stats.tokenRequests, 2, 'one token, then exactly one refresh shared by all requests');
+  assert.equal(report.tokens, 2);
+  // Requests already in flight with the old token may each get a 401; they share the refresh.
+  assert.ok((e.stats.byStatus[401] ?? 0) >= 1);
+});
+
+test('short-lived tokens are refreshed ahead of expiry, not after a 401', async () => {
+  const e = await emulator({ seed: 4, albums: 400, tokenTtl: 1, latencyMs: 150 });
+  const { report } = await runToBuffer(e, { concurrency: 1 });
+  assert.equal(report.albums, 400);
+  assert.ok(e.stats.tokenRequests >= 2, `tokens: ${e.stats.tokenRequests}`);
+  assert.equal(e.stats.byStatus[401] ?? 0, 0);
+});
+
+test('--max-items stops after N albums with a complete output', async () => {
+  const e = await emulator({ seed: 3, albums: 1000 });
+  const full = (await runToBuffer(e)).bytes.toString();
+  const { bytes, report } = await runToBuffer(e, { maxItems: 120, concurrency: 4 });
+  assert.equal(report.albums, 120);
+  const text = bytes.toString();
+  assert.ok(full.startsWith(text), 'the cut output is a prefix of the full one');
+  assert.ok(text.endsWith('\n'));
+});
