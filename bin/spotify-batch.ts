@@ -10,6 +10,7 @@ import {
   usageError,
 } from '../src/core/errors.ts';
 import { MiB, type Options } from '../src/core/options.ts';
+import type { RunEvent } from '../src/core/stats.ts';
 import { parseFault } from '../src/emulator/faults.ts';
 import { startEmulator } from '../src/emulator/server.ts';
 import { type RunReport, run } from '../src/pipeline.ts';
@@ -70,6 +71,17 @@ function summary(r: RunReport): string {
   if (r.searchLimit !== null) extra.push(`search limit stepped down to ${r.searchLimit}`);
   if (r.outputClosed) extra.push('reader closed the output early');
   return `${NAME}: ${parts.join(', ')} ${where}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+}
+
+function describeEvent(e: RunEvent): string {
+  switch (e.event) {
+    case 'retry':
+      return `${NAME}: retrying: ${e.reason} (attempt ${e.attempt}, next in ${(e.delayMs / 1000).toFixed(1)} s)`;
+    case 'rate-limited':
+      return e.retryAfter === null || e.retryAfter === 0
+        ? `${NAME}: rate limited (429, no Retry-After): backing off, concurrency now ${e.concurrency}`
+        : `${NAME}: rate limited (429): all requests pause ${e.retryAfter} s, concurrency now ${e.concurrency}`;
+  }
 }
 
 function installSignalHandlers(controller: AbortController): void {
@@ -135,6 +147,11 @@ const pullOptions = (y: Argv) =>
       type: 'number',
       default: 6,
       describe: 'Retries per page for network errors, 5xx and 429',
+    })
+    .option('retry-delay', {
+      type: 'number',
+      default: 500,
+      describe: 'First retry delay (ms); doubles per retry, with jitter',
     })
     .option('max-retry-after', {
       type: 'number',
@@ -231,6 +248,7 @@ function toOptions(args: PullArgs): Options {
     concurrency: args.concurrency,
     via: args.via,
     maxRetries: args['max-retries'],
+    retryDelay: args['retry-delay'],
     maxRetryAfter: args['max-retry-after'],
     maxRateLimitWait: args['max-rate-limit-wait'],
     requestTimeout: args['request-timeout'],
@@ -266,7 +284,12 @@ async function newReleases(args: PullArgs): Promise<void> {
   installSignalHandlers(controller);
   try {
     const env = loadEnvFile(args['env-file']);
-    const report = await run(toOptions(args), { signal: controller.signal, env });
+    const json = args['log-format'] === 'json';
+    const onEvent = (event: RunEvent) => {
+      if (json) process.stderr.write(`${JSON.stringify(event)}\n`);
+      else if (!args.quiet) process.stderr.write(`${describeEvent(event)}\n`);
+    };
+    const report = await run(toOptions(args), { signal: controller.signal, env, onEvent });
     if (args['log-format'] === 'json') {
       process.stderr.write(`${JSON.stringify({ event: 'report', ok: true, ...report })}\n`);
     } else if (!args.quiet) {

@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import { SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
 import { type NormalizedOptions, normalizeOptions, type Options } from './core/options.ts';
 import type { Sink, SinkResult } from './core/sink.ts';
-import { createStats, type RunStats } from './core/stats.ts';
+import { createStats, type EventListener, type RunStats } from './core/stats.ts';
 import { FileSink } from './sinks/file.ts';
 import { S3Sink } from './sinks/s3.ts';
 import { isBrokenPipe, StdoutSink } from './sinks/stdout.ts';
@@ -17,6 +17,8 @@ export interface RunContext {
   env?: NodeJS.ProcessEnv;
   /** Where `--out -` writes. @default process.stdout */
   stdout?: NodeJS.WritableStream;
+  /** Told about retries and rate limits as they happen. */
+  onEvent?: EventListener;
 }
 
 /** What a finished run reports (also the CLI's summary line and JSON report). */
@@ -48,7 +50,7 @@ export async function run(
   try {
     rejects =
       normalized.rejects === undefined ? undefined : await FileSink.open(normalized.rejects);
-    const source = new AlbumSource({ ...normalized, stats, signal });
+    const source = new AlbumSource({ ...normalized, stats, signal, onEvent: context.onEvent });
     const rows = new RowsTransform(
       stats,
       rejects && rejectHandler(rejects, normalized.maxRejects, stats),

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,17 +17,49 @@ after(() => emulator.stop());
 const usage: [string, string[], RegExp][] = [
   ['an unknown flag', ['new-releases', '--bogus'], /Unknown argument: bogus/],
   ['no command', [], /name a command/],
-  ['--limit 0', ['new-releases', '--limit', '0'], /option --limit must be an integer 1\.\.50, got 0/],
-  ['--limit 51', ['new-releases', '--limit', '51'], /option --limit must be an integer 1\.\.50, got 51/],
+  [
+    '--limit 0',
+    ['new-releases', '--limit', '0'],
+    /option --limit must be an integer 1\.\.50, got 0/,
+  ],
+  [
+    '--limit 51',
+    ['new-releases', '--limit', '51'],
+    /option --limit must be an integer 1\.\.50, got 51/,
+  ],
   ['--limit abc', ['new-releases', '--limit', 'abc'], /option --limit must be an integer 1\.\.50/],
-  ['--concurrency 0', ['new-releases', '--concurrency', '0'], /option --concurrency must be an integer 1\.\.64/],
-  ['--out s3 without key', ['new-releases', '--out', 's3://bucket'], /option --out must be s3:\/\/bucket\/key/],
-  ['--out other scheme', ['new-releases', '--out', 'gs://bucket/key'], /option --out must be -, a file path or s3:\/\/bucket\/key/],
-  ['--out missing directory', ['new-releases', '--out', '/nonexistent-dir/x.csv'], /directory \/nonexistent-dir does not exist/],
-  ['--s3-part-size below 5', ['new-releases', '--s3-part-size', '4'], /--s3-part-size must be at least 5/],
+  [
+    '--concurrency 0',
+    ['new-releases', '--concurrency', '0'],
+    /option --concurrency must be an integer 1\.\.64/,
+  ],
+  [
+    '--out s3 without key',
+    ['new-releases', '--out', 's3://bucket'],
+    /option --out must be s3:\/\/bucket\/key/,
+  ],
+  [
+    '--out other scheme',
+    ['new-releases', '--out', 'gs://bucket/key'],
+    /option --out must be -, a file path or s3:\/\/bucket\/key/,
+  ],
+  [
+    '--out missing directory',
+    ['new-releases', '--out', '/nonexistent-dir/x.csv'],
+    /directory \/nonexistent-dir does not exist/,
+  ],
+  [
+    '--s3-part-size below 5',
+    ['new-releases', '--s3-part-size', '4'],
+    /--s3-part-size must be at least 5/,
+  ],
   ['--via other', ['new-releases', '--via', 'browse'], /Invalid values/],
   ['--query without search', ['new-releases', '--query', 'x'], /option --query needs --via search/],
-  ['--api-url not a URL', ['new-releases', '--api-url', 'nope'], /option --api-url must be an http\(s\) URL, got nope/],
+  [
+    '--api-url not a URL',
+    ['new-releases', '--api-url', 'nope'],
+    /option --api-url must be an http\(s\) URL, got nope/,
+  ],
 ];
 for (const [name, args, message] of usage) {
   test(`usage error, exit 2, one line: ${name}`, async () => {
@@ -41,15 +74,23 @@ for (const [name, args, message] of usage) {
 test('missing credentials: exit 2 naming the variables', async () => {
   const result = await runCli(['new-releases'], { env: { SPOTIFY_API_URL: emulator.url } });
   assert.equal(result.status, 2);
-  assert.equal(result.stderr, 'spotify-batch: error: missing Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or pass --env-file FILE)\n');
+  assert.equal(
+    result.stderr,
+    'spotify-batch: error: missing Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or pass --env-file FILE)\n',
+  );
 });
 
 test("the tutorial's CLIENT_ID / CLIENT_SECRET and --env-file both work", async () => {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
   const envFile = join(dir, '.env');
-  await writeFile(envFile, `CLIENT_ID=${emulator.clientId}\nCLIENT_SECRET="${emulator.clientSecret}"\n`);
+  await writeFile(
+    envFile,
+    `CLIENT_ID=${emulator.clientId}\nCLIENT_SECRET="${emulator.clientSecret}"\n`,
+  );
   const env = { SPOTIFY_API_URL: emulator.url, SPOTIFY_ACCOUNTS_URL: emulator.url };
-  const result = await runCli(['new-releases', '--env-file', envFile, '--max-items', '10'], { env });
+  const result = await runCli(['new-releases', '--env-file', envFile, '--max-items', '10'], {
+    env,
+  });
   assert.equal(result.status, 0, result.stderr);
   assert.ok(result.stdout.toString().startsWith('album_id,'));
 });
@@ -58,7 +99,10 @@ test('rejected client secret: exit 3 with a clear line and no secret in it', asy
   const env = { ...emulatorEnv(emulator), SPOTIFY_CLIENT_SECRET: 'wrong-secret-value' };
   const result = await runCli(['new-releases'], { env });
   assert.equal(result.status, 3);
-  assert.match(result.stderr, /Spotify rejected the client id\/secret \(invalid_client: Invalid client secret\)/);
+  assert.match(
+    result.stderr,
+    /Spotify rejected the client id\/secret \(invalid_client: Invalid client secret\)/,
+  );
   assert.doesNotMatch(result.stderr, /wrong-secret-value/);
 });
 
@@ -66,7 +110,15 @@ test('--help teaches: commands, examples, exit statuses', async () => {
   const result = await runCli(['new-releases', '--help']);
   assert.equal(result.status, 0);
   const help = result.stdout.toString();
-  for (const needle of ['--out', '--limit', '--concurrency', 's3://', 'Exit statuses', '--via', 'Examples:']) {
+  for (const needle of [
+    '--out',
+    '--limit',
+    '--concurrency',
+    's3://',
+    'Exit statuses',
+    '--via',
+    'Examples:',
+  ]) {
     assert.ok(help.includes(needle), `help lacks ${needle}`);
   }
 });
@@ -81,7 +133,7 @@ test('a reader that goes away (| head) ends the run quietly with status 0', asyn
     stderr += chunk;
   });
   child.stdout.once('data', () => child.stdout.destroy());
-  const [status] = (await new Promise((resolve) => child.on('close', (...args) => resolve(args)))) as [number];
+  const [status] = (await once(child, 'close')) as [number | null];
   assert.equal(status, 0, stderr);
   assert.doesNotMatch(stderr, /error|\n\s+at /i);
   assert.match(stderr, /reader closed the output early/);
@@ -90,13 +142,22 @@ test('a reader that goes away (| head) ends the run quietly with status 0', asyn
 });
 
 test('a failed run leaves no file and no temporary file behind', async () => {
-  const failing = await startEmulator({ seed: 11, albums: 1000, faults: [{ kind: '500', offset: 500 }] });
+  const failing = await startEmulator({
+    seed: 11,
+    albums: 1000,
+    faults: [{ kind: '500', offset: 500 }],
+  });
   try {
     const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
     const out = join(dir, 'albums.csv');
-    const result = await runCli(['new-releases', '--out', out, '--max-retries', '1'], { env: emulatorEnv(failing) });
+    const result = await runCli(['new-releases', '--out', out, '--max-retries', '1'], {
+      env: emulatorEnv(failing),
+    });
     assert.equal(result.status, 4, result.stderr);
-    assert.match(result.stderr, /Spotify answered HTTP 500 for \/v1\/browse\/new-releases \(offset 500\): Server error \(retries exhausted\)/);
+    assert.match(
+      result.stderr,
+      /Spotify answered HTTP 500 for \/v1\/browse\/new-releases \(offset 500\): Server error \(retries exhausted\)/,
+    );
     assert.deepEqual(await readdir(dir), []);
   } finally {
     await failing.stop();
@@ -104,7 +165,9 @@ test('a failed run leaves no file and no temporary file behind', async () => {
 });
 
 test('--log-format json writes one JSON report on stderr', async () => {
-  const result = await runCli(['new-releases', '--max-items', '60', '--log-format', 'json'], { env: emulatorEnv(emulator) });
+  const result = await runCli(['new-releases', '--max-items', '60', '--log-format', 'json'], {
+    env: emulatorEnv(emulator),
+  });
   assert.equal(result.status, 0);
   const report = JSON.parse(result.stderr);
   assert.equal(report.event, 'report');

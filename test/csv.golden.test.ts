@@ -29,21 +29,36 @@ test('stdout is byte for byte the golden CSV', async () => {
 test('--out FILE writes the same bytes and leaves no temporary file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
   const out = join(dir, 'album_details.csv');
-  const result = await runCli(['new-releases', '--out', out, '--limit', '13', '--concurrency', '3'], {
-    env: emulatorEnv(emulator),
-  });
+  const result = await runCli(
+    ['new-releases', '--out', out, '--limit', '13', '--concurrency', '3'],
+    {
+      env: emulatorEnv(emulator),
+    },
+  );
   assert.equal(result.status, 0, result.stderr);
   assert.ok((await readFile(out)).equals(golden));
   assert.deepEqual(await readdir(dir), ['album_details.csv']);
 });
 
 test('the golden starts with the contract header and uses \\n record ends without a BOM', () => {
-  const header = 'album_id,album_name,release_date,album_spotify_url,artist_id,artist_name,artist_spotify_url\n';
+  const header =
+    'album_id,album_name,release_date,album_spotify_url,artist_id,artist_name,artist_spotify_url\n';
   assert.equal(golden.subarray(0, header.length).toString(), header);
   assert.notEqual(golden[0], 0xef);
   // Every quoted field with CR/LF/comma/quote is there, so the fixture covers what it claims.
   const text = golden.toString();
-  for (const needle of ['"Hello, World"', '"She said ""yes"""', '"Line one\nLine two"', '"Carriage\r\nReturn"', 'Tab\tSeparated', '🎧', '東京', 'مرحبا', ',  padded both  ,', ',,']) {
+  for (const needle of [
+    '"Hello, World"',
+    '"She said ""yes"""',
+    '"Line one\nLine two"',
+    '"Carriage\r\nReturn"',
+    'Tab\tSeparated',
+    '🎧',
+    '東京',
+    'مرحبا',
+    ',  padded both  ,',
+    ',,',
+  ]) {
     assert.ok(text.includes(needle), `golden lacks ${JSON.stringify(needle)}`);
   }
 });

@@ -3,7 +3,17 @@ import { test } from 'node:test';
 import { album } from '../src/emulator/catalogue.ts';
 import { parseJsonBody } from '../src/sources/parse.ts';
 
-const page = { albums: { href: 'h', items: Array.from({ length: 12 }, (_, i) => album(3, i, 'http://x')), limit: 12, next: null, offset: 0, previous: null, total: 12 } };
+const page = {
+  albums: {
+    href: 'h',
+    items: Array.from({ length: 12 }, (_, i) => album(3, i, 'http://x')),
+    limit: 12,
+    next: null,
+    offset: 0,
+    previous: null,
+    total: 12,
+  },
+};
 const bytes = Buffer.from(JSON.stringify(page));
 
 async function* chunks(buffer: Buffer, size: number) {

@@ -4,7 +4,11 @@ import { SpotifyBatchError } from '../src/core/errors.ts';
 import { album } from '../src/emulator/catalogue.ts';
 import { albumToRows } from '../src/transforms/rows.ts';
 
-const artist = (id: string, name: string) => ({ id, name, external_urls: { spotify: `https://open.spotify.com/artist/${id}` } });
+const artist = (id: string, name: string) => ({
+  id,
+  name,
+  external_urls: { spotify: `https://open.spotify.com/artist/${id}` },
+});
 const base = {
   id: 'A1',
   name: 'Name, with comma',
@@ -15,8 +19,24 @@ const base = {
 
 test('one row per artist, in artist order, with the seven contract columns', () => {
   assert.deepEqual(albumToRows(base), [
-    ['A1', 'Name, with comma', '0000', 'https://open.spotify.com/album/A1', 'X', 'First', 'https://open.spotify.com/artist/X'],
-    ['A1', 'Name, with comma', '0000', 'https://open.spotify.com/album/A1', 'Y', '', 'https://open.spotify.com/artist/Y'],
+    [
+      'A1',
+      'Name, with comma',
+      '0000',
+      'https://open.spotify.com/album/A1',
+      'X',
+      'First',
+      'https://open.spotify.com/artist/X',
+    ],
+    [
+      'A1',
+      'Name, with comma',
+      '0000',
+      'https://open.spotify.com/album/A1',
+      'Y',
+      '',
+      'https://open.spotify.com/artist/Y',
+    ],
   ]);
 });
 
@@ -32,11 +52,27 @@ test('emulator albums of every shape convert', () => {
 
 const bad: [string, unknown, RegExp][] = [
   ['missing name', { ...base, name: undefined }, /album A1: field name is missing/],
-  ['null release_date', { ...base, release_date: null }, /album A1: field release_date is got null/],
-  ['no album url', { ...base, external_urls: {} }, /album A1: field external_urls\.spotify is missing/],
+  [
+    'null release_date',
+    { ...base, release_date: null },
+    /album A1: field release_date is got null/,
+  ],
+  [
+    'no album url',
+    { ...base, external_urls: {} },
+    /album A1: field external_urls\.spotify is missing/,
+  ],
   ['artists not an array', { ...base, artists: null }, /album A1: field artists is got null/],
-  ['artist without id', { ...base, artists: [{ name: 'n', external_urls: { spotify: 'u' } }] }, /album A1: field artists\[0\]\.id is missing/],
-  ['artist url missing', { ...base, artists: [artist('X', 'x'), { id: 'Z', name: 'z' }] }, /field artists\[1\]\.external_urls\.spotify is missing/],
+  [
+    'artist without id',
+    { ...base, artists: [{ name: 'n', external_urls: { spotify: 'u' } }] },
+    /album A1: field artists\[0\]\.id is missing/,
+  ],
+  [
+    'artist url missing',
+    { ...base, artists: [artist('X', 'x'), { id: 'Z', name: 'z' }] },
+    /field artists\[1\]\.external_urls\.spotify is missing/,
+  ],
   ['no id', { ...base, id: '' }, /an album without an id: field id/],
   ['not an object', 42, /field album is got 42/],
 ];
@@ -44,7 +80,10 @@ for (const [name, record, message] of bad) {
   test(`a bad record names the album and field: ${name}`, () => {
     assert.throws(
       () => albumToRows(record),
-      (error: unknown) => error instanceof SpotifyBatchError && error.code === 'ERR_BAD_RECORD' && message.test(error.message),
+      (error: unknown) =>
+        error instanceof SpotifyBatchError &&
+        error.code === 'ERR_BAD_RECORD' &&
+        message.test(error.message),
     );
   });
 }

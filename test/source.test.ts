@@ -44,6 +44,7 @@ test('a stalled consumer stops the fetching', async () => {
     concurrency: 4,
     maxItems: Number.POSITIVE_INFINITY,
     maxRetries: 0,
+    retryDelay: 100,
     maxRetryAfter: 60,
     maxRateLimitWait: 60,
     requestTimeout: 5000,
@@ -86,10 +87,18 @@ test('later pages keep the parameters Spotify put in next (locale=*)', async () 
 test('a token that expires mid-run is refreshed once and the output is unchanged', async () => {
   const clean = await emulator({ seed: 4, albums: 600 });
   const expected = (await runToBuffer(clean)).bytes;
-  const e = await emulator({ seed: 4, albums: 600, faults: [{ kind: 'expire-token', offset: 300, times: 1 }] });
+  const e = await emulator({
+    seed: 4,
+    albums: 600,
+    faults: [{ kind: 'expire-token', offset: 300, times: 1 }],
+  });
   const { bytes, report } = await runToBuffer(e, { concurrency: 4 });
   assert.ok(bytes.equals(expected));
-  assert.equal(e.stats.tokenRequests, 2, 'one token, then exactly one refresh shared by all requests');
+  assert.equal(
+    e.stats.tokenRequests,
+    2,
+    'one token, then exactly one refresh shared by all requests',
+  );
   assert.equal(report.tokens, 2);
   // Requests already in flight with the old token may each get a 401; they share the refresh.
   assert.ok((e.stats.byStatus[401] ?? 0) >= 1);

@@ -35,6 +35,8 @@ export interface Options {
   accountsUrl?: string;
   /** Retries per page for network errors, 5xx and 429 without a usable Retry-After. @default 6 */
   maxRetries?: number;
+  /** First retry delay in ms; it doubles per retry (with jitter) up to 30 s. @default 500 */
+  retryDelay?: number;
   /** Longest single Retry-After (seconds) the run will wait; longer fails at once. @default 60 */
   maxRetryAfter?: number;
   /** Total seconds the run may spend paused by rate limits. @default 900 */
@@ -79,6 +81,7 @@ export interface NormalizedOptions {
   apiUrl: string;
   accountsUrl: string;
   maxRetries: number;
+  retryDelay: number;
   maxRetryAfter: number;
   maxRateLimitWait: number;
   requestTimeout: number;
@@ -209,6 +212,7 @@ export function normalizeOptions(
       nonEmpty(options.accountsUrl, env.SPOTIFY_ACCOUNTS_URL) ?? 'https://accounts.spotify.com',
     ),
     maxRetries: integer('max-retries', options.maxRetries, 6, 0, 100),
+    retryDelay: integer('retry-delay', options.retryDelay, 500, 0, 60_000),
     maxRetryAfter: positive('max-retry-after', options.maxRetryAfter, 60),
     maxRateLimitWait: positive('max-rate-limit-wait', options.maxRateLimitWait, 900),
     requestTimeout: integer('request-timeout', options.requestTimeout, 30_000, 1, 3_600_000),

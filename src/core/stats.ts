@@ -41,3 +41,17 @@ export function createStats(): RunStats {
     searchLimit: undefined,
   };
 }
+
+/** Something worth telling while a run goes on (shown on stderr, or as JSON lines). */
+export type RunEvent =
+  | {
+      event: 'retry';
+      url: string;
+      offset: number | null;
+      attempt: number;
+      reason: string;
+      delayMs: number;
+    }
+  | { event: 'rate-limited'; url: string; retryAfter: number | null; concurrency: number };
+
+export type EventListener = (event: RunEvent) => void;

@@ -31,6 +31,8 @@ export interface EmulatorOptions {
   omitTotal?: boolean;
   /** Render pages once and serve them from memory, so the emulator is never the bottleneck. */
   cachePages?: boolean;
+  /** Album indexes served without `name` (a record the client must not pass on silently). */
+  malformed?: number[];
 }
 
 export interface RequestRecord {
@@ -69,7 +71,8 @@ export class Emulator {
     byStatus: {},
     log: [],
   };
-  readonly #options: Required<Omit<EmulatorOptions, 'faults'>>;
+  readonly #options: Required<Omit<EmulatorOptions, 'faults' | 'malformed'>>;
+  readonly #malformed: Set<number>;
   #faults: FaultPlan;
   readonly #tokens = new Map<string, number>();
   readonly #pageCache = new Map<string, Buffer>();
@@ -93,6 +96,7 @@ export class Emulator {
       ...options,
     };
     this.#faults = new FaultPlan(options.faults ?? []);
+    this.#malformed = new Set(options.malformed);
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         if (!res.headersSent)
@@ -337,8 +341,11 @@ export class Emulator {
     };
     const end = search ? Math.min(total, SEARCH_CAP) : total;
     const items = [];
-    for (let i = offset; i < Math.min(offset + limit, end); i++)
-      items.push(album(o.seed, i, this.#url));
+    for (let i = offset; i < Math.min(offset + limit, end); i++) {
+      const item: Partial<ReturnType<typeof album>> = album(o.seed, i, this.#url);
+      if (this.#malformed.has(i)) delete item.name;
+      items.push(item);
+    }
     const paging: Record<string, unknown> = {
       href: link(offset),
       items,

@@ -1,7 +1,7 @@
 import pRetry from 'p-retry';
 import { Agent, type Dispatcher, request } from 'undici';
 import { SpotifyBatchError } from '../core/errors.ts';
-import type { RunStats } from '../core/stats.ts';
+import type { EventListener, RunStats } from '../core/stats.ts';
 import { describe, TokenProvider } from './auth.ts';
 import { parseJsonBody } from './parse.ts';
 import { parseRetryAfter, Throttle } from './throttle.ts';
@@ -13,11 +13,13 @@ export interface ClientOptions {
   clientSecret: string;
   concurrency: number;
   maxRetries: number;
+  retryDelay: number;
   maxRetryAfter: number;
   maxRateLimitWait: number;
   requestTimeout: number;
   stats: RunStats;
   signal: AbortSignal;
+  onEvent?: EventListener | undefined;
 }
 
 /**
@@ -50,7 +52,7 @@ export class SpotifyClient {
   }
 
   async getJson(url: string, offset?: number): Promise<unknown> {
-    const { maxRetries, stats, signal } = this.#options;
+    const { maxRetries, retryDelay, stats, signal } = this.#options;
     let unauthorized = 0;
     return pRetry(
       async () => {
@@ -65,7 +67,7 @@ export class SpotifyClient {
       },
       {
         retries: maxRetries,
-        minTimeout: 500,
+        minTimeout: retryDelay,
         maxTimeout: 30_000,
         factor: 2,
         randomize: true,
@@ -78,9 +80,19 @@ export class SpotifyClient {
             error.context.retryAfter !== undefined &&
             error.context.retryAfter > 0
           ) && !(error instanceof SpotifyBatchError && error.context.status === 401),
-        shouldRetry: ({ error }) => {
+        shouldRetry: ({ error, attemptNumber, retryDelay }) => {
           const retry = error instanceof SpotifyBatchError && error.retryable && !signal.aborted;
-          if (retry) stats.retries++;
+          if (retry) {
+            stats.retries++;
+            this.#options.onEvent?.({
+              event: 'retry',
+              url,
+              offset: offset ?? null,
+              attempt: attemptNumber,
+              reason: error.message,
+              delayMs: retryDelay,
+            });
+          }
           return retry;
         },
       },
@@ -134,14 +146,21 @@ export class SpotifyClient {
         `Spotify answered 401 for ${where}: ${message ?? 'Unauthorized'}`,
         {
           context: { ...context, status },
-          // One fresh token per request; a second 401 means the token itself is not accepted.
-          retryable: count401() <= 1,
+          // A token can expire while requests are in flight, even twice in a long retry chain;
+          // a third 401 for one request means fresh tokens are not accepted at all.
+          retryable: count401() <= 2,
         },
       );
     }
     if (status === 429) {
       const retryAfter = parseRetryAfter(response.headers['retry-after']);
       this.#throttle.rateLimited(retryAfter, url);
+      this.#options.onEvent?.({
+        event: 'rate-limited',
+        url,
+        retryAfter: retryAfter ?? null,
+        concurrency: this.#throttle.limit,
+      });
       throw new SpotifyBatchError(
         'ERR_RATE_LIMIT',
         `Spotify rate limit (429) for ${where}, retries exhausted`,

@@ -21,7 +21,11 @@ export interface CliOptions {
 /** Runs `spotify-batch ...args` with a clean environment plus `env`; collects its output. */
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env };
-  const child = spawn(process.execPath, [CLI, ...args], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env,
+    cwd: options.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   options.onSpawn?.(child);
   const out: Buffer[] = [];
   let stderr = '';
@@ -31,12 +35,18 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
   });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (status, signal) => resolve({ status, signal, stdout: Buffer.concat(out), stderr }));
+    child.on('close', (status, signal) =>
+      resolve({ status, signal, stdout: Buffer.concat(out), stderr }),
+    );
   });
 }
 
 /** Environment that points the CLI at an emulator. */
-export function emulatorEnv(emulator: { url: string; clientId: string; clientSecret: string }): NodeJS.ProcessEnv {
+export function emulatorEnv(emulator: {
+  url: string;
+  clientId: string;
+  clientSecret: string;
+}): NodeJS.ProcessEnv {
   return {
     SPOTIFY_API_URL: emulator.url,
     SPOTIFY_ACCOUNTS_URL: emulator.url,

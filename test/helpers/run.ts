@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
-import type { Emulator } from '../../src/emulator/server.ts';
 import type { Options } from '../../src/core/options.ts';
+import type { Emulator } from '../../src/emulator/server.ts';
 import { type RunReport, run } from '../../src/pipeline.ts';
 import { emulatorEnv } from './cli.ts';
 
@@ -23,6 +23,10 @@ export async function runToBuffer(
   signal?: AbortSignal,
 ): Promise<{ report: RunReport; bytes: Buffer }> {
   const stdout = new Collector();
-  const report = await run(options, { env: emulatorEnv(emulator), stdout, ...(signal ? { signal } : {}) });
+  const report = await run(options, {
+    env: emulatorEnv(emulator),
+    stdout,
+    ...(signal ? { signal } : {}),
+  });
   return { report, bytes: stdout.bytes };
 }

@@ -2,7 +2,13 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 
 export interface LocalS3 {
@@ -16,7 +22,10 @@ export interface LocalS3 {
   partDelayMs: number;
   /** Multipart uploads created and neither completed nor aborted (what ListMultipartUploads would list). */
   openUploads(bucket: string): Promise<string[]>;
-  getObject(bucket: string, key: string): Promise<{ body: Buffer; contentType: string | undefined } | undefined>;
+  getObject(
+    bucket: string,
+    key: string,
+  ): Promise<{ body: Buffer; contentType: string | undefined } | undefined>;
   listKeys(bucket: string): Promise<string[]>;
   createBucket(name: string): Promise<void>;
   stop(): Promise<void>;
@@ -56,11 +65,18 @@ export async function startS3(): Promise<LocalS3> {
     requests.push(`${ctx.method} ${kind}`);
     const bucket = ctx.path.split('/')[1] ?? '';
     if (ctx.method === 'DELETE' && kind === 'upload') {
-      await rm(join(uploadsDir(bucket), String(ctx.query.uploadId)), { recursive: true, force: true });
+      await rm(join(uploadsDir(bucket), String(ctx.query.uploadId)), {
+        recursive: true,
+        force: true,
+      });
       ctx.status = 204;
       return;
     }
-    if (ctx.method === 'GET' && kind === 'uploads' && ctx.path.split('/').filter(Boolean).length === 1) {
+    if (
+      ctx.method === 'GET' &&
+      kind === 'uploads' &&
+      ctx.path.split('/').filter(Boolean).length === 1
+    ) {
       const ids = await readdir(uploadsDir(bucket)).catch(() => [] as string[]);
       ctx.set('content-type', 'application/xml');
       ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${bucket}</Bucket>${ids
@@ -104,7 +120,14 @@ export async function startS3(): Promise<LocalS3> {
         return undefined;
       }
       const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      return { body: Buffer.from(await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()), contentType: got.ContentType };
+      return {
+        body: Buffer.from(
+          await (
+            got.Body as { transformToByteArray(): Promise<Uint8Array> }
+          ).transformToByteArray(),
+        ),
+        contentType: got.ContentType,
+      };
     },
     async listKeys(bucket: string) {
       const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket }));

@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
+import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { run } from '../src/pipeline.ts';
+import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { runToBuffer } from './helpers/run.ts';
+
+const BUCKET = 'spotify-bucket';
+let s3: LocalS3;
+let small: Emulator;
+let large: Emulator;
+
+before(async () => {
+  s3 = await startS3();
+  await s3.createBucket(BUCKET);
+  small = await startEmulator({ seed: 42, albums: 230 });
+  // About 20 MiB of CSV: four 5 MiB parts.
+  large = await startEmulator({ seed: 8, albums: 64_000, cachePages: true });
+});
+after(() => Promise.all([s3.stop(), small.stop(), large.stop()]));
+
+const env = (emulator: Emulator) => ({ ...emulatorEnv(emulator), ...s3.env });
+
+test('a small output is one PutObject with exactly the stdout bytes and a text/csv type', async () => {
+  const expected = (await runToBuffer(small)).bytes;
+  const before = s3.requests.length;
+  const result = await runCli(
+    ['new-releases', '--out', `s3://${BUCKET}/nested/path/album_details.csv`],
+    { env: env(small) },
+  );
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(
+    result.stderr,
+    /→ s3:\/\/spotify-bucket\/nested\/path\/album_details\.csv .*\(1 part, ETag /,
+  );
+  const object = await s3.getObject(BUCKET, 'nested/path/album_details.csv');
+  assert.ok(object?.body.equals(expected), 'object bytes differ from stdout');
+  assert.equal(object?.contentType, 'text/csv; charset=utf-8');
+  const calls = s3.requests.slice(before);
+  assert.ok(calls.includes('PUT object'));
+  assert.ok(!calls.includes('POST uploads'), 'no multipart upload for one part');
+});
+
+test('a multi-part upload (4 parts of 5 MiB) round-trips exactly', async () => {
+  const expected = (await runToBuffer(large, { concurrency: 8 })).bytes;
+  assert.ok(expected.length > 15 * 1024 * 1024, `only ${expected.length} bytes`);
+  const before = s3.requests.length;
+  const result = await runCli(
+    [
+      'new-releases',
+      '--out',
+      `s3://${BUCKET}/big.csv`,
+      '--s3-part-size',
+      '5',
+      '--concurrency',
+      '8',
+    ],
+    {
+      env: env(large),
+    },
+  );
+  assert.equal(result.status, 0, result.stderr);
+  const parts = Math.ceil(expected.length / (5 * 1024 * 1024));
+  assert.match(result.stderr, new RegExp(`\\(${parts} parts, ETag`));
+  const object = await s3.getObject(BUCKET, 'big.csv');
+  assert.equal(object?.body.length, expected.length);
+  assert.ok(object?.body.equals(expected));
+  const calls = s3.requests.slice(before);
+  assert.equal(calls.filter((c) => c === 'PUT part').length, parts);
+  assert.equal(calls.filter((c) => c === 'POST complete').length, 1);
+  assert.deepEqual(await s3.openUploads(BUCKET), []);
+});
+
+test('a Spotify failure after parts were uploaded leaves no object and no open upload', async () => {
+  const failing = await startEmulator({
+    seed: 8,
+    albums: 64_000,
+    cachePages: true,
+    faults: [{ kind: '503', offset: 40_000 }],
+  });
+  try {
+    const before = s3.requests.length;
+    const result = await runCli(
+      [
+        'new-releases',
+        '--out',
+        `s3://${BUCKET}/failed.csv`,
+        '--s3-part-size',
+        '5',
+        '--max-retries',
+        '1',
+      ],
+      {
+        env: env(failing),
+      },
+    );
+    assert.equal(result.status, 4, result.stderr);
+    assert.match(result.stderr, /HTTP 503 .*offset 40000/);
+    const calls = s3.requests.slice(before);
+    assert.ok(calls.includes('PUT part'), 'the failure came after at least one part was uploaded');
+    assert.ok(calls.includes('DELETE upload'), 'AbortMultipartUpload was sent');
+    assert.ok(!calls.includes('POST complete'));
+    assert.equal(await s3.getObject(BUCKET, 'failed.csv'), undefined);
+    assert.deepEqual(await s3.openUploads(BUCKET), []);
+  } finally {
+    await failing.stop();
+  }
+});
+
+test('a bad record fails the run before anything appears at the key', async () => {
+  const result = await runCli(
+    ['new-releases', '--out', `s3://${BUCKET}/tiny-failed.csv`, '--api-url', `${small.url}/broken`],
+    {
+      env: env(small),
+    },
+  );
+  assert.notEqual(result.status, 0);
+  assert.equal(await s3.getObject(BUCKET, 'tiny-failed.csv'), undefined);
+});
+
+test('a missing bucket is named, exit 5, before any Spotify request', async () => {
+  const requests = small.stats.apiRequests;
+  const result = await runCli(['new-releases', '--out', 's3://no-such-bucket/x.csv'], {
+    env: env(small),
+  });
+  assert.equal(result.status, 5, result.stderr);
+  assert.equal(
+    result.stderr,
+    'spotify-batch: error: S3 bucket no-such-bucket does not exist (writing s3://no-such-bucket/x.csv)\n',
+  );
+  assert.equal(small.stats.apiRequests, requests);
+});
+
+test('an unreachable endpoint is one clear line, exit 5', async () => {
+  const result = await runCli(['new-releases', '--out', `s3://${BUCKET}/x.csv`], {
+    env: { ...env(small), AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9' },
+  });
+  assert.equal(result.status, 5, result.stderr);
+  assert.match(
+    result.stderr,
+    /^spotify-batch: error: cannot reach http:\/\/127\.0\.0\.1:9 writing s3:\/\/spotify-bucket\/x\.csv/,
+  );
+});
+
+test('a slow S3 slows the Spotify fetching (backpressure), then the upload completes', async () => {
+  Object.assign(process.env, s3.env);
+  const paced = await startEmulator({ seed: 8, albums: 64_000, cachePages: true });
+  s3.partDelayMs = 2500;
+  try {
+    const running = run(
+      {
+        out: `s3://${BUCKET}/slow.csv`,
+        s3PartSize: 5 * 1024 * 1024,
+        s3QueueSize: 1,
+        concurrency: 4,
+      },
+      { env: { ...emulatorEnv(paced), ...s3.env } },
+    );
+    // While the first part sits in the slow S3, the pipeline fills its buffers and stops.
+    await sleep(1500);
+    const stalled = paced.stats.apiRequests;
+    await sleep(700);
+    assert.equal(
+      paced.stats.apiRequests,
+      stalled,
+      'fetching went on while S3 was not accepting data',
+    );
+    assert.ok(
+      stalled < 1280 * 0.75,
+      `fetched ${stalled} of 1280 pages before S3 took the first part`,
+    );
+    s3.partDelayMs = 0;
+    const report = await running;
+    assert.equal(report.albums, 64_000);
+    assert.equal(paced.stats.apiRequests, 1280);
+  } finally {
+    s3.partDelayMs = 0;
+    await paced.stop();
+  }
+});
