@@ -1,7 +1,6 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateBucketCommand,
   GetObjectCommand,
@@ -18,8 +17,10 @@ export interface LocalS3 {
   env: NodeJS.ProcessEnv;
   /** Requests S3 received, in order: `METHOD query-kind` (e.g. `PUT part`, `POST complete`). */
   requests: string[];
-  /** Milliseconds each UploadPart waits before s3rver sees it (a slow S3). */
-  partDelayMs: number;
+  /** Holds every UploadPart until the returned function is called (an S3 that stops taking data). */
+  holdParts(): () => void;
+  /** UploadPart requests being held right now. */
+  heldParts: number;
   /** Multipart uploads created and neither completed nor aborted (what ListMultipartUploads would list). */
   openUploads(bucket: string): Promise<string[]>;
   getObject(
@@ -50,7 +51,20 @@ export async function startS3(): Promise<LocalS3> {
   const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir });
   const uploadsDir = (bucket: string) => join(dir, bucket, '._S3rver_uploads');
   const requests: string[] = [];
-  const local = { partDelayMs: 0 } as LocalS3;
+  let hold: Promise<void> | undefined;
+  const local = {
+    heldParts: 0,
+    holdParts() {
+      let release = () => {};
+      hold = new Promise<void>((resolve) => {
+        release = () => {
+          hold = undefined;
+          resolve();
+        };
+      });
+      return release;
+    },
+  } as LocalS3;
   const middleware = async (ctx: KoaContext, next: () => Promise<void>) => {
     const kind =
       'uploadId' in ctx.query && 'partNumber' in ctx.query
@@ -84,7 +98,11 @@ export async function startS3(): Promise<LocalS3> {
         .join('')}</ListMultipartUploadsResult>`;
       return;
     }
-    if (kind === 'part' && local.partDelayMs > 0) await sleep(local.partDelayMs);
+    if (kind === 'part' && hold) {
+      local.heldParts++;
+      await hold;
+      local.heldParts--;
+    }
     await next();
   };
   (server as unknown as { middleware: unknown[] }).middleware.unshift(middleware);

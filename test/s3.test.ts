@@ -109,15 +109,19 @@ test('a Spotify failure after parts were uploaded leaves no object and no open u
   }
 });
 
-test('a bad record fails the run before anything appears at the key', async () => {
-  const result = await runCli(
-    ['new-releases', '--out', `s3://${BUCKET}/tiny-failed.csv`, '--api-url', `${small.url}/broken`],
-    {
-      env: env(small),
-    },
-  );
-  assert.notEqual(result.status, 0);
-  assert.equal(await s3.getObject(BUCKET, 'tiny-failed.csv'), undefined);
+test('a bad record (a transform error) fails the run and nothing appears at the key', async () => {
+  const broken = await startEmulator({ seed: 42, albums: 230, malformed: [200] });
+  try {
+    const result = await runCli(['new-releases', '--out', `s3://${BUCKET}/tiny-failed.csv`], {
+      env: env(broken),
+    });
+    assert.equal(result.status, 6, result.stderr);
+    assert.match(result.stderr, /bad record: album \w+: field name is missing/);
+    assert.equal(await s3.getObject(BUCKET, 'tiny-failed.csv'), undefined);
+    assert.deepEqual(await s3.openUploads(BUCKET), []);
+  } finally {
+    await broken.stop();
+  }
 });
 
 test('a missing bucket is named, exit 5, before any Spotify request', async () => {
@@ -144,39 +148,32 @@ test('an unreachable endpoint is one clear line, exit 5', async () => {
   );
 });
 
-test('a slow S3 slows the Spotify fetching (backpressure), then the upload completes', async () => {
+test('an S3 that stops taking data stops the Spotify fetching (backpressure)', async () => {
   Object.assign(process.env, s3.env);
   const paced = await startEmulator({ seed: 8, albums: 64_000, cachePages: true });
-  s3.partDelayMs = 2500;
+  const release = s3.holdParts();
+  const running = run(
+    { out: `s3://${BUCKET}/slow.csv`, s3PartSize: 5 * 1024 * 1024, s3QueueSize: 1, concurrency: 4 },
+    { env: { ...emulatorEnv(paced), ...s3.env } },
+  );
   try {
-    const running = run(
-      {
-        out: `s3://${BUCKET}/slow.csv`,
-        s3PartSize: 5 * 1024 * 1024,
-        s3QueueSize: 1,
-        concurrency: 4,
-      },
-      { env: { ...emulatorEnv(paced), ...s3.env } },
-    );
-    // While the first part sits in the slow S3, the pipeline fills its buffers and stops.
-    await sleep(1500);
-    const stalled = paced.stats.apiRequests;
-    await sleep(700);
-    assert.equal(
-      paced.stats.apiRequests,
-      stalled,
-      'fetching went on while S3 was not accepting data',
-    );
-    assert.ok(
-      stalled < 1280 * 0.75,
-      `fetched ${stalled} of 1280 pages before S3 took the first part`,
-    );
-    s3.partDelayMs = 0;
+    // Wait until the request count stops moving while the first part is held by S3.
+    let seen = -1;
+    for (let i = 0; i < 60 && (paced.stats.apiRequests !== seen || s3.heldParts === 0); i++) {
+      seen = paced.stats.apiRequests;
+      await sleep(250);
+    }
+    assert.equal(s3.heldParts, 1, 'one part is waiting in S3');
+    assert.equal(paced.stats.apiRequests, seen, 'fetching went on while S3 took no data');
+    // Buffered: the held part, the next part being filled, stream buffers and the source's window.
+    assert.ok(seen < 1280 * 0.75, `fetched ${seen} of 1280 pages while S3 took nothing`);
+    release();
     const report = await running;
     assert.equal(report.albums, 64_000);
     assert.equal(paced.stats.apiRequests, 1280);
   } finally {
-    s3.partDelayMs = 0;
+    release();
+    await running.catch(() => {});
     await paced.stop();
   }
 });

@@ -205,11 +205,6 @@ export class Emulator {
       if (this.stats.log.length < 100_000)
         this.stats.log.push({ at: Date.now(), path: url.pathname, offset, status });
     };
-    const delay =
-      o.latencyMs +
-      (o.latencyJitterMs ? hash(o.seed, this.stats.apiRequests, 99) % (o.latencyJitterMs + 1) : 0);
-    if (delay > 0) await sleep(delay);
-
     const auth = req.headers.authorization ?? '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
     const expires = token === undefined ? undefined : this.#tokens.get(token);
@@ -224,6 +219,12 @@ export class Emulator {
       res.setHeader('www-authenticate', 'Bearer realm="spotify"');
       return this.#json(res, 401, { error: { status: 401, message } });
     }
+
+    // Like the real service: the token is checked on arrival; the answer takes its time.
+    const delay =
+      o.latencyMs +
+      (o.latencyJitterMs ? hash(o.seed, this.stats.apiRequests, 99) % (o.latencyJitterMs + 1) : 0);
+    if (delay > 0) await sleep(delay);
 
     const fault = this.#faults.pick(offset);
     if (fault) {
