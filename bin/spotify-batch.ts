@@ -316,6 +316,7 @@ async function emulator(args: {
   jitter: number;
   'dev-mode': boolean;
   'omit-total': boolean;
+  prerender: boolean;
   fault: string[] | undefined;
 }): Promise<void> {
   let faults: ReturnType<typeof parseFault>[] = [];
@@ -336,6 +337,7 @@ async function emulator(args: {
     omitTotal: args['omit-total'],
     cachePages: true,
     faults,
+    prerender: args.prerender,
   }).catch((error: unknown) =>
     fail(new SpotifyBatchError('ERR_CONFIG', `emulator: ${(error as Error).message}`), false),
   );
@@ -397,6 +399,11 @@ await yargs(hideBin(process.argv))
           type: 'boolean',
           default: false,
           describe: 'Act as a Development Mode app: 403 on new-releases, search limit 10',
+        })
+        .option('prerender', {
+          type: 'boolean',
+          default: false,
+          describe: 'Render all new-releases pages (limit 50) before listening (benchmarks)',
         })
         .option('omit-total', {
           type: 'boolean',

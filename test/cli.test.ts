@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -176,4 +176,17 @@ test('--log-format json writes one JSON report on stderr', async () => {
   assert.equal(report.ok, true);
   assert.equal(report.albums, 60);
   assert.equal(report.bytes, result.stdout.length);
+});
+
+test('--out to a named pipe (or a device such as /dev/null) writes in place and keeps it what it is', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
+  const fifo = join(dir, 'pipe');
+  execFileSync('mkfifo', [fifo]);
+  const reader = readFile(fifo);
+  const result = await runCli(['new-releases', '--out', fifo, '--max-items', '100'], { env: emulatorEnv(emulator) });
+  assert.equal(result.status, 0, result.stderr);
+  const bytes = await reader;
+  assert.ok(bytes.toString().startsWith('album_id,'));
+  assert.ok((await stat(fifo)).isFIFO(), 'the pipe is still a pipe');
+  assert.deepEqual(await readdir(dir), ['pipe']);
 });

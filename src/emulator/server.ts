@@ -31,6 +31,11 @@ export interface EmulatorOptions {
   omitTotal?: boolean;
   /** Render pages once and serve them from memory, so the emulator is never the bottleneck. */
   cachePages?: boolean;
+  /**
+   * Render every new-releases page (limit 50) into the cache before serving, so a benchmark
+   * measures the client, not the emulator's JSON rendering. Implies `cachePages`.
+   */
+  prerender?: boolean;
   /** Album indexes served without `name` (a record the client must not pass on silently). */
   malformed?: number[];
 }
@@ -93,8 +98,10 @@ export class Emulator {
       devMode: false,
       omitTotal: false,
       cachePages: false,
+      prerender: false,
       ...options,
     };
+    if (this.#options.prerender) this.#options.cachePages = true;
     this.#faults = new FaultPlan(options.faults ?? []);
     this.#malformed = new Set(options.malformed);
     this.#server = createServer((req, res) => {
@@ -137,6 +144,11 @@ export class Emulator {
     const { port } = this.#server.address() as AddressInfo;
     const host = this.#options.host.includes(':') ? `[${this.#options.host}]` : this.#options.host;
     this.#url = `http://${host}:${port}`;
+    if (this.#options.prerender) {
+      for (let offset = 0; offset < this.#options.albums; offset += 50) {
+        this.#page(new URL(`/v1/browse/new-releases?limit=50&offset=${offset}`, this.#url), offset, 50, false);
+      }
+    }
     return this;
   }
 

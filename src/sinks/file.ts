@@ -11,13 +11,17 @@ import type { Sink, SinkResult } from '../core/sink.ts';
  * Writes to a temporary file beside the target (same directory, so the final rename is atomic
  * on POSIX file systems) and renames it over the target on commit. A failed run deletes the
  * temporary file; the target is never half-written.
+ *
+ * A target that exists and is not a regular file (/dev/null, a named pipe, /dev/stdout) is
+ * written in place: renaming over a device would replace it, and a pipe cannot be atomic.
  */
 export class FileSink implements Sink {
   readonly writable: Writable;
   readonly #target: string;
-  readonly #temp: string;
+  /** The temporary file, or undefined when writing in place. */
+  readonly #temp: string | undefined;
 
-  private constructor(target: string, temp: string, writable: Writable) {
+  private constructor(target: string, temp: string | undefined, writable: Writable) {
     this.#target = target;
     this.#temp = temp;
     this.writable = writable;
@@ -33,17 +37,14 @@ export class FileSink implements Sink {
     }
     const targetInfo = await stat(target).catch(() => undefined);
     if (targetInfo?.isDirectory()) {
-      throw new SpotifyBatchError(
-        'ERR_CONFIG',
-        `option --out: ${target} is a directory, expected a file path`,
-        {
-          context: { path: target },
-        },
-      );
+      throw new SpotifyBatchError('ERR_CONFIG', `option --out: ${target} is a directory, expected a file path`, {
+        context: { path: target },
+      });
     }
-    const temp = join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.partial`);
-    const writable = createWriteStream(temp, { flags: 'wx', highWaterMark: 64 * 1024 });
-    // Surface open errors (permissions) now, as a configuration error, not mid-run.
+    const special = targetInfo !== undefined && !targetInfo.isFile();
+    const temp = special ? undefined : join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.partial`);
+    const writable = createWriteStream(temp ?? target, { flags: special ? 'w' : 'wx', highWaterMark: 64 * 1024 });
+    // Surface open errors (permissions) now, before any fetching.
     await new Promise<void>((resolve, reject) => {
       writable.once('open', () => resolve());
       writable.once('error', (cause) =>
@@ -60,6 +61,7 @@ export class FileSink implements Sink {
 
   async commit(): Promise<SinkResult> {
     await finished(this.writable);
+    if (this.#temp === undefined) return { location: this.#target };
     try {
       await rename(this.#temp, this.#target);
     } catch (cause) {
@@ -67,10 +69,7 @@ export class FileSink implements Sink {
       throw new SpotifyBatchError(
         'ERR_SINK',
         `cannot move the output into place at ${this.#target}: ${(cause as Error).message}`,
-        {
-          cause,
-          context: { path: this.#target },
-        },
+        { cause, context: { path: this.#target } },
       );
     }
     return { location: this.#target };
@@ -79,6 +78,6 @@ export class FileSink implements Sink {
   async abort(): Promise<void> {
     this.writable.destroy();
     await finished(this.writable).catch(() => {});
-    await rm(this.#temp, { force: true });
+    if (this.#temp !== undefined) await rm(this.#temp, { force: true });
   }
 }

@@ -29,3 +29,14 @@ export async function parseJsonBody(body: AsyncIterable<Uint8Array>): Promise<un
   if (!assembler.done) throw new SyntaxError('JSON body ended before the value was complete');
   return assembler.current;
 }
+
+/** Collects the body, then one `JSON.parse`. */
+export async function parseJsonBodyWhole(body: AsyncIterable<Uint8Array>): Promise<unknown> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    length += chunk.length;
+  }
+  return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks, length)));
+}

@@ -1,0 +1,37 @@
+/**
+ * Reference (a) "the floor": fetch the same pages with the same concurrency and discard them.
+ * Same token flow and the same undici Agent settings as the pipeline; no parsing, no output.
+ * Env: SPOTIFY_API_URL, CONCURRENCY, ALBUMS.
+ */
+import { Agent, request } from 'undici';
+
+const base = process.env.SPOTIFY_API_URL as string;
+const concurrency = Number(process.env.CONCURRENCY ?? 4);
+const albums = Number(process.env.ALBUMS);
+const agent = new Agent({ connections: concurrency + 1, keepAliveTimeout: 30_000 });
+const token = await request(`${base}/api/token`, {
+  method: 'POST',
+  dispatcher: agent,
+  headers: {
+    authorization: `Basic ${Buffer.from('emulator-id:emulator-secret').toString('base64')}`,
+    'content-type': 'application/x-www-form-urlencoded',
+  },
+  body: 'grant_type=client_credentials',
+}).then((r) => r.body.json() as Promise<{ access_token: string }>);
+
+let next = 0;
+let bytes = 0;
+async function worker(): Promise<void> {
+  while (next < albums) {
+    const offset = next;
+    next += 50;
+    const res = await request(`${base}/v1/browse/new-releases?limit=50&offset=${offset}&locale=*`, {
+      dispatcher: agent,
+      headers: { authorization: `Bearer ${token.access_token}` },
+    });
+    for await (const chunk of res.body) bytes += chunk.length;
+  }
+}
+await Promise.all(Array.from({ length: concurrency }, worker));
+await agent.close();
+process.stderr.write(`floor: ${bytes} bytes\n`);
