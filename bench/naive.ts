@@ -15,13 +15,22 @@ const token = (
   (await (
     await fetch(`${base}/api/token`, {
       method: 'POST',
-      headers: { authorization: `Basic ${auth}`, 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        authorization: `Basic ${auth}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
       body: 'grant_type=client_credentials',
     })
   ).json()) as { access_token: string }
 ).access_token;
 
-type Album = { id: string; name: string; release_date: string; external_urls: { spotify: string }; artists: { id: string; name: string; external_urls: { spotify: string } }[] };
+type Album = {
+  id: string;
+  name: string;
+  release_date: string;
+  external_urls: { spotify: string };
+  artists: { id: string; name: string; external_urls: { spotify: string } }[];
+};
 const rows: string[][] = [];
 let url: string | null = `${base}/v1/browse/new-releases?limit=50`;
 while (url) {
@@ -30,17 +39,38 @@ while (url) {
   const page = (await res.json()) as { albums: { items: Album[]; next: string | null } };
   for (const album of page.albums.items) {
     for (const artist of album.artists) {
-      rows.push([album.id, album.name, album.release_date, album.external_urls.spotify, artist.id, artist.name, artist.external_urls.spotify]);
+      rows.push([
+        album.id,
+        album.name,
+        album.release_date,
+        album.external_urls.spotify,
+        artist.id,
+        artist.name,
+        artist.external_urls.spotify,
+      ]);
     }
   }
   url = page.albums.next;
 }
-const header = ['album_id', 'album_name', 'release_date', 'album_spotify_url', 'artist_id', 'artist_name', 'artist_spotify_url'];
+const header = [
+  'album_id',
+  'album_name',
+  'release_date',
+  'album_spotify_url',
+  'artist_id',
+  'artist_name',
+  'artist_spotify_url',
+];
 const csv = stringify([header, ...rows]);
 if (out.startsWith('s3://')) {
   const [, bucket, key] = /^s3:\/\/([^/]+)\/(.+)$/.exec(out) as RegExpExecArray;
-  const client = new S3Client({ forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
-  await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: csv, ContentType: 'text/csv' }));
+  const client = new S3Client({
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+  });
+  await client.send(
+    new PutObjectCommand({ Bucket: bucket, Key: key, Body: csv, ContentType: 'text/csv' }),
+  );
   client.destroy();
 } else {
   writeFileSync(out, csv);

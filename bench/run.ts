@@ -2,7 +2,7 @@
  * The benchmark suite (`npm run bench`; `npm run bench -- --quick` for a smoke run).
  *
  * Every measured command runs as its own process, with peak RSS read from the OS for that
- * process (getrusage maxRSS, written by bench/rss.ts at exit), against an emulator in another
+ * process (getrusage maxRSS, written by bench/rss.mjs at exit), against an emulator in another
  * process whose pages are rendered ahead (`--prerender`), and a local S3 server (s3rver) in
  * this one. Each scenario runs RUNS times; medians, min–max and ratios come from the same run.
  * Results go to bench/RESULTS.md (quick mode: bench/out/RESULTS-quick.md).
@@ -22,7 +22,7 @@ const LARGE = quick ? 20_000 : 1_000_000;
 const LATENCY_PAGES = quick ? 40 : 200;
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/bin/spotify-batch.js');
-const rssHook = join(root, 'bench/rss.ts');
+const rssHook = join(root, 'bench/rss.mjs');
 const outDir = join(root, 'bench/out');
 const MiB = 1024 * 1024;
 
@@ -42,9 +42,13 @@ const rows: Row[] = [];
 const tmp = await mkdtemp(join(tmpdir(), 'spotify-batch-bench-'));
 
 async function startEmulatorProcess(albums: number, latency = 0) {
-  const child = spawn(process.execPath, [cli, 'emulator', '--albums', String(albums), '--latency', String(latency), '--prerender'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [cli, 'emulator', '--albums', String(albums), '--latency', String(latency), '--prerender'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
@@ -52,7 +56,12 @@ async function startEmulatorProcess(albums: number, latency = 0) {
   const { url } = JSON.parse(line) as { url: string };
   return {
     url,
-    env: { SPOTIFY_API_URL: url, SPOTIFY_ACCOUNTS_URL: url, SPOTIFY_CLIENT_ID: 'emulator-id', SPOTIFY_CLIENT_SECRET: 'emulator-secret' },
+    env: {
+      SPOTIFY_API_URL: url,
+      SPOTIFY_ACCOUNTS_URL: url,
+      SPOTIFY_CLIENT_ID: 'emulator-id',
+      SPOTIFY_CLIENT_SECRET: 'emulator-secret',
+    },
     stop: () => {
       child.kill('SIGTERM');
       return new Promise((resolve) => child.once('exit', resolve));
@@ -79,13 +88,21 @@ async function measureOnce(args: string[], env: NodeJS.ProcessEnv): Promise<Samp
   return { seconds, rssMiB: rssKiB / 1024 };
 }
 
-async function scenario(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, extra?: string): Promise<Row> {
+async function scenario(
+  name: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  extra?: string,
+): Promise<Row> {
   const samples: Sample[] = [];
   for (let i = 0; i < RUNS; i++) samples.push(await measureOnce(args, env));
   const row: Row = { scenario: name, command, samples, ...(extra ? { extra } : {}) };
   rows.push(row);
   const m = median(samples.map((s) => s.seconds));
-  process.stderr.write(`${name}: ${m.toFixed(2)} s, ${median(samples.map((s) => s.rssMiB)).toFixed(0)} MiB\n`);
+  process.stderr.write(
+    `${name}: ${m.toFixed(2)} s, ${median(samples.map((s) => s.rssMiB)).toFixed(0)} MiB\n`,
+  );
   return row;
 }
 
@@ -101,7 +118,14 @@ const range = (row: Row, key: keyof Sample, digits: number) => {
 };
 
 // --- 1. memory and throughput to /dev/null ---------------------------------------------------
-const pipelineArgs = (out: string, extra: string[] = []) => [cli, 'new-releases', '--out', out, '--quiet', ...extra];
+const pipelineArgs = (out: string, extra: string[] = []) => [
+  cli,
+  'new-releases',
+  '--out',
+  out,
+  '--quiet',
+  ...extra,
+];
 const sizes: Record<number, Row> = {};
 let csvBytes = 0;
 let csvRows = 0;
@@ -121,15 +145,25 @@ for (const albums of [SMALL, LARGE]) {
       csvBytes = text.length;
       csvRows = text.reduce((n, byte) => n + (byte === 10 ? 1 : 0), 0) - 1;
       await rm(file);
-      await scenario('floor: fetch and discard (concurrency 8)', 'node bench/floor.ts', [join(root, 'bench/floor.ts')], {
-        ...emulator.env,
-        CONCURRENCY: '8',
-        ALBUMS: String(albums),
-      });
-      await scenario('naive baseline → /dev/null (sequential, all in memory)', 'node bench/naive.ts', [join(root, 'bench/naive.ts')], {
-        ...emulator.env,
-        OUT: '/dev/null',
-      });
+      await scenario(
+        'floor: fetch and discard (concurrency 8)',
+        'node bench/floor.ts',
+        [join(root, 'bench/floor.ts')],
+        {
+          ...emulator.env,
+          CONCURRENCY: '8',
+          ALBUMS: String(albums),
+        },
+      );
+      await scenario(
+        'naive baseline → /dev/null (sequential, all in memory)',
+        'node bench/naive.ts',
+        [join(root, 'bench/naive.ts')],
+        {
+          ...emulator.env,
+          OUT: '/dev/null',
+        },
+      );
       // --- 2. to S3 ---------------------------------------------------------------------------
       const s3 = await startS3();
       try {
@@ -140,11 +174,16 @@ for (const albums of [SMALL, LARGE]) {
           pipelineArgs('s3://bench/albums.csv', ['--concurrency', '8']),
           { ...emulator.env, ...s3.env },
         );
-        await scenario('naive baseline → S3 (one PutObject)', 'OUT=s3://bench/naive.csv node bench/naive.ts', [join(root, 'bench/naive.ts')], {
-          ...emulator.env,
-          ...s3.env,
-          OUT: 's3://bench/naive.csv',
-        });
+        await scenario(
+          'naive baseline → S3 (one PutObject)',
+          'OUT=s3://bench/naive.csv node bench/naive.ts',
+          [join(root, 'bench/naive.ts')],
+          {
+            ...emulator.env,
+            ...s3.env,
+            OUT: 's3://bench/naive.csv',
+          },
+        );
       } finally {
         await s3.stop();
       }
@@ -181,7 +220,10 @@ const profile = await (async () => {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   try {
-    await measureOnce(['--cpu-prof', '--cpu-prof-dir', dir, ...pipelineArgs('/dev/null', ['--concurrency', '8'])], emulator.env);
+    await measureOnce(
+      ['--cpu-prof', '--cpu-prof-dir', dir, ...pipelineArgs('/dev/null', ['--concurrency', '8'])],
+      emulator.env,
+    );
   } finally {
     await emulator.stop();
   }
@@ -202,10 +244,15 @@ function summarizeProfile(p: CpuProfile): [string, number][] {
   p.samples.forEach((id, i) => {
     const frame = byId.get(id);
     const dt = p.timeDeltas[i] ?? 0;
-    totals.set(category(frame?.url ?? '', frame?.functionName ?? ''), (totals.get(category(frame?.url ?? '', frame?.functionName ?? '')) ?? 0) + dt);
+    totals.set(
+      category(frame?.url ?? '', frame?.functionName ?? ''),
+      (totals.get(category(frame?.url ?? '', frame?.functionName ?? '')) ?? 0) + dt,
+    );
   });
   const all = [...totals.values()].reduce((a, b) => a + b, 0);
-  return [...totals.entries()].map(([k, v]) => [k, (100 * v) / all] as [string, number]).sort((a, b) => b[1] - a[1]);
+  return [...totals.entries()]
+    .map(([k, v]) => [k, (100 * v) / all] as [string, number])
+    .sort((a, b) => b[1] - a[1]);
 }
 
 function category(url: string, fn: string): string {
@@ -229,8 +276,12 @@ function category(url: string, fn: string): string {
 const node = process.version;
 let commit = 'unknown';
 try {
-  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-  if (execFileSync('git', ['status', '--porcelain'], { cwd: root, encoding: 'utf8' }).trim()) commit += ' (with uncommitted changes)';
+  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+    cwd: root,
+    encoding: 'utf8',
+  }).trim();
+  if (execFileSync('git', ['status', '--porcelain'], { cwd: root, encoding: 'utf8' }).trim())
+    commit += ' (with uncommitted changes)';
 } catch {}
 const small = sizes[SMALL] as Row;
 const large = sizes[LARGE] as Row;

@@ -183,7 +183,9 @@ test('--out to a named pipe (or a device such as /dev/null) writes in place and 
   const fifo = join(dir, 'pipe');
   execFileSync('mkfifo', [fifo]);
   const reader = readFile(fifo);
-  const result = await runCli(['new-releases', '--out', fifo, '--max-items', '100'], { env: emulatorEnv(emulator) });
+  const result = await runCli(['new-releases', '--out', fifo, '--max-items', '100'], {
+    env: emulatorEnv(emulator),
+  });
   assert.equal(result.status, 0, result.stderr);
   const bytes = await reader;
   assert.ok(bytes.toString().startsWith('album_id,'));

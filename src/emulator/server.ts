@@ -146,7 +146,12 @@ export class Emulator {
     this.#url = `http://${host}:${port}`;
     if (this.#options.prerender) {
       for (let offset = 0; offset < this.#options.albums; offset += 50) {
-        this.#page(new URL(`/v1/browse/new-releases?limit=50&offset=${offset}`, this.#url), offset, 50, false);
+        this.#page(
+          new URL(`/v1/browse/new-releases?limit=50&offset=${offset}`, this.#url),
+          offset,
+          50,
+          false,
+        );
       }
     }
     return this;

@@ -37,13 +37,22 @@ export class FileSink implements Sink {
     }
     const targetInfo = await stat(target).catch(() => undefined);
     if (targetInfo?.isDirectory()) {
-      throw new SpotifyBatchError('ERR_CONFIG', `option --out: ${target} is a directory, expected a file path`, {
-        context: { path: target },
-      });
+      throw new SpotifyBatchError(
+        'ERR_CONFIG',
+        `option --out: ${target} is a directory, expected a file path`,
+        {
+          context: { path: target },
+        },
+      );
     }
     const special = targetInfo !== undefined && !targetInfo.isFile();
-    const temp = special ? undefined : join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.partial`);
-    const writable = createWriteStream(temp ?? target, { flags: special ? 'w' : 'wx', highWaterMark: 64 * 1024 });
+    const temp = special
+      ? undefined
+      : join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.partial`);
+    const writable = createWriteStream(temp ?? target, {
+      flags: special ? 'w' : 'wx',
+      highWaterMark: 64 * 1024,
+    });
     // Surface open errors (permissions) now, before any fetching.
     await new Promise<void>((resolve, reject) => {
       writable.once('open', () => resolve());
