@@ -30,6 +30,8 @@ const MiB = 1024 * 1024;
 interface Sample {
   seconds: number;
   rssMiB: number;
+  /** The run's own `seconds` from its JSON report (no process start-up), when asked for. */
+  runSeconds?: number;
 }
 
 interface Row {
@@ -86,7 +88,9 @@ async function measureOnce(args: string[], env: NodeJS.ProcessEnv): Promise<Samp
   const seconds = (performance.now() - start) / 1000;
   if (code !== 0) throw new Error(`${args.join(' ')} exited with ${code}:\n${stderr}`);
   const rssKiB = Number(await readFile(rssFile, 'utf8'));
-  return { seconds, rssMiB: rssKiB / 1024 };
+  const report = /\{"event":"report".*\}/.exec(stderr)?.[0];
+  const runSeconds = report ? (JSON.parse(report) as { seconds: number }).seconds : undefined;
+  return { seconds, rssMiB: rssKiB / 1024, ...(runSeconds === undefined ? {} : { runSeconds }) };
 }
 
 async function scenario(
@@ -112,9 +116,9 @@ const median = (xs: number[]): number => {
   const mid = s.length >> 1;
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
-const med = (row: Row, key: keyof Sample) => median(row.samples.map((s) => s[key]));
+const med = (row: Row, key: keyof Sample) => median(row.samples.map((s) => s[key] ?? Number.NaN));
 const range = (row: Row, key: keyof Sample, digits: number) => {
-  const xs = row.samples.map((s) => s[key]);
+  const xs = row.samples.map((s) => s[key] ?? Number.NaN);
   return `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
 };
 
@@ -211,7 +215,16 @@ const latencyRows: { concurrency: number; row: Row; ideal: number }[] = [];
       const row = await scenario(
         `100 ms/page, ${LATENCY_PAGES} pages, concurrency ${concurrency}`,
         `spotify-batch new-releases --out /dev/null --concurrency ${concurrency}`,
-        pipelineArgs('/dev/null', ['--concurrency', String(concurrency)]),
+        [
+          cli,
+          'new-releases',
+          '--out',
+          '/dev/null',
+          '--log-format',
+          'json',
+          '--concurrency',
+          String(concurrency),
+        ],
         emulator.env,
       );
       latencyRows.push({ concurrency, row, ideal: (LATENCY_PAGES * 0.1) / concurrency });
@@ -341,16 +354,16 @@ ${table([small, sizes[MEDIUM] as Row, large, capped[SMALL] as Row, capped[MEDIUM
 
 ## Latency hiding (emulator answers each page after 100 ms; ${LATENCY_PAGES} pages)
 
-| concurrency | wall s, median (min–max) | ideal = pages × 0.1 s / concurrency | ratio | target ≤ 1.25 |
-| --- | --- | --- | --- | --- |
+| concurrency | ideal = pages × 0.1 s / concurrency | run time s (report), median (min–max) | ratio | process wall s, median | ratio | target ≤ 1.25 (run time) |
+| --- | --- | --- | --- | --- | --- | --- |
 ${latencyRows
   .map(({ concurrency, row, ideal }) => {
-    const ratio = med(row, 'seconds') / ideal;
-    return `| ${concurrency} | ${med(row, 'seconds').toFixed(2)} (${range(row, 'seconds', 2)}) | ${ideal.toFixed(2)} | ${ratio.toFixed(2)} | ${check(ratio <= 1.25)} |`;
+    const ratio = med(row, 'runSeconds') / ideal;
+    return `| ${concurrency} | ${ideal.toFixed(2)} | ${med(row, 'runSeconds').toFixed(2)} (${range(row, 'runSeconds', 2)}) | ${ratio.toFixed(2)} | ${med(row, 'seconds').toFixed(2)} | ${(med(row, 'seconds') / ideal).toFixed(2)} | ${check(ratio <= 1.25)} |`;
   })
   .join('\n')}
 
-Wall time includes process start-up (Node, module loading, first token), about 0.2–0.3 s, which is why the ratio rises as the ideal shrinks.
+"Run time" is the run's own \`seconds\` from its JSON report: from the start of the run to the output in place, including the token request and the first page, which must arrive alone (it carries \`total\`). "Process wall" adds Node's start-up and module loading.
 
 ## Where the CPU goes (one --cpu-prof run, ${profileAlbums.toLocaleString('en')} albums → /dev/null, concurrency 8)
 
