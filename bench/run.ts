@@ -2,7 +2,7 @@
  * The benchmark suite (`npm run bench`; `npm run bench -- --quick` for a smoke run).
  *
  * Every measured command runs as its own process, with peak RSS read from the OS for that
- * process (getrusage maxRSS, written by bench/rss.mjs at exit), against an emulator in another
+ * process (its own high-water mark VmHWM, written by bench/rss.mjs at exit), against an emulator in another
  * process whose pages are rendered ahead (`--prerender`), and a local S3 server (s3rver) in
  * this one. Each scenario runs RUNS times; medians, min–max and ratios come from the same run.
  * Results go to bench/RESULTS.md (quick mode: bench/out/RESULTS-quick.md).
@@ -188,6 +188,12 @@ for (const albums of [SMALL, MEDIUM, LARGE]) {
           { ...emulator.env, ...s3.env },
         );
         await scenario(
+          `same to S3, NODE_OPTIONS=${SEMI}`,
+          `NODE_OPTIONS=${SEMI} spotify-batch new-releases --out s3://bench/albums.csv --concurrency 8`,
+          pipelineArgs('s3://bench/albums.csv', ['--concurrency', '8']),
+          { ...emulator.env, ...s3.env, NODE_OPTIONS: SEMI },
+        );
+        await scenario(
           'naive baseline → S3 (one PutObject)',
           'OUT=s3://bench/naive.csv node bench/naive.ts',
           [join(root, 'bench/naive.ts')],
@@ -284,7 +290,9 @@ function category(url: string, fn: string): string {
   if (url.includes('/undici/')) return 'HTTP client (undici)';
   if (url.includes('/csv-stringify/')) return 'serialize (csv-stringify)';
   if (url.includes('/stream-json/') || url.includes('/stream-chain/')) return 'parse (stream-json)';
-  if (url.includes('/dist/src/sources/')) return 'source (ours: client, paging, parse)';
+  // JSON.parse is inlined into parseJsonBody, so most of this line is JSON.parse itself.
+  if (url.includes('/dist/src/sources/'))
+    return 'source (ours: client, paging, JSON.parse of pages)';
   if (url.includes('/dist/src/transforms/')) return 'transforms (ours: album → rows, coalesce)';
   if (url.includes('/dist/src/sinks/')) return 'sink (ours)';
   if (url.includes('node:internal/streams') || url.includes('node:stream')) return 'Node streams';
@@ -311,6 +319,7 @@ const find = (prefix: string) => rows.find((r) => r.scenario.startsWith(prefix))
 const floor = find('floor');
 const naive = find('naive baseline → /dev/null');
 const s3Row = find('pipeline → S3');
+const s3Capped = find('same to S3');
 const naiveS3 = find('naive baseline → S3');
 const mbps = (row: Row) => csvBytes / MiB / med(row, 'seconds');
 const rps = (row: Row) => csvRows / med(row, 'seconds');
@@ -337,18 +346,18 @@ const s3Budget = 100 + 8 * 5;
 const md = `# Benchmark results
 
 ${quick ? '**Quick mode (smoke run): sizes are small and runs = 1; not the published numbers.**\n\n' : ''}Produced by \`npm run bench${quick ? ' -- --quick' : ''}\` (bench/run.ts). Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB; Node ${node}; commit ${commit}; ${new Date().toISOString().slice(0, 10)}.
-Each scenario ran ${RUNS}× as its own process; peak RSS is that process's maxRSS. The emulator runs in another process with every page rendered ahead; S3 is s3rver on loopback (writing to disk). CSV at ${LARGE.toLocaleString('en')} albums: ${csvRows.toLocaleString('en')} rows, ${(csvBytes / MiB).toFixed(1)} MiB.
+Each scenario ran ${RUNS}× as its own process; peak RSS is that process's own high-water mark (VmHWM). The emulator runs in another process with every page rendered ahead; S3 is s3rver on loopback (writing to disk). CSV at ${LARGE.toLocaleString('en')} albums: ${csvRows.toLocaleString('en')} rows, ${(csvBytes / MiB).toFixed(1)} MiB.
 
 ## Memory and throughput
 
-${table([small, sizes[MEDIUM] as Row, large, capped[SMALL] as Row, capped[MEDIUM] as Row, capped[LARGE] as Row, floor, naive, s3Row, naiveS3])}
+${table([small, sizes[MEDIUM] as Row, large, capped[SMALL] as Row, capped[MEDIUM] as Row, capped[LARGE] as Row, floor, naive, s3Row, s3Capped, naiveS3])}
 
 | target | measured | |
 | --- | --- | --- |
 | peak RSS at ${LARGE.toLocaleString('en')} albums ≤ 1.2 × at ${SMALL.toLocaleString('en')} | ${rssRatio.toFixed(2)}× (${med(large, 'rssMiB').toFixed(0)} / ${med(small, 'rssMiB').toFixed(0)} MiB); with ${SEMI} ${cappedRatio.toFixed(2)}× | ${check(rssRatio <= 1.2)} |
 | peak RSS flat once steady: ${LARGE.toLocaleString('en')} vs ${MEDIUM.toLocaleString('en')} albums | ${steadyRatio.toFixed(2)}× (${med(large, 'rssMiB').toFixed(0)} / ${med(sizes[MEDIUM] as Row, 'rssMiB').toFixed(0)} MiB) | ${check(steadyRatio <= 1.2)} |
-| ≤ 100 MiB to /dev/null | ${med(large, 'rssMiB').toFixed(0)} MiB | ${check(med(large, 'rssMiB') <= 100)} |
-| ≤ 100 MiB + 8 MiB × (4 + 1) to S3 | ${med(s3Row, 'rssMiB').toFixed(0)} MiB (budget ${s3Budget}) | ${check(med(s3Row, 'rssMiB') <= s3Budget)} |
+| ≤ 100 MiB to /dev/null | ${med(large, 'rssMiB').toFixed(0)} MiB; with ${SEMI} ${med(capped[LARGE] as Row, 'rssMiB').toFixed(0)} MiB; the floor itself ${med(floor, 'rssMiB').toFixed(0)} MiB | ${check(med(large, 'rssMiB') <= 100)} |
+| ≤ 100 MiB + 8 MiB × (4 + 1) to S3 | ${med(s3Row, 'rssMiB').toFixed(0)} MiB; with ${SEMI} ${med(s3Capped, 'rssMiB').toFixed(0)} MiB (budget ${s3Budget}) | ${check(med(s3Row, 'rssMiB') <= s3Budget)} |
 | end-to-end within 1.3 × the floor | ${floorRatio.toFixed(2)}× (${med(large, 'seconds').toFixed(2)} s / ${med(floor, 'seconds').toFixed(2)} s) | ${check(floorRatio <= 1.3)} |
 | faster than the naive baseline | ${(med(naive, 'seconds') / med(large, 'seconds')).toFixed(2)}× faster, ${(med(naive, 'rssMiB') / med(large, 'rssMiB')).toFixed(1)}× less memory (to /dev/null); to S3 ${(med(naiveS3, 'seconds') / med(s3Row, 'seconds')).toFixed(2)}× faster, ${(med(naiveS3, 'rssMiB') / med(s3Row, 'rssMiB')).toFixed(1)}× less memory | ${check(med(naive, 'seconds') > med(large, 'seconds'))} |
 

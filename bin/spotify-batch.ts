@@ -10,7 +10,7 @@ import {
   usageError,
 } from '../src/core/errors.ts';
 import { MiB, type Options } from '../src/core/options.ts';
-import type { RunEvent } from '../src/core/stats.ts';
+import { createStats, type RunEvent, type RunStats } from '../src/core/stats.ts';
 import { parseFault } from '../src/emulator/faults.ts';
 import { startEmulator } from '../src/emulator/server.ts';
 import { type RunReport, run } from '../src/pipeline.ts';
@@ -36,6 +36,9 @@ function fail(error: unknown, debug: boolean): never {
   }
   process.exit(err.exitStatus);
 }
+
+const isCi = (env: NodeJS.ProcessEnv) =>
+  env.CI !== undefined && env.CI !== '' && env.CI !== 'false';
 
 function loadEnvFile(path: string | undefined): NodeJS.ProcessEnv {
   if (path === undefined) return process.env;
@@ -82,6 +85,42 @@ function describeEvent(e: RunEvent): string {
         ? `${NAME}: rate limited (429, no Retry-After): backing off, concurrency now ${e.concurrency}`
         : `${NAME}: rate limited (429): all requests pause ${e.retryAfter} s, concurrency now ${e.concurrency}`;
   }
+}
+
+const CLEAR_LINE = '\r\u001b[2K';
+
+function duration(seconds: number): string {
+  if (seconds < 60) return `${Math.ceil(seconds)} s`;
+  const m = Math.floor(seconds / 60);
+  return m < 60
+    ? `${m} min ${Math.round(seconds % 60)} s`
+    : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/**
+ * A live progress line on stderr (a terminal only: never mixed into piped stdout data, and off
+ * in CI logs and with --quiet or JSON logs). Returns the function that erases it.
+ */
+function startProgress(stats: RunStats, enabled: boolean): () => void {
+  if (!enabled) return () => {};
+  const started = performance.now();
+  const draw = () => {
+    const seconds = (performance.now() - started) / 1000;
+    const rate = stats.albums / seconds;
+    const total = stats.totalAlbums;
+    const of = total === undefined ? '' : ` of ${total.toLocaleString('en')}`;
+    const eta =
+      total !== undefined && rate > 0 ? ` · ETA ${duration((total - stats.albums) / rate)}` : '';
+    process.stderr.write(
+      `${CLEAR_LINE}${NAME}: ${stats.albums.toLocaleString('en')}${of} albums · ${stats.rows.toLocaleString('en')} rows · ${humanBytes(stats.bytes)} · ${Math.round(rate).toLocaleString('en')} albums/s${eta}`,
+    );
+  };
+  const timer = setInterval(draw, 250);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    process.stderr.write(CLEAR_LINE);
+  };
 }
 
 function installSignalHandlers(controller: AbortController): void {
@@ -226,6 +265,11 @@ const pullOptions = (y: Argv) =>
       default: false,
       describe: 'No summary on success',
     })
+    .option('progress', {
+      type: 'boolean',
+      describe:
+        'Live progress line on stderr [default: on when stderr is a terminal, off in CI, with --quiet or JSON logs]',
+    })
     .option('debug', {
       type: 'boolean',
       default: false,
@@ -285,11 +329,22 @@ async function newReleases(args: PullArgs): Promise<void> {
   try {
     const env = loadEnvFile(args['env-file']);
     const json = args['log-format'] === 'json';
+    const progress =
+      args.progress ??
+      (process.stderr.isTTY === true && !args.quiet && !json && !isCi(process.env));
     const onEvent = (event: RunEvent) => {
       if (json) process.stderr.write(`${JSON.stringify(event)}\n`);
-      else if (!args.quiet) process.stderr.write(`${describeEvent(event)}\n`);
+      else if (!args.quiet)
+        process.stderr.write(`${progress ? CLEAR_LINE : ''}${describeEvent(event)}\n`);
     };
-    const report = await run(toOptions(args), { signal: controller.signal, env, onEvent });
+    const stats = createStats();
+    const stopProgress = startProgress(stats, progress);
+    const report = await run(toOptions(args), {
+      signal: controller.signal,
+      env,
+      onEvent,
+      stats,
+    }).finally(stopProgress);
     if (args['log-format'] === 'json') {
       process.stderr.write(`${JSON.stringify({ event: 'report', ok: true, ...report })}\n`);
     } else if (!args.quiet) {
@@ -421,6 +476,10 @@ await yargs(hideBin(process.argv))
           '',
         ),
     (args) => emulator(args as Parameters<typeof emulator>[0]),
+  )
+  .completion(
+    'completion',
+    'Print a bash/zsh completion script (spotify-batch completion >> ~/.bashrc)',
   )
   .demandCommand(1, 'name a command: new-releases or emulator')
   .strict()

@@ -19,6 +19,8 @@ export interface RunContext {
   stdout?: NodeJS.WritableStream;
   /** Told about retries and rate limits as they happen. */
   onEvent?: EventListener;
+  /** Counters the run fills as it goes (read them for a progress display). @default fresh ones */
+  stats?: RunStats;
 }
 
 /** What a finished run reports (also the CLI's summary line and JSON report). */
@@ -43,7 +45,7 @@ export async function run(
   const env = context.env ?? process.env;
   const normalized = 'destination' in options ? options : normalizeOptions(options, env);
   const signal = context.signal ?? new AbortController().signal;
-  const stats = createStats();
+  const stats = context.stats ?? createStats();
 
   const sink = await openSink(normalized, env, context);
   let rejects: Sink | undefined;
@@ -68,8 +70,7 @@ export async function run(
     if (rejects) await rejects.commit();
     return report(stats, result, started, false);
   } catch (caught) {
-    const error =
-      signal.aborted && signal.reason instanceof SpotifyBatchError ? signal.reason : caught;
+    const error = signal.aborted ? abortReason(signal.reason) : caught;
     if (sink instanceof StdoutSink && isBrokenPipe(error)) {
       await rejects?.abort(error);
       return report(stats, { location: '-' }, started, true);
@@ -77,6 +78,15 @@ export async function run(
     await Promise.all([sink.abort(error), rejects?.abort(error)]);
     throw toSpotifyBatchError(error);
   }
+}
+
+/** Whatever aborted the run, as an ERR_INTERRUPTED error (signals bring their own). */
+function abortReason(reason: unknown): SpotifyBatchError {
+  if (reason instanceof SpotifyBatchError) return reason;
+  const detail = reason instanceof Error ? reason.message : String(reason);
+  return new SpotifyBatchError('ERR_INTERRUPTED', `run aborted (${detail}); nothing was written`, {
+    cause: reason,
+  });
 }
 
 async function openSink(

@@ -192,3 +192,30 @@ test('--out to a named pipe (or a device such as /dev/null) writes in place and 
   assert.ok((await stat(fifo)).isFIFO(), 'the pipe is still a pipe');
   assert.deepEqual(await readdir(dir), ['pipe']);
 });
+
+test('the progress line goes to stderr only, never into the data on stdout', async () => {
+  // Slow enough (40 pages × 30 ms, one at a time) for the line to be drawn a few times.
+  const slow = await startEmulator({ seed: 11, albums: 2000, latencyMs: 30 });
+  const result = await runCli(['new-releases', '--progress', '--concurrency', '1'], {
+    env: emulatorEnv(slow),
+  });
+  await slow.stop();
+  assert.equal(result.status, 0, result.stderr);
+  assert.ok(result.stdout.toString().startsWith('album_id,'));
+  const ESC = '\u001b';
+  assert.ok(
+    !result.stdout.includes(ESC) && !result.stdout.includes('albums/s'),
+    'progress leaked into stdout',
+  );
+  const line = new RegExp(
+    `\r${ESC}\\[2Kspotify-batch: [\\d,]+ of 2,000 albums · [\\d,]+ rows · .* albums/s · ETA`,
+  );
+  assert.match(result.stderr, line);
+});
+
+test('shell completion script is printed', async () => {
+  const result = await runCli(['completion']);
+  assert.equal(result.status, 0);
+  assert.match(result.stdout.toString(), /spotify-batch/);
+  assert.match(result.stdout.toString(), /complete/);
+});
