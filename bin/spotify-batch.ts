@@ -62,7 +62,13 @@ function humanBytes(n: number): string {
 
 function summary(r: RunReport): string {
   const parts = [`${r.pages} pages`, `${r.albums} albums`, `${r.rows} rows`, humanBytes(r.bytes)];
-  const where = `→ ${r.location === '-' ? 'stdout' : r.location} in ${r.seconds.toFixed(2)} s`;
+  const target =
+    r.outputs.length > 1
+      ? `${r.outputs.length} outputs`
+      : r.location === '-'
+        ? 'stdout'
+        : r.location;
+  const where = `→ ${target} in ${r.seconds.toFixed(2)} s`;
   const extra = [];
   if (r.parts !== undefined) extra.push(`${r.parts} part${r.parts === 1 ? '' : 's'}`);
   if (r.etag !== undefined) extra.push(`ETag ${r.etag}`);
@@ -73,6 +79,7 @@ function summary(r: RunReport): string {
   if (r.searchCapped) extra.push("stopped at Spotify's search cap of 1000");
   if (r.searchLimit !== null) extra.push(`search limit stepped down to ${r.searchLimit}`);
   if (r.outputClosed) extra.push('reader closed the output early');
+  if (r.manifest !== null) extra.push(`manifest ${r.manifest}`);
   return `${NAME}: ${parts.join(', ')} ${where}${extra.length ? ` (${extra.join(', ')})` : ''}`;
 }
 
@@ -80,6 +87,8 @@ function describeEvent(e: RunEvent): string {
   switch (e.event) {
     case 'retry':
       return `${NAME}: retrying: ${e.reason} (attempt ${e.attempt}, next in ${(e.delayMs / 1000).toFixed(1)} s)`;
+    case 'market-failed':
+      return `${NAME}: market ${e.market} failed and is skipped: ${e.reason}`;
     case 'rate-limited':
       return e.retryAfter === null || e.retryAfter === 0
         ? `${NAME}: rate limited (429, no Retry-After): backing off, concurrency now ${e.concurrency}`
@@ -164,6 +173,27 @@ const pullOptions = (y: Argv) =>
     .option('query', {
       type: 'string',
       describe: 'Search query with --via search [default: tag:new]',
+    })
+    .option('market', {
+      alias: 'm',
+      type: 'string',
+      array: true,
+      describe:
+        'Markets (ISO codes, repeat or comma list, or all). Several into one output add a market column',
+    })
+    .option('dedupe', {
+      type: 'boolean',
+      describe:
+        'Keep the first row per (album, artist) [default: on with several markets in one output]',
+    })
+    .option('on-market-error', {
+      choices: ['fail', 'skip'] as const,
+      default: 'fail' as const,
+      describe: 'With {market} in --out: fail the run (nothing left), or skip the market (exit 7)',
+    })
+    .option('manifest', {
+      type: 'boolean',
+      describe: 'Write _manifest.json beside the data, last [default: on with {market} in --out]',
     })
     .option('max-items', {
       type: 'number',
@@ -291,6 +321,7 @@ function toOptions(args: PullArgs): Options {
     limit: args.limit,
     concurrency: args.concurrency,
     via: args.via,
+    onMarketError: args['on-market-error'],
     maxRetries: args['max-retries'],
     retryDelay: args['retry-delay'],
     maxRetryAfter: args['max-retry-after'],
@@ -304,6 +335,9 @@ function toOptions(args: PullArgs): Options {
   const optional = {
     query: defined(args.query),
     maxItems: defined(args['max-items']),
+    markets: defined(args.market?.map(String)),
+    dedupe: defined(args.dedupe),
+    manifest: defined(args.manifest),
     apiUrl: defined(args['api-url']),
     accountsUrl: defined(args['accounts-url']),
     rejects: defined(args.rejects),
@@ -349,6 +383,12 @@ async function newReleases(args: PullArgs): Promise<void> {
       process.stderr.write(`${JSON.stringify({ event: 'report', ok: true, ...report })}\n`);
     } else if (!args.quiet) {
       process.stderr.write(`${summary(report)}\n`);
+    }
+    if (report.marketsFailed.length > 0) {
+      process.stderr.write(
+        `${NAME}: error: ${report.marketsFailed.length} market(s) failed and were skipped: ${report.marketsFailed.map((f) => f.market).join(', ')}\n`,
+      );
+      process.exitCode = ExitStatus.partial;
     }
   } catch (error) {
     if (args['log-format'] === 'json') {
@@ -430,7 +470,7 @@ await yargs(hideBin(process.argv))
           'Development Mode apps (no new-releases since Feb 2026)',
         )
         .epilog(
-          'Exit statuses: 0 ok, 1 internal error, 2 usage/configuration, 3 Spotify rejected the credentials, 4 Spotify API error, 5 destination (S3/file) error, 6 bad record, 130 SIGINT, 143 SIGTERM.',
+          'Exit statuses: 0 ok, 1 internal error, 2 usage/configuration, 3 Spotify rejected the credentials, 4 Spotify API error, 5 destination (S3/file) error, 6 bad record, 7 some markets skipped (--on-market-error skip), 130 SIGINT, 143 SIGTERM.',
         ),
     (args) => newReleases(args as PullArgs),
   )

@@ -1,13 +1,25 @@
+import { randomBytes } from 'node:crypto';
+import { posix } from 'node:path';
+import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
-import { type NormalizedOptions, normalizeOptions, type Options } from './core/options.ts';
+import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
+import {
+  type Destination,
+  expandOut,
+  type NormalizedOptions,
+  normalizeOptions,
+  type Options,
+  parseDestination,
+} from './core/options.ts';
 import type { Sink, SinkResult } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
 import { FileSink } from './sinks/file.ts';
 import { S3Sink } from './sinks/s3.ts';
 import { isBrokenPipe, StdoutSink } from './sinks/stdout.ts';
 import { AlbumSource } from './sources/albums.ts';
+import { SpotifyClient } from './sources/client.ts';
 import { Coalescer, createCsvStringifier } from './transforms/csv.ts';
+import { DigestTransform } from './transforms/digest.ts';
 import { type RejectHandler, RowsTransform } from './transforms/rows.ts';
 
 export interface RunContext {
@@ -23,60 +35,278 @@ export interface RunContext {
   stats?: RunStats;
 }
 
+/** One object or file the run wrote. */
+export interface OutputReport extends SinkResult {
+  /** The market of a per-market output (`{market}` in `out`), else null. */
+  market: string | null;
+  rows: number;
+  bytes: number;
+  /** Only computed when a manifest is written. */
+  sha256: string | null;
+}
+
+/** A market that failed under `onMarketError: 'skip'`. */
+export interface MarketFailure {
+  market: string;
+  code: ErrorCode;
+  message: string;
+}
+
 /** What a finished run reports (also the CLI's summary line and JSON report). */
 export interface RunReport extends Omit<RunStats, 'totalAlbums' | 'searchLimit'>, SinkResult {
+  runId: string;
+  startedAt: string;
+  endedAt: string;
   totalAlbums: number | null;
   searchLimit: number | null;
   seconds: number;
+  outputs: OutputReport[];
+  /** Where the manifest went, when one was written. */
+  manifest: string | null;
+  marketsFailed: MarketFailure[];
   /** stdout only: the reader went away before the end (e.g. `| head`); not an error. */
   outputClosed: boolean;
 }
 
+/** Errors that belong to one market (its list, its pages, its records), not to the whole run. */
+const MARKET_ERRORS = new Set<ErrorCode>([
+  'ERR_SPOTIFY_HTTP',
+  'ERR_SPOTIFY_FORBIDDEN',
+  'ERR_BAD_PAGE',
+  'ERR_BAD_RECORD',
+  'ERR_NETWORK',
+]);
+
+interface Job {
+  /** Markets this output holds, in order. */
+  markets: string[];
+  /** Set for per-market outputs. */
+  market: string | undefined;
+}
+
 /**
- * Runs one pull: Spotify → album rows → CSV → destination. Resolves with the report once the
- * output is complete and in place; rejects with a {@link SpotifyBatchError} after removing
- * whatever it had started to write.
+ * Runs one pull: Spotify → album rows → CSV → destination(s). Resolves with the report once
+ * every output is complete and in place; rejects with a {@link SpotifyBatchError} after removing
+ * whatever it had written (including per-market outputs that had completed).
  */
 export async function run(
   options: Options | NormalizedOptions,
   context: RunContext = {},
 ): Promise<RunReport> {
   const started = performance.now();
+  const startedAt = new Date();
   const env = context.env ?? process.env;
-  const normalized = 'destination' in options ? options : normalizeOptions(options, env);
-  const signal = context.signal ?? new AbortController().signal;
+  const o = 'perMarket' in options ? options : normalizeOptions(options, env);
   const stats = context.stats ?? createStats();
-
-  const sink = await openSink(normalized, env, context);
+  const vars = { date: startedAt.toISOString().slice(0, 10), runId: runIdFor(startedAt) };
+  // The run's own controller: a failure anywhere stops every request of the shared client.
+  const controller = new AbortController();
+  const signal = context.signal
+    ? AbortSignal.any([context.signal, controller.signal])
+    : controller.signal;
+  const client = new SpotifyClient({ ...o, stats, signal, onEvent: context.onEvent });
+  const jobs: Job[] = o.perMarket
+    ? o.markets.map((market) => ({ markets: [market], market }))
+    : [{ markets: o.markets, market: undefined }];
+  const done: { sink: Sink; output: OutputReport }[] = [];
+  const marketsFailed: MarketFailure[] = [];
   let rejects: Sink | undefined;
+  let outputClosed = false;
   try {
-    rejects =
-      normalized.rejects === undefined ? undefined : await FileSink.open(normalized.rejects);
-    const source = new AlbumSource({ ...normalized, stats, signal, onEvent: context.onEvent });
-    const rows = new RowsTransform(
-      stats,
-      rejects && rejectHandler(rejects, normalized.maxRejects, stats),
-    );
-    await pipeline(
-      source,
-      rows,
-      createCsvStringifier({ escapeFormulas: normalized.csvEscapeFormulas }),
-      new Coalescer(stats),
-      sink.writable,
-      { signal },
-    );
-    rejects?.writable.end();
-    const result = await sink.commit();
-    if (rejects) await rejects.commit();
-    return report(stats, result, started, false);
-  } catch (caught) {
-    const error = signal.aborted ? abortReason(signal.reason) : caught;
-    if (sink instanceof StdoutSink && isBrokenPipe(error)) {
-      await rejects?.abort(error);
-      return report(stats, { location: '-' }, started, true);
+    rejects = o.rejects === undefined ? undefined : await FileSink.open(o.rejects);
+    const onReject = rejects && rejectHandler(rejects, o.maxRejects, stats);
+    for (const job of jobs) {
+      const destination = parseDestination(expandOut(o.out, { ...vars, market: job.market }));
+      try {
+        done.push(
+          await runJob(o, job, destination, { client, stats, signal, onReject, env, context }),
+        );
+      } catch (caught) {
+        const error = signal.aborted ? abortReason(signal.reason) : caught;
+        if (destination.kind === 'stdout' && isBrokenPipe(error)) {
+          outputClosed = true;
+          break;
+        }
+        const failure = toSpotifyBatchError(error);
+        if (
+          o.onMarketError === 'skip' &&
+          job.market !== undefined &&
+          MARKET_ERRORS.has(failure.code)
+        ) {
+          marketsFailed.push({ market: job.market, code: failure.code, message: failure.message });
+          context.onEvent?.({
+            event: 'market-failed',
+            market: job.market,
+            reason: failure.message,
+          });
+          continue;
+        }
+        throw failure;
+      }
     }
-    await Promise.all([sink.abort(error), rejects?.abort(error)]);
+    if (outputClosed) {
+      await rejects?.abort(new Error('output closed'));
+    } else if (rejects) {
+      rejects.writable.end();
+      await rejects.commit();
+    }
+    const endedAt = new Date();
+    const outputs = done.map((d) => d.output);
+    const manifest =
+      o.manifest && !outputClosed
+        ? await writeManifest(
+            o,
+            manifestLocation(o, vars),
+            {
+              runId: vars.runId,
+              startedAt: startedAt.toISOString(),
+              endedAt: endedAt.toISOString(),
+              source: {
+                via: o.via,
+                ...(o.via === 'search' ? { query: o.query } : {}),
+                api: o.apiUrl,
+              },
+              markets: {
+                done: done.flatMap((d) => jobMarkets(o, d.output)),
+                failed: marketsFailed,
+              },
+              pages: stats.pages,
+              albums: stats.albums,
+              rows: stats.rows,
+              rejected: stats.rejected,
+              bytes: stats.bytes,
+              objects: outputs.map(({ location, market, rows, bytes, sha256, etag }) => ({
+                location,
+                market,
+                rows,
+                bytes,
+                sha256,
+                ...(etag === undefined ? {} : { etag }),
+              })),
+            },
+            env,
+          )
+        : null;
+    const first: SinkResult = outputs[0] ?? { location: '-' };
+    return {
+      ...stats,
+      totalAlbums: stats.totalAlbums ?? null,
+      searchLimit: stats.searchLimit ?? null,
+      location: first.location,
+      ...(first.etag === undefined ? {} : { etag: first.etag }),
+      ...(first.parts === undefined ? {} : { parts: first.parts }),
+      runId: vars.runId,
+      startedAt: startedAt.toISOString(),
+      endedAt: endedAt.toISOString(),
+      seconds: Math.round(performance.now() - started) / 1000,
+      outputs,
+      manifest,
+      marketsFailed,
+      outputClosed,
+    };
+  } catch (error) {
+    controller.abort(error);
+    // All or nothing: outputs of this run that had completed are taken back.
+    await Promise.all([...done.map((d) => d.sink.remove().catch(() => {})), rejects?.abort(error)]);
     throw toSpotifyBatchError(error);
+  } finally {
+    // Nothing of this run may go on after it: stray requests end now, then the pool closes.
+    controller.abort();
+    await Promise.all(done.map((d) => d.sink.release()));
+    await client.close().catch(() => {});
+  }
+}
+
+interface JobContext {
+  client: SpotifyClient;
+  stats: RunStats;
+  signal: AbortSignal;
+  onReject: RejectHandler | undefined;
+  env: NodeJS.ProcessEnv;
+  context: RunContext;
+}
+
+/** One output: its own source, transforms and sink; committed only if all of it succeeded. */
+async function runJob(
+  o: NormalizedOptions,
+  job: Job,
+  destination: Destination,
+  { client, stats, signal, onReject, env, context }: JobContext,
+): Promise<{ sink: Sink; output: OutputReport }> {
+  const withMarket = o.markets.length > 1 && !o.perMarket;
+  const sink = await openSink(destination, o, env, context);
+  const rowsBefore = stats.rows;
+  const bytesBefore = stats.bytes;
+  const digest = o.manifest ? new DigestTransform() : undefined;
+  try {
+    const stages = [
+      new AlbumSource({ ...o, markets: job.markets, stats, signal, client }),
+      new RowsTransform({ stats, withMarket, dedupe: o.dedupe, onReject }),
+      createCsvStringifier({ escapeFormulas: o.csvEscapeFormulas, withMarket }),
+      new Coalescer(stats),
+      ...(digest ? [digest] : []),
+    ] as const;
+    await pipeline([...stages, sink.writable] as unknown as [NodeJS.ReadableStream, Writable], {
+      signal,
+    });
+    const result = await sink.commit();
+    return {
+      sink,
+      output: {
+        ...result,
+        market: job.market ?? null,
+        rows: stats.rows - rowsBefore,
+        bytes: stats.bytes - bytesBefore,
+        sha256: digest?.sha256 ?? null,
+      },
+    };
+  } catch (error) {
+    await sink.abort(signal.aborted ? abortReason(signal.reason) : error);
+    throw error;
+  }
+}
+
+/** Markets an output holds, for the manifest. */
+function jobMarkets(o: NormalizedOptions, output: OutputReport): string[] {
+  return output.market !== null ? [output.market] : o.markets;
+}
+
+function runIdFor(date: Date): string {
+  return `${date.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * `_manifest.json` beside the data: in the directory (or key prefix) that holds every output —
+ * for `s3://b/dt={date}/market={market}/albums.csv`, in `s3://b/dt=…/`.
+ */
+export function manifestLocation(
+  o: NormalizedOptions,
+  vars: { date: string; runId: string },
+): string {
+  const marker = '\u0000';
+  const expanded = expandOut(o.out, { ...vars, market: marker });
+  const fixed = expanded.includes(marker) ? expanded.slice(0, expanded.indexOf(marker)) : expanded;
+  const dir = fixed.slice(0, fixed.lastIndexOf('/') + 1);
+  if (/^s3:\/\//i.test(fixed)) return `${dir}_manifest.json`;
+  return posix.join(dir === '' ? '.' : dir, '_manifest.json');
+}
+
+async function writeManifest(
+  o: NormalizedOptions,
+  location: string,
+  body: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
+  const sink = await openSink(parseDestination(location), o, env, {}, 'application/json');
+  try {
+    sink.writable.end(`${JSON.stringify(body, null, 2)}\n`);
+    await sink.commit();
+    return location;
+  } catch (error) {
+    await sink.abort(error);
+    throw error;
+  } finally {
+    await sink.release();
   }
 }
 
@@ -90,24 +320,26 @@ function abortReason(reason: unknown): SpotifyBatchError {
 }
 
 async function openSink(
-  options: NormalizedOptions,
+  destination: Destination,
+  o: NormalizedOptions,
   env: NodeJS.ProcessEnv,
   context: RunContext,
+  contentType = 'text/csv; charset=utf-8',
 ): Promise<Sink> {
-  const destination = options.destination;
   switch (destination.kind) {
     case 'stdout':
-      return new StdoutSink(
-        context.stdout as NodeJS.WritableStream & import('node:stream').Writable,
-      );
+      return new StdoutSink(context.stdout as NodeJS.WritableStream & Writable);
     case 'file':
-      return FileSink.open(destination.path);
+      // Templated outputs name partitions (dt=…/market=…) that do not exist yet.
+      return FileSink.open(destination.path, {
+        createDirs: /\{(date|run_id|market)\}/.test(o.out),
+      });
     case 's3':
       return S3Sink.open({
-        ...options.s3,
+        ...o.s3,
         bucket: destination.bucket,
         key: destination.key,
-        contentType: 'text/csv; charset=utf-8',
+        contentType,
         env,
       });
   }
@@ -120,30 +352,11 @@ function rejectHandler(rejects: Sink, maxRejects: number, stats: RunStats): Reje
       throw new SpotifyBatchError(
         'ERR_BAD_RECORD',
         `more than --max-rejects ${maxRejects} bad records; last: ${error.message}`,
-        {
-          cause: error,
-          context: error.context,
-        },
+        { cause: error, context: error.context },
       );
     }
     rejects.writable.write(
       `${JSON.stringify({ reason: error.message, field: error.context.field ?? null, record })}\n`,
     );
-  };
-}
-
-function report(
-  stats: RunStats,
-  result: SinkResult,
-  started: number,
-  outputClosed: boolean,
-): RunReport {
-  return {
-    ...stats,
-    totalAlbums: stats.totalAlbums ?? null,
-    searchLimit: stats.searchLimit ?? null,
-    ...result,
-    seconds: Math.round(performance.now() - started) / 1000,
-    outputClosed,
   };
 }

@@ -39,6 +39,7 @@ test('a stalled consumer stops the fetching', async () => {
     clientId: e.clientId,
     clientSecret: e.clientSecret,
     via: 'new-releases',
+    markets: [],
     query: 'tag:new',
     limit: 50,
     concurrency: 4,
@@ -120,6 +121,7 @@ test('--max-items stops after N albums with a complete output', async () => {
   const full = (await runToBuffer(e)).bytes.toString();
   const { bytes, report } = await runToBuffer(e, { maxItems: 120, concurrency: 4 });
   assert.equal(report.albums, 120);
+  assert.equal(report.retries, 0, 'the pages still in flight were cancelled, not retried');
   const text = bytes.toString();
   assert.ok(full.startsWith(text), 'the cut output is a prefix of the full one');
   assert.ok(text.endsWith('\n'));

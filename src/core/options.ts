@@ -1,4 +1,5 @@
 import { usageError } from './errors.ts';
+import { parseMarkets } from './markets.ts';
 
 export type Via = 'new-releases' | 'search';
 
@@ -21,6 +22,17 @@ export interface Options {
   query?: string;
   /** Stop after this many albums; the output is complete and valid. @default unlimited */
   maxItems?: number;
+  /**
+   * Markets to pull (new-releases' `country`, search's `market`): ISO codes, or `all`. With more
+   * than one, a `market` column follows the seven contract columns. @default none (Spotify's default list)
+   */
+  markets?: string[];
+  /** Keep only the first row per (album, artist). @default true with several markets in one object */
+  dedupe?: boolean;
+  /** With several markets: `fail` the whole run on any market's failure, or `skip` that market. @default 'fail' */
+  onMarketError?: 'fail' | 'skip';
+  /** Write `_manifest.json` beside the data, last. @default true when `out` has `{market}` */
+  manifest?: boolean;
   /** Albums per page, 1..50. @default 50 */
   limit?: number;
   /** Pages in flight at once, 1..64. @default 4 */
@@ -70,7 +82,14 @@ export interface Options {
 }
 
 export interface NormalizedOptions {
-  destination: Destination;
+  /** `out` as given: may hold `{date}`, `{run_id}`, `{market}` (see {@link expandOut}). */
+  out: string;
+  /** `out` has `{market}`: one object per market. */
+  perMarket: boolean;
+  markets: string[];
+  dedupe: boolean;
+  onMarketError: 'fail' | 'skip';
+  manifest: boolean;
   via: Via;
   query: string;
   maxItems: number;
@@ -106,6 +125,22 @@ export interface S3Options {
 export const MiB = 1024 * 1024;
 const S3_MIN_PART = 5 * MiB;
 const S3_MAX_PART = 5 * 1024 * MiB;
+
+export interface OutVars {
+  /** UTC run date, YYYY-MM-DD. */
+  date: string;
+  runId: string;
+  market?: string | undefined;
+}
+
+const TEMPLATE = /\{(date|run_id|market)\}/g;
+
+/** Fills `{date}`, `{run_id}` and `{market}` in an `--out` template. */
+export function expandOut(out: string, vars: OutVars): string {
+  return out.replace(TEMPLATE, (_, name: string) =>
+    name === 'date' ? vars.date : name === 'run_id' ? vars.runId : (vars.market ?? ''),
+  );
+}
 
 /** Parses `-`, a path, or `s3://bucket/key` into a {@link Destination}. */
 export function parseDestination(out: string): Destination {
@@ -184,6 +219,34 @@ export function normalizeOptions(
   if (options.s3SseKmsKeyId && options.s3Sse !== 'aws:kms') {
     throw usageError('option --s3-sse-kms-key-id needs --s3-sse aws:kms');
   }
+  const out = options.out ?? '-';
+  const markets = parseMarkets(options.markets ?? []);
+  const perMarket = out.includes('{market}');
+  if (perMarket && markets.length === 0)
+    throw usageError('option --out has {market}: name markets with --market');
+  if (perMarket && out !== '-' && parseDestination(out).kind === 'stdout') {
+    throw usageError('option --out: {market} needs a file path or s3:// key');
+  }
+  // Validate the shape now, with sample values, so a bad --out fails before any request.
+  const sample = parseDestination(
+    expandOut(out, { date: '2026-01-01', runId: 'run', market: 'SE' }),
+  );
+  if (sample.kind === 'stdout' && out !== '-' && out !== '')
+    throw usageError(`option --out: ${out} is not a destination`);
+  if (options.onMarketError === 'skip' && !perMarket) {
+    throw usageError(
+      'option --on-market-error skip needs one object per market: put {market} in --out',
+    );
+  }
+  if (
+    options.onMarketError !== undefined &&
+    options.onMarketError !== 'fail' &&
+    options.onMarketError !== 'skip'
+  ) {
+    throw usageError(
+      `option --on-market-error must be fail or skip, got ${String(options.onMarketError)}`,
+    );
+  }
   const via = options.via ?? 'new-releases';
   if (via !== 'new-releases' && via !== 'search') {
     throw usageError(`option --via must be new-releases or search, got ${String(via)}`);
@@ -192,7 +255,12 @@ export function normalizeOptions(
     throw usageError('option --query needs --via search');
   }
   return {
-    destination: parseDestination(options.out ?? '-'),
+    out,
+    perMarket,
+    markets,
+    dedupe: options.dedupe ?? (markets.length > 1 && !perMarket),
+    onMarketError: options.onMarketError ?? 'fail',
+    manifest: options.manifest ?? perMarket,
     via,
     query: nonEmpty(options.query) ?? 'tag:new',
     maxItems:

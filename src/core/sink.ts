@@ -18,4 +18,8 @@ export interface Sink {
   readonly writable: Writable;
   commit(): Promise<SinkResult>;
   abort(reason: unknown): Promise<void>;
+  /** Takes a committed output back, when a later part of the same run failed. */
+  remove(): Promise<void>;
+  /** Frees what the sink holds (connections); called once when the run is over. */
+  release(): Promise<void>;
 }

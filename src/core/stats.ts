@@ -52,6 +52,7 @@ export type RunEvent =
       reason: string;
       delayMs: number;
     }
-  | { event: 'rate-limited'; url: string; retryAfter: number | null; concurrency: number };
+  | { event: 'rate-limited'; url: string; retryAfter: number | null; concurrency: number }
+  | { event: 'market-failed'; market: string; reason: string };
 
 export type EventListener = (event: RunEvent) => void;

@@ -26,6 +26,8 @@ export interface FaultRule {
   every?: number;
   /** Only requests for this page offset. */
   offset?: number;
+  /** Only requests for this market (new-releases' `country`, search's `market`). */
+  market?: string;
   /** Fire at most this many times. @default unlimited */
   times?: number;
   /** 429 only: the Retry-After header value; `null` sends none. @default '1' */
@@ -34,7 +36,7 @@ export interface FaultRule {
   emptyBody?: boolean;
 }
 
-/** Parses `kind[:key=value,...]`, e.g. `429:every=5,retryAfter=0` or `500:offset=100`. */
+/** Parses `kind[:key=value,...]`, e.g. `429:every=5,retryAfter=0`, `500:offset=100,market=SE`. */
 export function parseFault(spec: string): FaultRule {
   const [kind, params = ''] = spec.split(':', 2) as [string, string?];
   if (!(FAULT_KINDS as readonly string[]).includes(kind)) {
@@ -53,6 +55,9 @@ export function parseFault(spec: string): FaultRule {
         rule[key] = n;
         break;
       }
+      case 'market':
+        rule.market = value.toUpperCase();
+        break;
       case 'retryAfter':
         rule.retryAfter = value === 'none' ? null : value;
         break;
@@ -78,10 +83,11 @@ export class FaultPlan {
     this.#fired = rules.map(() => 0);
   }
 
-  pick(offset: number): FaultRule | undefined {
+  pick(offset: number, market?: string): FaultRule | undefined {
     let chosen: FaultRule | undefined;
     this.#rules.forEach((rule, i) => {
       if (rule.offset !== undefined && rule.offset !== offset) return;
+      if (rule.market !== undefined && rule.market !== market) return;
       const matched = ++(this.#matched[i] as number);
       if (chosen || matched % (rule.every ?? 1) !== 0) return;
       if (rule.times !== undefined && (this.#fired[i] as number) >= rule.times) return;

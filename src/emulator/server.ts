@@ -243,7 +243,10 @@ export class Emulator {
       (o.latencyJitterMs ? hash(o.seed, this.stats.apiRequests, 99) % (o.latencyJitterMs + 1) : 0);
     if (delay > 0) await sleep(delay);
 
-    const fault = this.#faults.pick(offset);
+    const fault = this.#faults.pick(
+      offset,
+      url.searchParams.get('country') ?? url.searchParams.get('market') ?? undefined,
+    );
     if (fault) {
       this.stats.faultsFired++;
       if (this.#inject(fault, res, record, token)) return;
@@ -340,7 +343,8 @@ export class Emulator {
   }
 
   #page(url: URL, offset: number, limit: number, search: boolean): Buffer {
-    const key = `${url.pathname}|${offset}|${limit}`;
+    const market = url.searchParams.get(search ? 'market' : 'country') ?? '';
+    const key = `${url.pathname}|${offset}|${limit}|${market}`;
     const cached = this.#pageCache.get(key);
     if (cached) return cached;
     const o = this.#options;
@@ -359,8 +363,11 @@ export class Emulator {
     };
     const end = search ? Math.min(total, SEARCH_CAP) : total;
     const items = [];
+    // Each market lists the catalogue from its own starting point: markets overlap in part,
+    // like real new-releases lists (dedupe across markets has something to do).
+    const shift = marketShift(market, o.albums);
     for (let i = offset; i < Math.min(offset + limit, end); i++) {
-      const item: Partial<ReturnType<typeof album>> = album(o.seed, i, this.#url);
+      const item: Partial<ReturnType<typeof album>> = album(o.seed, i + shift, this.#url);
       if (this.#malformed.has(i)) delete item.name;
       items.push(item);
     }
@@ -386,6 +393,13 @@ export class Emulator {
     });
     res.end(text);
   }
+}
+
+/** Where a market's list starts in the catalogue: 0 without a market, else 0–3 quarters in. */
+export function marketShift(market: string, albums: number): number {
+  if (market === '') return 0;
+  const code = (market.charCodeAt(0) << 8) | market.charCodeAt(1);
+  return (hash(7, code) % 4) * Math.floor(albums / 4);
 }
 
 /** Starts an emulator; the caller stops it. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -20,15 +20,26 @@ export class FileSink implements Sink {
   readonly #target: string;
   /** The temporary file, or undefined when writing in place. */
   readonly #temp: string | undefined;
+  /** The topmost directory this sink created, if any. */
+  readonly #created: string | undefined;
 
-  private constructor(target: string, temp: string | undefined, writable: Writable) {
+  private constructor(
+    target: string,
+    temp: string | undefined,
+    writable: Writable,
+    created?: string,
+  ) {
     this.#target = target;
     this.#temp = temp;
     this.writable = writable;
+    this.#created = created;
   }
 
-  static async open(target: string): Promise<FileSink> {
+  /** `createDirs`: make missing parent directories (partitioned, templated outputs). */
+  static async open(target: string, { createDirs = false } = {}): Promise<FileSink> {
     const dir = dirname(target);
+    // mkdir answers the first directory it had to create: those are ours to remove on failure.
+    const created = createDirs ? await mkdir(dir, { recursive: true }) : undefined;
     const info = await stat(dir).catch(() => undefined);
     if (!info?.isDirectory()) {
       throw new SpotifyBatchError('ERR_CONFIG', `option --out: directory ${dir} does not exist`, {
@@ -65,7 +76,7 @@ export class FileSink implements Sink {
         ),
       );
     });
-    return new FileSink(target, temp, writable);
+    return new FileSink(target, temp, writable, created);
   }
 
   async commit(): Promise<SinkResult> {
@@ -84,9 +95,29 @@ export class FileSink implements Sink {
     return { location: this.#target };
   }
 
+  async remove(): Promise<void> {
+    if (this.#temp !== undefined) await rm(this.#target, { force: true });
+    await this.#removeCreatedDirs();
+  }
+
+  /** Removes the directories this sink created, deepest first, as long as they are empty. */
+  async #removeCreatedDirs(): Promise<void> {
+    if (this.#created === undefined) return;
+    for (let dir = dirname(this.#target); ; dir = dirname(dir)) {
+      const removed = await rmdir(dir).then(
+        () => true,
+        () => false,
+      );
+      if (!removed || dir === this.#created || dir === dirname(dir)) return;
+    }
+  }
+
+  async release(): Promise<void> {}
+
   async abort(): Promise<void> {
     this.writable.destroy();
     await finished(this.writable).catch(() => {});
     if (this.#temp !== undefined) await rm(this.#temp, { force: true });
+    await this.#removeCreatedDirs();
   }
 }

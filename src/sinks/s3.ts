@@ -119,9 +119,23 @@ export class S3Sink implements Sink {
     } catch (error) {
       await this.abort(error);
       throw this.#error(error);
-    } finally {
-      this.#client.destroy();
     }
+  }
+
+  /** Deletes the completed object (a later part of the same run failed). */
+  async remove(): Promise<void> {
+    const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+    try {
+      await this.#client.send(
+        new DeleteObjectCommand({ Bucket: this.#options.bucket, Key: this.#options.key }),
+      );
+    } catch (error) {
+      throw this.#error(error);
+    }
+  }
+
+  async release(): Promise<void> {
+    this.#client.destroy();
   }
 
   async abort(reason: unknown): Promise<void> {

@@ -17,7 +17,11 @@ export class StdoutSink implements Sink {
     return { location: '-' };
   }
 
+  async release(): Promise<void> {}
+
   async abort(): Promise<void> {}
+
+  async remove(): Promise<void> {}
 }
 
 export function isBrokenPipe(error: unknown): boolean {

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { Via } from '../core/options.ts';
+import type { SourceItem } from '../core/records.ts';
 import type { RunStats } from '../core/stats.ts';
 import { type ClientOptions, SpotifyClient } from './client.ts';
 
@@ -9,14 +10,29 @@ export const SEARCH_CAP = 1000;
 /** The largest search `limit` Development Mode apps may use since February 2026. */
 export const DEV_MODE_SEARCH_LIMIT = 10;
 
-export interface AlbumSourceOptions extends Omit<ClientOptions, 'signal'> {
+export interface PagingOptions {
   via: Via;
   /** Search query (with `via: 'search'`). */
   query: string;
   limit: number;
+  concurrency: number;
+  stats: RunStats;
+  /** new-releases' `country` / search's `market`; undefined for Spotify's default. */
+  market?: string | undefined;
+  /** Cancels this consumer's requests (the client may be shared with others). */
+  signal: AbortSignal;
+}
+
+export interface AlbumSourceOptions
+  extends Omit<ClientOptions, 'signal'>,
+    Omit<PagingOptions, 'market'> {
+  /** Markets pulled one after the other into this stream; `[]` for Spotify's default list. */
+  markets: string[];
   /** Stop after this many albums (the last page is cut). */
   maxItems: number;
   signal: AbortSignal;
+  /** A client to share (its token and rate-limit gate); without one the source makes its own. */
+  client?: SpotifyClient | undefined;
 }
 
 /** One parsed page of a Spotify paging object. */
@@ -29,7 +45,13 @@ export interface Page {
   href: string | undefined;
 }
 
-export function firstPageUrl(apiUrl: string, via: Via, limit: number, query: string): string {
+export function firstPageUrl(
+  apiUrl: string,
+  via: Via,
+  limit: number,
+  query: string,
+  market?: string,
+): string {
   if (via === 'search') {
     const params = new URLSearchParams({
       q: query,
@@ -37,9 +59,11 @@ export function firstPageUrl(apiUrl: string, via: Via, limit: number, query: str
       limit: String(limit),
       offset: '0',
     });
+    if (market) params.set('market', market);
     return `${apiUrl}/v1/search?${params}`;
   }
-  return `${apiUrl}/v1/browse/new-releases?limit=${limit}&offset=0`;
+  const country = market ? `&country=${market}` : '';
+  return `${apiUrl}/v1/browse/new-releases?limit=${limit}&offset=0${country}`;
 }
 
 /**
@@ -87,12 +111,11 @@ export function toPage(json: unknown, url: string, offset: number): Page {
  */
 export async function* fetchPages(
   client: SpotifyClient,
-  options: AlbumSourceOptions,
+  options: PagingOptions,
 ): AsyncGenerator<Page> {
   const { via, concurrency, stats } = options;
   const first = await fetchFirstPage(client, options);
   yield first;
-  const cap = via === 'search' ? SEARCH_CAP : Number.POSITIVE_INFINITY;
   const limit = first.limit;
   let base = first.next;
   if (base === null || first.items.length === 0) return;
@@ -100,12 +123,19 @@ export async function* fetchPages(
   if (total === undefined || limit < 1) {
     // No usable total: follow `next` sequentially.
     while (base !== null) {
-      const page = await getPage(client, base, first.offset);
+      const offset = Number(new URL(base).searchParams.get('offset') ?? Number.NaN);
+      const page = await getPage(
+        client,
+        base,
+        Number.isInteger(offset) ? offset : first.offset,
+        options.signal,
+      );
       yield page;
       base = page.items.length > 0 ? page.next : null;
     }
     return;
   }
+  const cap = via === 'search' ? SEARCH_CAP : Number.POSITIVE_INFINITY;
   const end = Math.min(total, cap);
   if (total > cap) stats.searchCapped = true;
   const window: Promise<Page>[] = [];
@@ -114,7 +144,7 @@ export async function* fetchPages(
     while (window.length > 0 || offset < end) {
       while (window.length < concurrency && offset < end) {
         const pageLimit = Math.min(limit, end - offset);
-        const pending = getPage(client, pageUrl(base, offset, pageLimit), offset);
+        const pending = getPage(client, pageUrl(base, offset, pageLimit), offset, options.signal);
         // Handled when its turn comes; until then a rejection must not count as unhandled.
         pending.catch(() => {});
         window.push(pending);
@@ -127,19 +157,23 @@ export async function* fetchPages(
   }
 }
 
-async function getPage(client: SpotifyClient, url: string, offset: number): Promise<Page> {
-  return toPage(await client.getJson(url, offset), url, offset);
+async function getPage(
+  client: SpotifyClient,
+  url: string,
+  offset: number,
+  signal: AbortSignal,
+): Promise<Page> {
+  return toPage(await client.getJson(url, offset, signal), url, offset);
 }
 
 /**
  * Search answers 400 "Invalid limit" to Development Mode apps asking for more than 10 per page:
  * step down once to 10 rather than fail.
  */
-async function fetchFirstPage(client: SpotifyClient, options: AlbumSourceOptions): Promise<Page> {
-  const { via, limit, query } = options;
-  const url = firstPageUrl(client.apiUrl, via, limit, query);
+async function fetchFirstPage(client: SpotifyClient, options: PagingOptions): Promise<Page> {
+  const { via, limit, query, market, signal } = options;
   try {
-    return await getPage(client, url, 0);
+    return await getPage(client, firstPageUrl(client.apiUrl, via, limit, query, market), 0, signal);
   } catch (error) {
     const invalidLimit =
       via === 'search' &&
@@ -149,20 +183,61 @@ async function fetchFirstPage(client: SpotifyClient, options: AlbumSourceOptions
       /limit/i.test(error.message);
     if (!invalidLimit) throw error;
     options.stats.searchLimit = DEV_MODE_SEARCH_LIMIT;
-    return getPage(client, firstPageUrl(client.apiUrl, via, DEV_MODE_SEARCH_LIMIT, query), 0);
+    const url = firstPageUrl(client.apiUrl, via, DEV_MODE_SEARCH_LIMIT, query, market);
+    return getPage(client, url, 0, signal);
   }
 }
 
 /**
- * The album stream: a Readable (objectMode) over {@link fetchPages}. A page's albums are pushed
- * together once the page parsed completely, so a retried page never emits half of itself; the
- * next page is asked for only when the stream's buffer has room. The source owns its client:
- * destroying the stream aborts requests in flight and closes the connection pool.
+ * Pages of several markets, market after market (each in API order). The first pages of the
+ * next markets are requested ahead, up to `concurrency` markets, so the API stays busy across
+ * market boundaries (a new-releases list is about two pages); the shared client's gate still
+ * bounds what is in flight.
+ */
+export async function* fetchMarketPages(
+  client: SpotifyClient,
+  options: PagingOptions,
+  markets: (string | undefined)[],
+): AsyncGenerator<{ page: Page; market: string | undefined }> {
+  interface Started {
+    market: string | undefined;
+    pages: AsyncGenerator<Page>;
+    head: Promise<IteratorResult<Page>>;
+  }
+  const start = (market: string | undefined): Started => {
+    const pages = fetchPages(client, { ...options, market });
+    const head = pages.next();
+    head.catch(() => {}); // awaited in its turn
+    return { market, pages, head };
+  };
+  const ahead: Started[] = [];
+  let next = 0;
+  try {
+    while (ahead.length > 0 || next < markets.length) {
+      while (ahead.length < Math.max(1, options.concurrency) && next < markets.length) {
+        ahead.push(start(markets[next++]));
+      }
+      const current = ahead.shift() as Started;
+      for (let result = await current.head; !result.done; result = await current.pages.next()) {
+        yield { page: result.value, market: current.market };
+      }
+    }
+  } finally {
+    await Promise.all(ahead.map((started) => started.pages.return(undefined).catch(() => {})));
+  }
+}
+
+/**
+ * The album stream: a Readable (objectMode) over {@link fetchMarketPages}. A page's albums are
+ * pushed together once the page parsed completely, so a retried page never emits half of
+ * itself; the next page is asked for only when the stream's buffer has room. Destroying the
+ * stream aborts its requests in flight (and closes the client if the source made it).
  */
 export class AlbumSource extends Readable {
   readonly #controller = new AbortController();
   readonly #client: SpotifyClient;
-  readonly #pages: AsyncGenerator<Page>;
+  readonly #ownsClient: boolean;
+  readonly #pages: AsyncGenerator<{ page: Page; market: string | undefined }>;
   readonly #stats: RunStats;
   readonly #maxItems: number;
   #reading = false;
@@ -170,8 +245,10 @@ export class AlbumSource extends Readable {
   constructor(options: AlbumSourceOptions) {
     super({ objectMode: true, highWaterMark: 16 });
     const signal = AbortSignal.any([options.signal, this.#controller.signal]);
-    this.#client = new SpotifyClient({ ...options, signal });
-    this.#pages = fetchPages(this.#client, { ...options, signal });
+    this.#ownsClient = options.client === undefined;
+    this.#client = options.client ?? new SpotifyClient({ ...options, signal });
+    const markets = options.markets.length > 0 ? options.markets : [undefined];
+    this.#pages = fetchMarketPages(this.#client, { ...options, signal }, markets);
     this.#stats = options.stats;
     this.#maxItems = options.maxItems;
   }
@@ -186,16 +263,18 @@ export class AlbumSource extends Readable {
           this.push(null);
           return;
         }
+        const { page, market } = result.value;
         const stats = this.#stats;
         stats.pages++;
-        if (stats.totalAlbums === undefined && result.value.total !== undefined) {
-          stats.totalAlbums = result.value.total;
+        // Each market's first page adds its total, so progress has the best total known so far.
+        if (page.offset === 0 && page.total !== undefined) {
+          stats.totalAlbums = (stats.totalAlbums ?? 0) + page.total;
         }
-        let items = result.value.items;
+        let items = page.items;
         const room = this.#maxItems - stats.albums;
         if (items.length >= room) items = items.slice(0, room);
         stats.albums += items.length;
-        for (const item of items) this.push(item);
+        for (const album of items) this.push({ album, market } satisfies SourceItem);
         if (stats.albums >= this.#maxItems) this.push(null);
       },
       (error: unknown) => this.destroy(error as Error),
@@ -206,7 +285,7 @@ export class AlbumSource extends Readable {
     this.#controller.abort(error ?? undefined);
     const cleanup = async (): Promise<void> => {
       await this.#pages.return(undefined).catch(() => {});
-      await this.#client.close().catch(() => {});
+      if (this.#ownsClient) await this.#client.close().catch(() => {});
     };
     cleanup().then(() => callback(error));
   }

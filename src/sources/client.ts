@@ -51,14 +51,19 @@ export class SpotifyClient {
     return this.#options.apiUrl;
   }
 
-  async getJson(url: string, offset?: number): Promise<unknown> {
-    const { maxRetries, retryDelay, stats, signal } = this.#options;
+  /**
+   * GET a JSON body. `caller` lets one consumer (a source that is destroyed early, e.g. after
+   * `maxItems`) cancel its own requests while the client goes on serving others.
+   */
+  async getJson(url: string, offset?: number, caller?: AbortSignal): Promise<unknown> {
+    const { maxRetries, retryDelay, stats } = this.#options;
+    const signal = caller ? AbortSignal.any([this.#options.signal, caller]) : this.#options.signal;
     let unauthorized = 0;
     return pRetry(
       async () => {
-        await this.#throttle.acquire();
+        await this.#throttle.acquire(signal);
         try {
-          const body = await this.#attempt(url, offset, () => ++unauthorized);
+          const body = await this.#attempt(url, offset, signal, () => ++unauthorized);
           this.#throttle.succeeded();
           return body;
         } finally {
@@ -102,9 +107,9 @@ export class SpotifyClient {
   async #attempt(
     url: string,
     offset: number | undefined,
+    signal: AbortSignal,
     count401: () => number,
   ): Promise<unknown> {
-    const { signal } = this.#options;
     const token = await this.#tokens.get();
     const context = offset === undefined ? { url } : { url, offset };
     let response: Dispatcher.ResponseData;
@@ -197,8 +202,10 @@ function networkError(
 ): unknown {
   if (signal.aborted) return cause;
   const code = (cause as { code?: unknown }).code;
-  // A host that does not resolve will not start resolving within our retries.
-  const retryable = code !== 'ENOTFOUND' && code !== 'ERR_INVALID_URL';
+  // A host that does not resolve will not start resolving within our retries, and a closed
+  // client will not reopen.
+  const retryable =
+    code !== 'ENOTFOUND' && code !== 'ERR_INVALID_URL' && code !== 'UND_ERR_DESTROYED';
   return new SpotifyBatchError('ERR_NETWORK', `request to ${url} failed: ${describe(cause)}`, {
     cause,
     context,

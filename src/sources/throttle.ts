@@ -29,8 +29,6 @@ export class Throttle {
   constructor(options: ThrottleOptions) {
     this.#options = options;
     this.#limit = options.concurrency;
-    // Wake every waiter on abort; each one then sees the aborted signal and throws.
-    options.signal.addEventListener('abort', () => this.#wakeAll(), { once: true });
   }
 
   /** Current adaptive in-flight limit (for reports and tests). */
@@ -38,9 +36,11 @@ export class Throttle {
     return Math.floor(this.#limit);
   }
 
-  /** Waits for the pause to pass and a free slot; the caller must `release()` afterwards. */
-  async acquire(): Promise<void> {
-    const { signal } = this.#options;
+  /**
+   * Waits for the pause to pass and a free slot; the caller must `release()` afterwards.
+   * `signal` (the run's, or one caller's) ends the wait.
+   */
+  async acquire(signal: AbortSignal = this.#options.signal): Promise<void> {
     for (;;) {
       signal.throwIfAborted();
       const pause = this.#pausedUntil - Date.now();
@@ -52,7 +52,19 @@ export class Throttle {
         this.#inFlight++;
         return;
       }
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        // An aborted waiter leaves the queue, so a later release() wakes someone still waiting.
+        const onAbort = () => {
+          this.#waiters = this.#waiters.filter((w) => w !== wake);
+          resolve();
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.#waiters.push(wake);
+      });
     }
   }
 
@@ -100,12 +112,6 @@ export class Throttle {
     }
     stats.rateLimitWaitMs += added;
     this.#pausedUntil = until;
-  }
-
-  #wakeAll(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
   }
 }
 

@@ -1,11 +1,13 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import type { RunStats } from '../core/stats.ts';
-import { COLUMNS } from './rows.ts';
+import { COLUMNS, MARKET_COLUMN } from './rows.ts';
 
 export interface CsvOptions {
   /** Prefix cells starting with = + - @ tab or CR with `'` (spreadsheet formula injection). */
   escapeFormulas: boolean;
+  /** Rows carry the market as an eighth column. */
+  withMarket: boolean;
 }
 
 /**
@@ -16,7 +18,7 @@ export interface CsvOptions {
 export function createCsvStringifier(options: CsvOptions): Transform {
   return stringify({
     header: true,
-    columns: [...COLUMNS],
+    columns: options.withMarket ? [...COLUMNS, MARKET_COLUMN] : [...COLUMNS],
     record_delimiter: '\n',
     escape_formulas: options.escapeFormulas,
   });

@@ -1,5 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { SpotifyBatchError } from '../core/errors.ts';
+import type { SourceItem } from '../core/records.ts';
 import type { RunStats } from '../core/stats.ts';
 
 /** The CSV contract's columns, in order (see the README). */
@@ -13,8 +14,11 @@ export const COLUMNS = [
   'artist_spotify_url',
 ] as const;
 
-/** One output row: the values of {@link COLUMNS}, in that order. */
-export type Row = [string, string, string, string, string, string, string];
+/** The column added after the contract's seven when several markets go into one output. */
+export const MARKET_COLUMN = 'market';
+
+/** One output row: the values of {@link COLUMNS} in that order, then the market if asked for. */
+export type Row = string[];
 
 type Json = Record<string, unknown>;
 
@@ -82,30 +86,62 @@ export function albumToRows(album: unknown): Row[] {
 export type RejectHandler = (record: unknown, error: SpotifyBatchError) => void;
 
 /** albums (objectMode) → rows (objectMode), one push per row. */
+export interface RowsOptions {
+  stats: RunStats;
+  /** Append the album's market as an eighth column. */
+  withMarket: boolean;
+  /** Keep only the first row per (album id, artist id), e.g. across markets. */
+  dedupe: boolean;
+  onReject?: RejectHandler | undefined;
+}
+
+/**
+ * A filter that passes the first row per (album id, artist id) and drops later ones. Memory is
+ * one short string per distinct row, whatever the number of markets.
+ */
+export function createDeduper(): (row: Row) => boolean {
+  const seen = new Set<string>();
+  return (row) => {
+    const key = `${row[0]}\u0000${row[4]}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  };
+}
+
+/** albums with their market (objectMode) → rows (objectMode), one push per row. */
 export class RowsTransform extends Transform {
   readonly #stats: RunStats;
+  readonly #withMarket: boolean;
+  readonly #keep: ((row: Row) => boolean) | undefined;
   readonly #onReject: RejectHandler | undefined;
 
-  constructor(stats: RunStats, onReject?: RejectHandler) {
+  constructor(options: RowsOptions) {
     super({ objectMode: true, highWaterMark: 64 });
-    this.#stats = stats;
-    this.#onReject = onReject;
+    this.#stats = options.stats;
+    this.#withMarket = options.withMarket;
+    this.#keep = options.dedupe ? createDeduper() : undefined;
+    this.#onReject = options.onReject;
   }
 
   override _transform(
-    album: unknown,
+    item: SourceItem,
     _encoding: BufferEncoding,
     callback: TransformCallback,
   ): void {
     let rows: Row[];
     try {
-      rows = albumToRows(album);
+      rows = albumToRows(item.album);
     } catch (error) {
-      callback(this.#reject(album, error));
+      callback(this.#reject(item.album, error));
       return;
     }
-    this.#stats.rows += rows.length;
-    for (const row of rows) this.push(row);
+    for (const row of rows) {
+      if (this.#keep && !this.#keep(row)) continue;
+      if (this.#withMarket) row.push(item.market ?? '');
+      this.#stats.rows++;
+      this.push(row);
+    }
     callback();
   }
 

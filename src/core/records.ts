@@ -1,0 +1,8 @@
+/**
+ * What the album stream carries from the source to the transforms: the album as Spotify sent
+ * it (validated later, by the transforms), and the market it was listed in.
+ */
+export interface SourceItem {
+  album: unknown;
+  market: string | undefined;
+}

@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
+import { SPOTIFY_MARKETS } from '../src/core/markets.ts';
+import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { runToBuffer } from './helpers/run.ts';
+
+const golden = await readFile(new URL('./fixtures/new-releases-seed42.csv', import.meta.url));
+let emulator: Emulator;
+let s3: LocalS3;
+const BUCKET = 'markets-bucket';
+before(async () => {
+  emulator = await startEmulator({ seed: 42, albums: 230 });
+  s3 = await startS3();
+  await s3.createBucket(BUCKET);
+});
+after(() => Promise.all([emulator.stop(), s3.stop()]));
+
+/** CSV records (quoted newlines kept inside their record). */
+function records(csv: string): string[] {
+  return csv.split(/\n(?=[0-9A-Za-z]{22},|$)/).filter(Boolean);
+}
+const today = new Date().toISOString().slice(0, 10);
+
+test('several markets into one object: a market column, first (album, artist) row kept', async () => {
+  const perMarket = await Promise.all(
+    ['SE', 'DE', 'US'].map(async (m) =>
+      records((await runToBuffer(emulator, { markets: [m] })).bytes.toString()),
+    ),
+  );
+  // The expected output, built from the single-market runs (which have no market column).
+  const seen = new Set<string>();
+  const expected = [
+    'album_id,album_name,release_date,album_spotify_url,artist_id,artist_name,artist_spotify_url,market',
+  ];
+  ['SE', 'DE', 'US'].forEach((market, i) => {
+    for (const record of (perMarket[i] as string[]).slice(1)) {
+      const fields = record.match(/^([^,]+),.*?,https:\/\/open\.spotify\.com\/album\/\1,([^,]+),/s);
+      const key = `${record.slice(0, 22)}|${fields?.[2] ?? record}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      expected.push(`${record},${market}`);
+    }
+  });
+  const { bytes, report } = await runToBuffer(emulator, { markets: ['se', 'DE,us'] });
+  assert.equal(bytes.toString(), `${expected.join('\n')}\n`);
+  assert.equal(report.albums, 3 * 230);
+  assert.ok(report.rows < perMarket.flat().length - 3, 'markets overlap, so dedupe dropped rows');
+});
+
+test('--no-dedupe keeps every market’s rows', async () => {
+  const deduped = await runToBuffer(emulator, { markets: ['SE', 'DE'] });
+  const all = await runToBuffer(emulator, { markets: ['SE', 'DE'], dedupe: false });
+  assert.ok(all.report.rows > deduped.report.rows);
+});
+
+test('one market keeps the tutorial’s exact columns', async () => {
+  const result = await runCli(['new-releases', '--market', 'SE'], { env: emulatorEnv(emulator) });
+  assert.equal(result.status, 0, result.stderr);
+  assert.ok(
+    result.stdout
+      .toString()
+      .startsWith(
+        'album_id,album_name,release_date,album_spotify_url,artist_id,artist_name,artist_spotify_url\n',
+      ),
+  );
+  assert.equal(emulator.stats.log.at(-1)?.status, 200);
+});
+
+test('--market all: every embedded market, no duplicate rows', async () => {
+  const before = emulator.stats.apiRequests;
+  const { bytes, report } = await runToBuffer(emulator, { markets: ['all'], concurrency: 8 });
+  assert.equal(emulator.stats.apiRequests - before, SPOTIFY_MARKETS.length * 5);
+  const keys = records(bytes.toString())
+    .slice(1)
+    .map((r) => r.slice(0, 22) + r.split(',').at(-4));
+  assert.equal(new Set(keys).size, keys.length);
+  assert.equal(report.albums, SPOTIFY_MARKETS.length * 230);
+});
+
+test('an unknown market is a usage error', async () => {
+  const result = await runCli(['new-releases', '--market', 'SE,XX'], {
+    env: emulatorEnv(emulator),
+  });
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /option --market: XX is not a Spotify market/);
+});
+
+test('{market} in an S3 key: one object per market, then the manifest', async () => {
+  const out = `s3://${BUCKET}/new_releases/dt={date}/market={market}/albums.csv`;
+  const result = await runCli(['new-releases', '--market', 'SE,DE', '--out', out], {
+    env: { ...emulatorEnv(emulator), ...s3.env },
+  });
+  assert.equal(result.status, 0, result.stderr);
+  const se = await s3.getObject(BUCKET, `new_releases/dt=${today}/market=SE/albums.csv`);
+  const de = await s3.getObject(BUCKET, `new_releases/dt=${today}/market=DE/albums.csv`);
+  assert.ok(se && de);
+  assert.ok(
+    se.body.equals((await runToBuffer(emulator, { markets: ['SE'] })).bytes),
+    'per-market object = single-market run',
+  );
+  const manifestObject = await s3.getObject(BUCKET, `new_releases/dt=${today}/_manifest.json`);
+  assert.equal(manifestObject?.contentType, 'application/json');
+  const manifest = JSON.parse(manifestObject?.body.toString() ?? '{}');
+  assert.deepEqual(manifest.markets, { done: ['SE', 'DE'], failed: [] });
+  assert.equal(manifest.objects.length, 2);
+  assert.equal(manifest.objects[0].sha256, createHash('sha256').update(se.body).digest('hex'));
+  assert.equal(manifest.objects[1].bytes, de.body.length);
+  assert.equal(manifest.albums, 460);
+  assert.match(
+    result.stderr,
+    /2 outputs .*manifest s3:\/\/markets-bucket\/new_releases\/dt=.*\/_manifest\.json/,
+  );
+});
+
+test('a failing market fails the run and takes back the markets that had completed', async () => {
+  const failing = await startEmulator({
+    seed: 42,
+    albums: 230,
+    faults: [{ kind: '500', market: 'DE' }],
+  });
+  try {
+    const out = `s3://${BUCKET}/fail/{market}.csv`;
+    const result = await runCli(
+      ['new-releases', '--market', 'SE,DE,US', '--out', out, '--max-retries', '0'],
+      {
+        env: { ...emulatorEnv(failing), ...s3.env },
+      },
+    );
+    assert.equal(result.status, 4, result.stderr);
+    assert.deepEqual(
+      (await s3.listKeys(BUCKET)).filter((k) => k.startsWith('fail/')),
+      [],
+    );
+    assert.deepEqual(await s3.openUploads(BUCKET), []);
+  } finally {
+    await failing.stop();
+  }
+});
+
+test('--on-market-error skip: the other markets complete, the manifest records the failure, exit 7', async () => {
+  const failing = await startEmulator({
+    seed: 42,
+    albums: 230,
+    faults: [{ kind: '500', market: 'DE' }],
+  });
+  try {
+    const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
+    const out = join(dir, 'dt={date}', 'market={market}', 'albums.csv');
+    const result = await runCli(
+      [
+        'new-releases',
+        '--market',
+        'SE,DE,US',
+        '--out',
+        out,
+        '--on-market-error',
+        'skip',
+        '--max-retries',
+        '0',
+      ],
+      { env: emulatorEnv(failing) },
+    );
+    assert.equal(result.status, 7, result.stderr);
+    assert.match(result.stderr, /market DE failed and is skipped/);
+    assert.deepEqual((await readdir(join(dir, `dt=${today}`))).sort(), [
+      '_manifest.json',
+      'market=SE',
+      'market=US',
+    ]);
+    const manifest = JSON.parse(await readFile(join(dir, `dt=${today}`, '_manifest.json'), 'utf8'));
+    assert.deepEqual(manifest.markets.done, ['SE', 'US']);
+    assert.equal(manifest.markets.failed[0].market, 'DE');
+    assert.equal(manifest.markets.failed[0].code, 'ERR_SPOTIFY_HTTP');
+  } finally {
+    await failing.stop();
+  }
+});
+
+test('Development Mode: --via search steps down to limit 10 and gives the complete output', async () => {
+  const dev = await startEmulator({ seed: 42, albums: 230, devMode: true });
+  try {
+    const result = await runCli(['new-releases', '--via', 'search'], { env: emulatorEnv(dev) });
+    assert.equal(result.status, 0, result.stderr);
+    assert.ok(result.stdout.equals(golden), 'search pages of 10 give the same rows');
+    assert.match(result.stderr, /23 pages, 230 albums.*search limit stepped down to 10/);
+    assert.equal(dev.stats.byStatus[400], 1);
+  } finally {
+    await dev.stop();
+  }
+});
+
+test('search stops at Spotify’s 1000 cap and says so', async () => {
+  const big = await startEmulator({ seed: 42, albums: 1500 });
+  try {
+    const result = await runCli(['new-releases', '--via', 'search', '--query', 'year:2026'], {
+      env: emulatorEnv(big),
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stderr, /20 pages, 1000 albums.*stopped at Spotify's search cap of 1000/);
+    assert.equal(big.stats.byStatus[400] ?? 0, 0, 'never asked beyond the cap');
+  } finally {
+    await big.stop();
+  }
+});
