@@ -208,3 +208,37 @@ test('search stops at Spotify’s 1000 cap and says so', async () => {
     await big.stop();
   }
 });
+
+test('DuckDB reads the partitions as one table (the README query), rows and tricky names intact', async () => {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
+  const out = join(dir, 'new_releases', 'dt={date}', 'market={market}', 'albums.csv');
+  const result = await runCli(['new-releases', '--market', 'SE,DE,JP', '--out', out], {
+    env: emulatorEnv(emulator),
+  });
+  assert.equal(result.status, 0, result.stderr);
+  const manifest = JSON.parse(
+    await readFile(join(dir, 'new_releases', `dt=${today}`, '_manifest.json'), 'utf8'),
+  );
+  const db = await DuckDBInstance.create(':memory:');
+  const connection = await db.connect();
+  const table = `read_csv('${join(dir, 'new_releases')}/*/*/albums.csv', hive_partitioning = true, all_varchar = true)`;
+  const counts = await connection.runAndReadAll(
+    `SELECT dt::VARCHAR AS dt, market, count(*)::INTEGER AS rows FROM ${table} GROUP BY ALL ORDER BY market`,
+  );
+  const expected = manifest.objects
+    .map((o: { market: string; rows: number }) => ({ dt: today, market: o.market, rows: o.rows }))
+    .sort((a: { market: string }, b: { market: string }) => a.market.localeCompare(b.market));
+  assert.deepEqual(counts.getRowObjects(), expected);
+  const names = await connection.runAndReadAll(
+    `SELECT DISTINCT album_name FROM ${table} WHERE album_name LIKE 'Line one%' OR album_name LIKE '%Quoted%'`,
+  );
+  assert.deepEqual(
+    names
+      .getRowObjects()
+      .map((r) => r.album_name)
+      .sort(),
+    ['"Quoted", with comma', 'Line one\nLine two'],
+  );
+  connection.closeSync();
+});
