@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { stringify } from 'csv-stringify/sync';
+import { COLUMNS } from '../src/transforms/rows.ts';
 
 const base = process.env.SPOTIFY_API_URL as string;
 const out = process.env.OUT as string;
@@ -52,15 +53,7 @@ while (url) {
   }
   url = page.albums.next;
 }
-const header = [
-  'album_id',
-  'album_name',
-  'release_date',
-  'album_spotify_url',
-  'artist_id',
-  'artist_name',
-  'artist_spotify_url',
-];
+const header = [...COLUMNS];
 const csv = stringify([header, ...rows]);
 if (out.startsWith('s3://')) {
   const [, bucket, key] = /^s3:\/\/([^/]+)\/(.+)$/.exec(out) as RegExpExecArray;

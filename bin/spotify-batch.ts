@@ -315,7 +315,6 @@ function toOptions(args: PullArgs): Options {
     if (eq < 1) throw usageError(`option --s3-tag must be KEY=VALUE, got ${tag}`);
     tags[String(tag).slice(0, eq)] = String(tag).slice(eq + 1);
   }
-  const defined = <T>(v: T | undefined) => v;
   const opts: Options = {
     out: args.out,
     limit: args.limit,
@@ -332,22 +331,23 @@ function toOptions(args: PullArgs): Options {
     s3QueueSize: args['s3-queue-size'],
     s3Tags: tags,
   };
+  // Flags without a default are left out when absent (exactOptionalPropertyTypes).
   const optional = {
-    query: defined(args.query),
-    maxItems: defined(args['max-items']),
-    markets: defined(args.market?.map(String)),
-    dedupe: defined(args.dedupe),
-    manifest: defined(args.manifest),
-    apiUrl: defined(args['api-url']),
-    accountsUrl: defined(args['accounts-url']),
-    rejects: defined(args.rejects),
-    maxRejects: defined(args['max-rejects']),
-    s3Endpoint: defined(args['s3-endpoint']),
-    s3ForcePathStyle: defined(args['s3-force-path-style']),
-    s3Region: defined(args['s3-region']),
-    s3Sse: defined(args['s3-sse']),
-    s3SseKmsKeyId: defined(args['s3-sse-kms-key-id']),
-    s3StorageClass: defined(args['s3-storage-class']),
+    query: args.query,
+    maxItems: args['max-items'],
+    markets: args.market?.map(String),
+    dedupe: args.dedupe,
+    manifest: args.manifest,
+    apiUrl: args['api-url'],
+    accountsUrl: args['accounts-url'],
+    rejects: args.rejects,
+    maxRejects: args['max-rejects'],
+    s3Endpoint: args['s3-endpoint'],
+    s3ForcePathStyle: args['s3-force-path-style'],
+    s3Region: args['s3-region'],
+    s3Sse: args['s3-sse'],
+    s3SseKmsKeyId: args['s3-sse-kms-key-id'],
+    s3StorageClass: args['s3-storage-class'],
   };
   for (const [key, value] of Object.entries(optional)) {
     if (value !== undefined) (opts as Record<string, unknown>)[key] = value;
