@@ -174,6 +174,14 @@ const pullOptions = (y: Argv) =>
       type: 'string',
       describe: 'Search query with --via search [default: tag:new]',
     })
+    .option('format', {
+      choices: ['csv', 'ndjson'] as const,
+      describe: 'Output format [default: from the --out name (.csv, .ndjson, .jsonl), else csv]',
+    })
+    .option('gzip', {
+      type: 'boolean',
+      describe: 'Compress with gzip [default: on when the --out name ends in .gz]',
+    })
     .option('market', {
       alias: 'm',
       type: 'string',
@@ -336,6 +344,8 @@ function toOptions(args: PullArgs): Options {
     query: args.query,
     maxItems: args['max-items'],
     markets: args.market?.map(String),
+    format: args.format,
+    gzip: args.gzip,
     dedupe: args.dedupe,
     manifest: args.manifest,
     apiUrl: args['api-url'],

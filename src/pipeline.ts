@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
 import {
   type Destination,
@@ -18,9 +19,10 @@ import { S3Sink } from './sinks/s3.ts';
 import { isBrokenPipe, StdoutSink } from './sinks/stdout.ts';
 import { AlbumSource } from './sources/albums.ts';
 import { SpotifyClient } from './sources/client.ts';
-import { Coalescer, createCsvStringifier } from './transforms/csv.ts';
+import { COALESCE_BYTES, Coalescer, createCsvStringifier } from './transforms/csv.ts';
 import { DigestTransform } from './transforms/digest.ts';
-import { type RejectHandler, RowsTransform } from './transforms/rows.ts';
+import { NdjsonSerializer } from './transforms/ndjson.ts';
+import { COLUMNS, MARKET_COLUMN, type RejectHandler, RowsTransform } from './transforms/rows.ts';
 
 export interface RunContext {
   /** Aborting stops the run: requests are cancelled, the destination is cleaned up. */
@@ -40,8 +42,10 @@ export interface OutputReport extends SinkResult {
   /** The market of a per-market output (`{market}` in `out`), else null. */
   market: string | null;
   rows: number;
+  /** Serialized bytes (before compression). */
   bytes: number;
-  /** Only computed when a manifest is written. */
+  /** Bytes stored (after compression) and their SHA-256: computed when a manifest is written. */
+  storedBytes: number | null;
   sha256: string | null;
 }
 
@@ -175,11 +179,11 @@ export async function run(
               rows: stats.rows,
               rejected: stats.rejected,
               bytes: stats.bytes,
-              objects: outputs.map(({ location, market, rows, bytes, sha256, etag }) => ({
+              objects: outputs.map(({ location, market, rows, storedBytes, sha256, etag }) => ({
                 location,
                 market,
                 rows,
-                bytes,
+                bytes: storedBytes,
                 sha256,
                 ...(etag === undefined ? {} : { etag }),
               })),
@@ -234,7 +238,7 @@ async function runJob(
   { client, stats, signal, onReject, env, context }: JobContext,
 ): Promise<{ sink: Sink; output: OutputReport }> {
   const withMarket = o.markets.length > 1 && !o.perMarket;
-  const sink = await openSink(destination, o, env, context);
+  const sink = await openSink(destination, o, env, context, contentType(o));
   const rowsBefore = stats.rows;
   const bytesBefore = stats.bytes;
   const digest = o.manifest ? new DigestTransform() : undefined;
@@ -242,8 +246,12 @@ async function runJob(
     const stages = [
       new AlbumSource({ ...o, markets: job.markets, stats, signal, client }),
       new RowsTransform({ stats, withMarket, dedupe: o.dedupe, onReject }),
-      createCsvStringifier({ escapeFormulas: o.csvEscapeFormulas, withMarket }),
+      o.format === 'csv'
+        ? createCsvStringifier({ escapeFormulas: o.csvEscapeFormulas, withMarket })
+        : new NdjsonSerializer(withMarket ? [...COLUMNS, MARKET_COLUMN] : COLUMNS),
       new Coalescer(stats),
+      // 64 KiB output chunks: large enough for lib-storage (see Coalescer).
+      ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),
       ...(digest ? [digest] : []),
     ] as const;
     await pipeline([...stages, sink.writable] as unknown as [NodeJS.ReadableStream, Writable], {
@@ -257,6 +265,7 @@ async function runJob(
         market: job.market ?? null,
         rows: stats.rows - rowsBefore,
         bytes: stats.bytes - bytesBefore,
+        storedBytes: digest?.bytes ?? null,
         sha256: digest?.sha256 ?? null,
       },
     };
@@ -264,6 +273,17 @@ async function runJob(
     await sink.abort(signal.aborted ? abortReason(signal.reason) : error);
     throw error;
   }
+}
+
+/**
+ * Content-Type for S3. Compressed outputs are stored as `application/gzip` without a
+ * Content-Encoding header: with `Content-Encoding: gzip`, HTTP clients (browsers, curl
+ * --compressed, some S3 readers) decompress on download while Athena, Spark, DuckDB and
+ * `aws s3 cp` go by the `.gz` name and decompress again.
+ */
+function contentType(o: NormalizedOptions): string {
+  if (o.gzip) return 'application/gzip';
+  return o.format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson';
 }
 
 /** Markets an output holds, for the manifest. */

@@ -2,6 +2,20 @@ import { usageError } from './errors.ts';
 import { parseMarkets } from './markets.ts';
 
 export type Via = 'new-releases' | 'search';
+export type Format = 'csv' | 'ndjson';
+
+/** The format and compression an output name implies: `x.csv`, `x.ndjson.gz`, `x.jsonl`… */
+export function formatFromName(out: string): { format: Format | undefined; gzip: boolean } {
+  const name = out.toLowerCase();
+  const gzip = name.endsWith('.gz');
+  const base = gzip ? name.slice(0, -3) : name;
+  const format = /\.(ndjson|jsonl)$/.test(base)
+    ? 'ndjson'
+    : base.endsWith('.csv')
+      ? 'csv'
+      : undefined;
+  return { format, gzip };
+}
 
 /** Where the serialized rows go. */
 export type Destination =
@@ -57,6 +71,13 @@ export interface Options {
   requestTimeout?: number;
   /** Escape cells starting with = + - @ tab or CR (spreadsheet formula injection). @default false */
   csvEscapeFormulas?: boolean;
+  /**
+   * Output format: `csv` (the tutorial's bytes) or `ndjson` (one JSON object per row, the same
+   * keys). @default from the output name (`.ndjson`/`.jsonl`, optionally `.gz`), else `csv`
+   */
+  format?: Format;
+  /** Compress the output with gzip. @default true when the output name ends in `.gz` */
+  gzip?: boolean;
   /** NDJSON file that receives records that fail validation, instead of failing the run. */
   rejects?: string;
   /** With `rejects`: fail the run once more than this many records were rejected. @default Infinity */
@@ -105,6 +126,8 @@ export interface NormalizedOptions {
   maxRateLimitWait: number;
   requestTimeout: number;
   csvEscapeFormulas: boolean;
+  format: Format;
+  gzip: boolean;
   rejects: string | undefined;
   maxRejects: number;
   s3: S3Options;
@@ -243,6 +266,13 @@ export function normalizeOptions(
       `option --on-market-error must be fail or skip, got ${String(options.onMarketError)}`,
     );
   }
+  if (options.format !== undefined && options.format !== 'csv' && options.format !== 'ndjson') {
+    throw usageError(`option --format must be csv or ndjson, got ${String(options.format)}`);
+  }
+  const inferred = formatFromName(out);
+  if (options.csvEscapeFormulas && (options.format ?? inferred.format) === 'ndjson') {
+    throw usageError('option --csv-escape-formulas applies to CSV output only');
+  }
   const via = options.via ?? 'new-releases';
   if (via !== 'new-releases' && via !== 'search') {
     throw usageError(`option --via must be new-releases or search, got ${String(via)}`);
@@ -281,6 +311,8 @@ export function normalizeOptions(
     maxRateLimitWait: positive('max-rate-limit-wait', options.maxRateLimitWait, 900),
     requestTimeout: integer('request-timeout', options.requestTimeout, 30_000, 1, 3_600_000),
     csvEscapeFormulas: options.csvEscapeFormulas ?? false,
+    format: options.format ?? inferred.format ?? 'csv',
+    gzip: options.gzip ?? inferred.gzip,
     rejects,
     maxRejects:
       options.maxRejects === undefined

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
+import { formatFromName } from '../src/core/options.ts';
+import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { emulatorEnv, runCli } from './helpers/cli.ts';
+
+const golden = await readFile(new URL('./fixtures/new-releases-seed42.csv', import.meta.url));
+let emulator: Emulator;
+let s3: LocalS3;
+let dir: string;
+before(async () => {
+  emulator = await startEmulator({ seed: 42, albums: 230 });
+  s3 = await startS3();
+  await s3.createBucket('formats');
+  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
+});
+after(() => Promise.all([emulator.stop(), s3.stop()]));
+
+test('the output name implies format and compression', () => {
+  assert.deepEqual(formatFromName('a.csv'), { format: 'csv', gzip: false });
+  assert.deepEqual(formatFromName('s3://b/k/a.CSV.gz'), { format: 'csv', gzip: true });
+  assert.deepEqual(formatFromName('a.ndjson.gz'), { format: 'ndjson', gzip: true });
+  assert.deepEqual(formatFromName('a.jsonl'), { format: 'ndjson', gzip: false });
+  assert.deepEqual(formatFromName('-'), { format: undefined, gzip: false });
+});
+
+test('.csv.gz is the golden CSV, gzipped', async () => {
+  const out = join(dir, 'albums.csv.gz');
+  const result = await runCli(['new-releases', '--out', out], { env: emulatorEnv(emulator) });
+  assert.equal(result.status, 0, result.stderr);
+  assert.ok(gunzipSync(await readFile(out)).equals(golden));
+});
+
+test('NDJSON has the same rows as the CSV, read back by DuckDB', async () => {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const csv = join(dir, 'same.csv');
+  const ndjson = join(dir, 'same.ndjson.gz');
+  for (const out of [csv, ndjson]) {
+    const result = await runCli(['new-releases', '--out', out], { env: emulatorEnv(emulator) });
+    assert.equal(result.status, 0, result.stderr);
+  }
+  const lines = gunzipSync(await readFile(ndjson))
+    .toString()
+    .trimEnd()
+    .split('\n');
+  assert.deepEqual(Object.keys(JSON.parse(lines[0] as string)), [
+    'album_id',
+    'album_name',
+    'release_date',
+    'album_spotify_url',
+    'artist_id',
+    'artist_name',
+    'artist_spotify_url',
+  ]);
+  const db = await DuckDBInstance.create(':memory:');
+  const connection = await db.connect();
+  // DuckDB reads an empty CSV field as NULL unless told otherwise; the JSON has "" there.
+  const difference = await connection.runAndReadAll(
+    `SELECT count(*)::INTEGER AS n FROM (
+       (SELECT * FROM read_csv('${csv}', all_varchar = true, nullstr = 'NULL-NEVER-IN-DATA') EXCEPT ALL SELECT * FROM read_json('${ndjson}', format = 'newline_delimited', columns = {album_id: 'VARCHAR', album_name: 'VARCHAR', release_date: 'VARCHAR', album_spotify_url: 'VARCHAR', artist_id: 'VARCHAR', artist_name: 'VARCHAR', artist_spotify_url: 'VARCHAR'}))
+       UNION ALL
+       (SELECT * FROM read_json('${ndjson}', format = 'newline_delimited', columns = {album_id: 'VARCHAR', album_name: 'VARCHAR', release_date: 'VARCHAR', album_spotify_url: 'VARCHAR', artist_id: 'VARCHAR', artist_name: 'VARCHAR', artist_spotify_url: 'VARCHAR'}) EXCEPT ALL SELECT * FROM read_csv('${csv}', all_varchar = true, nullstr = 'NULL-NEVER-IN-DATA')))`,
+  );
+  assert.deepEqual(difference.getRowObjects(), [{ n: 0 }]);
+  const count = await connection.runAndReadAll(
+    `SELECT count(*)::INTEGER AS n FROM read_csv('${csv}', all_varchar = true, nullstr = 'NULL-NEVER-IN-DATA')`,
+  );
+  assert.equal(count.getRowObjects()[0]?.n, lines.length);
+  connection.closeSync();
+});
+
+test('S3: gzip objects are application/gzip without Content-Encoding; NDJSON is application/x-ndjson', async () => {
+  const env = { ...emulatorEnv(emulator), ...s3.env };
+  assert.equal(
+    (await runCli(['new-releases', '--out', 's3://formats/a.csv.gz'], { env })).status,
+    0,
+  );
+  assert.equal(
+    (await runCli(['new-releases', '--out', 's3://formats/a.ndjson'], { env })).status,
+    0,
+  );
+  const gz = await s3.getObject('formats', 'a.csv.gz');
+  assert.equal(gz?.contentType, 'application/gzip');
+  assert.ok(gz && gunzipSync(gz.body).equals(golden));
+  assert.equal((await s3.getObject('formats', 'a.ndjson'))?.contentType, 'application/x-ndjson');
+});
+
+test('--format and --gzip override the name; formula escaping is CSV only', async () => {
+  const result = await runCli(['new-releases', '--format', 'ndjson', '--gzip'], {
+    env: emulatorEnv(emulator),
+  });
+  assert.equal(result.status, 0);
+  assert.ok(gunzipSync(result.stdout).toString().startsWith('{"album_id":'));
+  const bad = await runCli(['new-releases', '--format', 'ndjson', '--csv-escape-formulas'], {
+    env: emulatorEnv(emulator),
+  });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--csv-escape-formulas applies to CSV output only/);
+});
