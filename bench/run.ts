@@ -302,6 +302,24 @@ function category(url: string, fn: string): string {
   return 'other';
 }
 
+// --- 5. memory of --dedupe ----------------------------------------------------------------------
+const dedupeAlbums = quick ? 100_000 : 1_000_000;
+const dedupe = JSON.parse(
+  execFileSync(
+    process.execPath,
+    ['--expose-gc', join(root, 'bench/dedupe.ts'), String(dedupeAlbums)],
+    {
+      encoding: 'utf8',
+    },
+  ),
+) as {
+  albums: number;
+  rows: number;
+  retainedBytes: number;
+  bytesPerAlbum: number;
+  bytesPerRow: number;
+};
+
 // --- report -------------------------------------------------------------------------------------
 const node = process.version;
 let commit = 'unknown';
@@ -373,6 +391,10 @@ ${latencyRows
   .join('\n')}
 
 "Run time" is the run's own \`seconds\` from its JSON report: from the start of the run to the output in place, including the token request and the first page, which must arrive alone (it carries \`total\`). "Process wall" adds Node's start-up and module loading.
+
+## Memory of --dedupe (bench/dedupe.ts, ${dedupe.albums.toLocaleString('en')} distinct albums)
+
+The filter keeps one id per distinct album: ${(dedupe.retainedBytes / MiB).toFixed(1)} MiB retained, ${dedupe.bytesPerAlbum.toFixed(0)} bytes per distinct album (${dedupe.bytesPerRow.toFixed(0)} per row). Spotify lists about 100 albums per market, so even \`--market all\` (185 markets) stays under 20,000 distinct albums, about 1.2 MiB.
 
 ## Where the CPU goes (one --cpu-prof run, ${profileAlbums.toLocaleString('en')} albums → /dev/null, concurrency 8)
 

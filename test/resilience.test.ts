@@ -245,16 +245,16 @@ test('SIGTERM mid-run with --out FILE: exit 143, nothing left', async () => {
   assert.deepEqual(await readdir(dir), []);
 });
 
-test('SIGINT mid-run to S3 after parts were uploaded: exit 130, no object, no open upload', async () => {
+test('SIGTERM mid-run to S3 after parts were uploaded: exit 143, no object, no open upload', async () => {
   const e = await emulator({ seed: 8, albums: 64_000, cachePages: true, latencyMs: 2 });
   const before = s3.requests.length;
   const result = await interrupt(
     ['new-releases', '--out', 's3://resilience/interrupted.csv', '--s3-part-size', '5'],
     { ...emulatorEnv(e), ...s3.env },
     () => s3.requests.slice(before).includes('PUT part'),
-    'SIGINT',
+    'SIGTERM',
   );
-  assert.equal(result.status, 130, result.stderr);
+  assert.equal(result.status, 143, result.stderr);
   assert.equal(await s3.getObject('resilience', 'interrupted.csv'), undefined);
   assert.deepEqual(await s3.openUploads('resilience'), []);
   assert.ok(s3.requests.slice(before).includes('DELETE upload'));

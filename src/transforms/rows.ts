@@ -90,21 +90,22 @@ export interface RowsOptions {
   stats: RunStats;
   /** Append the album's market as an eighth column. */
   withMarket: boolean;
-  /** Keep only the first row per (album id, artist id), e.g. across markets. */
+  /** Keep an album's first occurrence only (so the first row per album × artist), e.g. across markets. */
   dedupe: boolean;
   onReject?: RejectHandler | undefined;
 }
 
 /**
- * A filter that passes the first row per (album id, artist id) and drops later ones. Memory is
- * one short string per distinct row, whatever the number of markets.
+ * A filter that passes an album the first time its id is seen and drops it after that, e.g.
+ * when several markets list it. An album's artists are the same in every market, so this keeps
+ * exactly the first row per (album, artist), for one short string per distinct album
+ * (bench/dedupe.ts measures it).
  */
-export function createDeduper(): (row: Row) => boolean {
+export function createDeduper(): (albumId: string) => boolean {
   const seen = new Set<string>();
-  return (row) => {
-    const key = `${row[0]}\u0000${row[4]}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
+  return (albumId) => {
+    if (seen.has(albumId)) return false;
+    seen.add(albumId);
     return true;
   };
 }
@@ -113,7 +114,7 @@ export function createDeduper(): (row: Row) => boolean {
 export class RowsTransform extends Transform {
   readonly #stats: RunStats;
   readonly #withMarket: boolean;
-  readonly #keep: ((row: Row) => boolean) | undefined;
+  readonly #keep: ((albumId: string) => boolean) | undefined;
   readonly #onReject: RejectHandler | undefined;
 
   constructor(options: RowsOptions) {
@@ -129,6 +130,11 @@ export class RowsTransform extends Transform {
     _encoding: BufferEncoding,
     callback: TransformCallback,
   ): void {
+    const id = (item.album as { id?: unknown } | null)?.id;
+    if (this.#keep && typeof id === 'string' && !this.#keep(id)) {
+      callback();
+      return;
+    }
     let rows: Row[];
     try {
       rows = albumToRows(item.album);
@@ -137,7 +143,6 @@ export class RowsTransform extends Transform {
       return;
     }
     for (const row of rows) {
-      if (this.#keep && !this.#keep(row)) continue;
       if (this.#withMarket) row.push(item.market ?? '');
       this.#stats.rows++;
       this.push(row);
