@@ -174,6 +174,12 @@ const pullOptions = (y: Argv) =>
       type: 'string',
       describe: 'Search query with --via search [default: tag:new]',
     })
+    .option('columns', {
+      type: 'string',
+      array: true,
+      describe:
+        'Columns and order (comma list): the seven, album_type, total_tracks, release_date_precision, album_uri, artist_uri, artist_position, market, fetched_at',
+    })
     .option('format', {
       choices: ['csv', 'ndjson'] as const,
       describe: 'Output format [default: from the --out name (.csv, .ndjson, .jsonl), else csv]',
@@ -345,6 +351,7 @@ function toOptions(args: PullArgs): Options {
     maxItems: args['max-items'],
     markets: args.market?.map(String),
     format: args.format,
+    columns: args.columns?.map(String),
     gzip: args.gzip,
     dedupe: args.dedupe,
     manifest: args.manifest,

@@ -22,7 +22,7 @@ import { SpotifyClient } from './sources/client.ts';
 import { COALESCE_BYTES, Coalescer, createCsvStringifier } from './transforms/csv.ts';
 import { DigestTransform } from './transforms/digest.ts';
 import { NdjsonSerializer } from './transforms/ndjson.ts';
-import { COLUMNS, MARKET_COLUMN, type RejectHandler, RowsTransform } from './transforms/rows.ts';
+import { type RejectHandler, RowsTransform } from './transforms/rows.ts';
 
 export interface RunContext {
   /** Aborting stops the run: requests are cancelled, the destination is cleaned up. */
@@ -237,7 +237,6 @@ async function runJob(
   destination: Destination,
   { client, stats, signal, onReject, env, context }: JobContext,
 ): Promise<{ sink: Sink; output: OutputReport }> {
-  const withMarket = o.markets.length > 1 && !o.perMarket;
   const sink = await openSink(destination, o, env, context, contentType(o));
   const rowsBefore = stats.rows;
   const bytesBefore = stats.bytes;
@@ -245,10 +244,10 @@ async function runJob(
   try {
     const stages = [
       new AlbumSource({ ...o, markets: job.markets, stats, signal, client }),
-      new RowsTransform({ stats, withMarket, dedupe: o.dedupe, onReject }),
+      new RowsTransform({ stats, columns: o.columns, dedupe: o.dedupe, onReject }),
       o.format === 'csv'
-        ? createCsvStringifier({ escapeFormulas: o.csvEscapeFormulas, withMarket })
-        : new NdjsonSerializer(withMarket ? [...COLUMNS, MARKET_COLUMN] : COLUMNS),
+        ? createCsvStringifier({ escapeFormulas: o.csvEscapeFormulas, columns: o.columns })
+        : new NdjsonSerializer(o.columns),
       new Coalescer(stats),
       // 64 KiB output chunks: large enough for lib-storage (see Coalescer).
       ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),

@@ -102,3 +102,66 @@ test('--format and --gzip override the name; formula escaping is CSV only', asyn
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--csv-escape-formulas applies to CSV output only/);
 });
+
+test('--columns chooses and orders columns, in CSV and NDJSON', async () => {
+  const columns =
+    'album_id,artist_position,artist_id,album_type,total_tracks,release_date_precision,album_uri,artist_uri,fetched_at';
+  const csv = await runCli(['new-releases', '--columns', columns, '--max-items', '8'], {
+    env: emulatorEnv(emulator),
+  });
+  assert.equal(csv.status, 0, csv.stderr);
+  const [header, ...rows] = csv.stdout.toString().trimEnd().split('\n');
+  assert.equal(header, columns);
+  const first = (rows[0] as string).split(',');
+  assert.equal(first[1], '1');
+  assert.match(first[3] as string, /^(album|single|compilation)$/);
+  assert.match(first[4] as string, /^\d+$/);
+  assert.equal(first[6], `spotify:album:${first[0]}`);
+  assert.equal(first[7], `spotify:artist:${first[2]}`);
+  assert.ok(!Number.isNaN(Date.parse(first[8] as string)));
+  // Same ids and artist order as the default columns give.
+  const plain = golden
+    .toString()
+    .split(/\n(?=[0-9A-Za-z]{22},)/)
+    .slice(1, rows.length + 1)
+    .map(
+      (r) =>
+        `${r.slice(0, 22)} ${/open\.spotify\.com\/album\/[0-9A-Za-z]{22},([0-9A-Za-z]{22}),/.exec(r)?.[1]}`,
+    );
+  assert.deepEqual(
+    rows.map((r) => `${r.slice(0, 22)} ${r.split(',')[2]}`),
+    plain,
+  );
+  const ndjson = await runCli(
+    [
+      'new-releases',
+      '--format',
+      'ndjson',
+      '--columns',
+      'artist_name,album_name',
+      '--max-items',
+      '3',
+    ],
+    {
+      env: emulatorEnv(emulator),
+    },
+  );
+  assert.deepEqual(Object.keys(JSON.parse(ndjson.stdout.toString().split('\n')[0] as string)), [
+    'artist_name',
+    'album_name',
+  ]);
+});
+
+test('--columns rejects unknown or repeated names, and market without --market', async () => {
+  for (const [value, message] of [
+    ['album_id,popularity', /unknown column popularity/],
+    ['album_id,album_id', /album_id is named twice/],
+    ['album_id,market', /market needs --market/],
+  ] as const) {
+    const result = await runCli(['new-releases', '--columns', value], {
+      env: emulatorEnv(emulator),
+    });
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, message);
+  }
+});

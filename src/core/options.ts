@@ -1,3 +1,4 @@
+import { type Column, resolveColumns } from './columns.ts';
 import { usageError } from './errors.ts';
 import { parseMarkets } from './markets.ts';
 
@@ -72,6 +73,12 @@ export interface Options {
   /** Escape cells starting with = + - @ tab or CR (spreadsheet formula injection). @default false */
   csvEscapeFormulas?: boolean;
   /**
+   * Columns and their order, from the seven contract columns and album_type, total_tracks,
+   * release_date_precision, album_uri, artist_uri, artist_position, market, fetched_at.
+   * @default the seven (and `market` when several markets go into one output)
+   */
+  columns?: string[];
+  /**
    * Output format: `csv` (the tutorial's bytes) or `ndjson` (one JSON object per row, the same
    * keys). @default from the output name (`.ndjson`/`.jsonl`, optionally `.gz`), else `csv`
    */
@@ -128,6 +135,7 @@ export interface NormalizedOptions {
   csvEscapeFormulas: boolean;
   format: Format;
   gzip: boolean;
+  columns: Column[];
   rejects: string | undefined;
   maxRejects: number;
   s3: S3Options;
@@ -311,6 +319,7 @@ export function normalizeOptions(
     maxRateLimitWait: positive('max-rate-limit-wait', options.maxRateLimitWait, 900),
     requestTimeout: integer('request-timeout', options.requestTimeout, 30_000, 1, 3_600_000),
     csvEscapeFormulas: options.csvEscapeFormulas ?? false,
+    columns: resolveColumns(options.columns, markets.length > 1 && !perMarket, markets.length > 0),
     format: options.format ?? inferred.format ?? 'csv',
     gzip: options.gzip ?? inferred.gzip,
     rejects,

@@ -5,4 +5,6 @@
 export interface SourceItem {
   album: unknown;
   market: string | undefined;
+  /** When its page arrived (ISO 8601), for the `fetched_at` column. */
+  fetchedAt: string;
 }

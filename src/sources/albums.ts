@@ -274,7 +274,8 @@ export class AlbumSource extends Readable {
         const room = this.#maxItems - stats.albums;
         if (items.length >= room) items = items.slice(0, room);
         stats.albums += items.length;
-        for (const album of items) this.push({ album, market } satisfies SourceItem);
+        const fetchedAt = new Date().toISOString();
+        for (const album of items) this.push({ album, market, fetchedAt } satisfies SourceItem);
         if (stats.albums >= this.#maxItems) this.push(null);
       },
       (error: unknown) => this.destroy(error as Error),

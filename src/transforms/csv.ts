@@ -1,13 +1,12 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import type { RunStats } from '../core/stats.ts';
-import { COLUMNS, MARKET_COLUMN } from './rows.ts';
 
 export interface CsvOptions {
   /** Prefix cells starting with = + - @ tab or CR with `'` (spreadsheet formula injection). */
   escapeFormulas: boolean;
-  /** Rows carry the market as an eighth column. */
-  withMarket: boolean;
+  /** Header names, in row order. */
+  columns: readonly string[];
 }
 
 /**
@@ -18,7 +17,7 @@ export interface CsvOptions {
 export function createCsvStringifier(options: CsvOptions): Transform {
   return stringify({
     header: true,
-    columns: options.withMarket ? [...COLUMNS, MARKET_COLUMN] : [...COLUMNS],
+    columns: [...options.columns],
     record_delimiter: '\n',
     escape_formulas: options.escapeFormulas,
   });

@@ -1,23 +1,13 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { CONTRACT_COLUMNS, type Column } from '../core/columns.ts';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { SourceItem } from '../core/records.ts';
 import type { RunStats } from '../core/stats.ts';
 
 /** The CSV contract's columns, in order (see the README). */
-export const COLUMNS = [
-  'album_id',
-  'album_name',
-  'release_date',
-  'album_spotify_url',
-  'artist_id',
-  'artist_name',
-  'artist_spotify_url',
-] as const;
+export const COLUMNS = CONTRACT_COLUMNS;
 
-/** The column added after the contract's seven when several markets go into one output. */
-export const MARKET_COLUMN = 'market';
-
-/** One output row: the values of {@link COLUMNS} in that order, then the market if asked for. */
+/** One output row: one value per column of the run, in order. */
 export type Row = string[];
 
 type Json = Record<string, unknown>;
@@ -85,11 +75,68 @@ export function albumToRows(album: unknown): Row[] {
  */
 export type RejectHandler = (record: unknown, error: SpotifyBatchError) => void;
 
+/**
+ * Rows with any choice of columns: the contract's seven come from {@link albumToRows} (which
+ * validates the album); the others are read here, and a value they need that is missing makes
+ * the record bad, as for the seven.
+ */
+export function projectRows(item: SourceItem, columns: readonly Column[]): Row[] {
+  const base = albumToRows(item.album);
+  const album = item.album as Json;
+  const id = base[0]?.[0] ?? (album.id as string);
+  const artists = album.artists as Json[];
+  return base.map((row, i) => {
+    const artist = artists[i] as Json;
+    return columns.map((column) => {
+      switch (column) {
+        case 'album_id':
+          return row[0] as string;
+        case 'album_name':
+          return row[1] as string;
+        case 'release_date':
+          return row[2] as string;
+        case 'album_spotify_url':
+          return row[3] as string;
+        case 'artist_id':
+          return row[4] as string;
+        case 'artist_name':
+          return row[5] as string;
+        case 'artist_spotify_url':
+          return row[6] as string;
+        case 'album_type':
+        case 'release_date_precision':
+          return text(album, column, id);
+        case 'total_tracks': {
+          const n = album.total_tracks;
+          if (!Number.isInteger(n)) throw badRecord(id, 'total_tracks', n);
+          return String(n);
+        }
+        case 'album_uri':
+          return text(album, 'uri', id);
+        case 'artist_uri':
+          return text(artist, 'uri', id, `artists[${i}].uri`);
+        case 'artist_position':
+          return String(i + 1);
+        case 'market':
+          return item.market ?? '';
+        case 'fetched_at':
+          return item.fetchedAt;
+        default:
+          // Columns are validated when options are normalized; this is a bug if reached.
+          throw new Error(`unknown column ${column satisfies never}`);
+      }
+    });
+  });
+}
+
+const isContract = (columns: readonly Column[]) =>
+  columns.length >= CONTRACT_COLUMNS.length && CONTRACT_COLUMNS.every((c, i) => columns[i] === c);
+
 /** albums (objectMode) → rows (objectMode), one push per row. */
 export interface RowsOptions {
   stats: RunStats;
-  /** Append the album's market as an eighth column. */
-  withMarket: boolean;
+  /** The run's columns, in order. */
+  columns: readonly Column[];
   /** Keep an album's first occurrence only (so the first row per album × artist), e.g. across markets. */
   dedupe: boolean;
   onReject?: RejectHandler | undefined;
@@ -113,14 +160,25 @@ export function createDeduper(): (albumId: string) => boolean {
 /** albums with their market (objectMode) → rows (objectMode), one push per row. */
 export class RowsTransform extends Transform {
   readonly #stats: RunStats;
-  readonly #withMarket: boolean;
+  /** How rows are made: the contract's seven (plus market) directly, anything else projected. */
+  readonly #rows: (item: SourceItem) => Row[];
   readonly #keep: ((albumId: string) => boolean) | undefined;
   readonly #onReject: RejectHandler | undefined;
 
   constructor(options: RowsOptions) {
     super({ objectMode: true, highWaterMark: 64 });
     this.#stats = options.stats;
-    this.#withMarket = options.withMarket;
+    const { columns } = options;
+    const plusMarket =
+      columns.length === CONTRACT_COLUMNS.length + 1 && columns.at(-1) === 'market';
+    if (isContract(columns) && (columns.length === CONTRACT_COLUMNS.length || plusMarket)) {
+      // The common case stays on the short path: no per-column switch per row.
+      this.#rows = plusMarket
+        ? (item) => albumToRows(item.album).map((row) => [...row, item.market ?? ''])
+        : (item) => albumToRows(item.album);
+    } else {
+      this.#rows = (item) => projectRows(item, columns);
+    }
     this.#keep = options.dedupe ? createDeduper() : undefined;
     this.#onReject = options.onReject;
   }
@@ -137,13 +195,12 @@ export class RowsTransform extends Transform {
     }
     let rows: Row[];
     try {
-      rows = albumToRows(item.album);
+      rows = this.#rows(item);
     } catch (error) {
       callback(this.#reject(item.album, error));
       return;
     }
     for (const row of rows) {
-      if (this.#withMarket) row.push(item.market ?? '');
       this.#stats.rows++;
       this.push(row);
     }

@@ -1,0 +1,57 @@
+import { usageError } from './errors.ts';
+
+/** The CSV contract's columns, in order: what the tutorial writes. */
+export const CONTRACT_COLUMNS = [
+  'album_id',
+  'album_name',
+  'release_date',
+  'album_spotify_url',
+  'artist_id',
+  'artist_name',
+  'artist_spotify_url',
+] as const;
+
+/** Columns that `--columns` may add (documented in the README). */
+export const EXTRA_COLUMNS = [
+  'album_type',
+  'total_tracks',
+  'release_date_precision',
+  'album_uri',
+  'artist_uri',
+  'artist_position',
+  'market',
+  'fetched_at',
+] as const;
+
+export type Column = (typeof CONTRACT_COLUMNS)[number] | (typeof EXTRA_COLUMNS)[number];
+
+const ALL = new Set<string>([...CONTRACT_COLUMNS, ...EXTRA_COLUMNS]);
+
+/**
+ * The columns of a run: the contract's seven (plus `market` when several markets share one
+ * output), or the user's choice, validated: known names, no repeats, `market` only with markets.
+ */
+export function resolveColumns(
+  chosen: readonly string[] | undefined,
+  withMarket: boolean,
+  hasMarkets: boolean,
+): Column[] {
+  if (chosen === undefined || chosen.length === 0) {
+    return withMarket ? [...CONTRACT_COLUMNS, 'market'] : [...CONTRACT_COLUMNS];
+  }
+  const columns = chosen
+    .flatMap((c) => c.split(','))
+    .map((c) => c.trim())
+    .filter(Boolean);
+  const seen = new Set<string>();
+  for (const column of columns) {
+    if (!ALL.has(column)) {
+      throw usageError(`option --columns: unknown column ${column}; one of ${[...ALL].join(', ')}`);
+    }
+    if (seen.has(column)) throw usageError(`option --columns: ${column} is named twice`);
+    seen.add(column);
+  }
+  if (seen.has('market') && !hasMarkets)
+    throw usageError('option --columns: market needs --market');
+  return columns as Column[];
+}
