@@ -174,6 +174,12 @@ const pullOptions = (y: Argv) =>
       type: 'string',
       describe: 'Search query with --via search [default: tag:new]',
     })
+    .option('model', {
+      choices: ['flat', 'star'] as const,
+      default: 'flat' as const,
+      describe:
+        'flat: one row per album × artist; star: dim_album, dim_artist, bridge_album_artist under --out (a folder/prefix ending in /)',
+    })
     .option('columns', {
       type: 'string',
       array: true,
@@ -334,6 +340,7 @@ function toOptions(args: PullArgs): Options {
     limit: args.limit,
     concurrency: args.concurrency,
     via: args.via,
+    model: args.model,
     onMarketError: args['on-market-error'],
     maxRetries: args['max-retries'],
     retryDelay: args['retry-delay'],

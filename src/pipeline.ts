@@ -23,6 +23,7 @@ import { COALESCE_BYTES, Coalescer, createCsvStringifier } from './transforms/cs
 import { DigestTransform } from './transforms/digest.ts';
 import { NdjsonSerializer } from './transforms/ndjson.ts';
 import { type RejectHandler, RowsTransform } from './transforms/rows.ts';
+import { STAR_TABLE_NAMES, STAR_TABLES, StarSplitter, type StarTable } from './transforms/star.ts';
 
 export interface RunContext {
   /** Aborting stops the run: requests are cancelled, the destination is cleaned up. */
@@ -120,11 +121,18 @@ export async function run(
     rejects = o.rejects === undefined ? undefined : await FileSink.open(o.rejects);
     const onReject = rejects && rejectHandler(rejects, o.maxRejects, stats);
     for (const job of jobs) {
-      const destination = parseDestination(expandOut(o.out, { ...vars, market: job.market }));
+      const out = expandOut(o.out, { ...vars, market: job.market });
+      // A star model writes under `out` (a folder); its first table stands for it here.
+      const destination = parseDestination(
+        o.model === 'star' ? `${out}${STAR_TABLE_NAMES[0]}.csv` : out,
+      );
       try {
-        done.push(
-          await runJob(o, job, destination, { client, stats, signal, onReject, env, context }),
-        );
+        const jobContext = { client, stats, signal, onReject, env, context };
+        if (o.model === 'star') {
+          done.push(...(await runStarJob(o, out, jobContext)));
+        } else {
+          done.push(await runJob(o, job, destination, jobContext));
+        }
       } catch (caught) {
         const error = signal.aborted ? abortReason(signal.reason) : caught;
         if (destination.kind === 'stdout' && isBrokenPipe(error)) {
@@ -270,6 +278,85 @@ async function runJob(
     };
   } catch (error) {
     await sink.abort(signal.aborted ? abortReason(signal.reason) : error);
+    throw error;
+  }
+}
+
+/**
+ * The star schema from one pass: the album stream feeds a splitter whose three row streams each
+ * go through their own serializer into their own sink. All or none: a failure anywhere stops
+ * all three and aborts them; the tables are committed only when all three streams finished, and
+ * a failed commit takes back the ones already committed.
+ */
+async function runStarJob(
+  o: NormalizedOptions,
+  prefix: string,
+  { client, stats, signal, onReject, env, context }: JobContext,
+): Promise<{ sink: Sink; output: OutputReport }[]> {
+  const ext = `${o.format}${o.gzip ? '.gz' : ''}`;
+  const sinks: { table: StarTable; sink: Sink }[] = [];
+  const committed: { sink: Sink; output: OutputReport }[] = [];
+  const job = new AbortController();
+  const jobSignal = AbortSignal.any([signal, job.signal]);
+  let first: unknown;
+  const fail = (error: unknown): never => {
+    first ??= error;
+    job.abort(error);
+    throw error;
+  };
+  try {
+    for (const table of STAR_TABLE_NAMES) {
+      const destination = parseDestination(`${prefix}${table}.${ext}`);
+      sinks.push({ table, sink: await openSink(destination, o, env, context, contentType(o)) });
+    }
+    const splitter = new StarSplitter(stats, onReject);
+    const branches = sinks.map(({ table, sink }) => {
+      const tableStats = createStats();
+      const digest = o.manifest ? new DigestTransform() : undefined;
+      const columns = STAR_TABLES[table];
+      const stages = [
+        splitter.outputs[table],
+        o.format === 'csv'
+          ? createCsvStringifier({ escapeFormulas: o.csvEscapeFormulas, columns })
+          : new NdjsonSerializer(columns),
+        new Coalescer(tableStats),
+        ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),
+        ...(digest ? [digest] : []),
+        sink.writable,
+      ];
+      const done = pipeline(stages as unknown as [NodeJS.ReadableStream, Writable], {
+        signal: jobSignal,
+      });
+      return { table, sink, digest, tableStats, done: done.catch(fail) };
+    });
+    const source = new AlbumSource({ ...o, stats, signal: jobSignal, client });
+    const feeding = pipeline(source, splitter, { signal: jobSignal }).catch(fail);
+    const settled = await Promise.allSettled([feeding, ...branches.map((b) => b.done)]);
+    if (settled.some((r) => r.status === 'rejected')) throw first;
+    for (const branch of branches) {
+      stats.bytes += branch.tableStats.bytes;
+      const result = await branch.sink.commit();
+      committed.push({
+        sink: branch.sink,
+        output: {
+          ...result,
+          market: null,
+          rows: splitter.rows[branch.table],
+          bytes: branch.tableStats.bytes,
+          storedBytes: branch.digest?.bytes ?? null,
+          sha256: branch.digest?.sha256 ?? null,
+        },
+      });
+    }
+    return committed;
+  } catch (error) {
+    const reason = signal.aborted ? abortReason(signal.reason) : error;
+    await Promise.all([
+      ...committed.map((c) => c.sink.remove().catch(() => {})),
+      ...sinks
+        .filter((s) => !committed.some((c) => c.sink === s.sink))
+        .map((s) => s.sink.abort(reason)),
+    ]);
     throw error;
   }
 }

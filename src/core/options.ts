@@ -79,6 +79,11 @@ export interface Options {
    */
   columns?: string[];
   /**
+   * `flat`: one table, one row per album × artist. `star`: dim_album, dim_artist and
+   * bridge_album_artist as three outputs under `out`, which must then end in `/`. @default 'flat'
+   */
+  model?: 'flat' | 'star';
+  /**
    * Output format: `csv` (the tutorial's bytes) or `ndjson` (one JSON object per row, the same
    * keys). @default from the output name (`.ndjson`/`.jsonl`, optionally `.gz`), else `csv`
    */
@@ -136,6 +141,7 @@ export interface NormalizedOptions {
   format: Format;
   gzip: boolean;
   columns: Column[];
+  model: 'flat' | 'star';
   rejects: string | undefined;
   maxRejects: number;
   s3: S3Options;
@@ -258,8 +264,22 @@ export function normalizeOptions(
   if (perMarket && out !== '-' && parseDestination(out).kind === 'stdout') {
     throw usageError('option --out: {market} needs a file path or s3:// key');
   }
+  const model = options.model ?? 'flat';
+  if (model !== 'flat' && model !== 'star')
+    throw usageError(`option --model must be flat or star, got ${String(model)}`);
+  if (model === 'star') {
+    if (!out.endsWith('/')) {
+      throw usageError(
+        `option --model star writes three tables: --out must be a folder or prefix ending in /, got ${out}`,
+      );
+    }
+    if (perMarket) throw usageError('option --model star: {market} in --out is not supported');
+    if (options.columns !== undefined)
+      throw usageError('option --columns does not apply to --model star');
+  }
   // Validate the shape now, with sample values, so a bad --out fails before any request.
-  parseDestination(expandOut(out, { date: '2026-01-01', runId: 'run', market: 'SE' }));
+  const sample = expandOut(out, { date: '2026-01-01', runId: 'run', market: 'SE' });
+  parseDestination(model === 'star' ? `${sample}dim_album.csv` : sample);
   if (options.onMarketError === 'skip' && !perMarket) {
     throw usageError(
       'option --on-market-error skip needs one object per market: put {market} in --out',
@@ -294,7 +314,8 @@ export function normalizeOptions(
     markets,
     dedupe: options.dedupe ?? (markets.length > 1 && !perMarket),
     onMarketError: options.onMarketError ?? 'fail',
-    manifest: options.manifest ?? perMarket,
+    manifest: options.manifest ?? (perMarket || model === 'star'),
+    model,
     via,
     query: nonEmpty(options.query) ?? 'tag:new',
     maxItems:

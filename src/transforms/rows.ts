@@ -70,6 +70,26 @@ export function albumToRows(album: unknown): Row[] {
 }
 
 /**
+ * Diverts a bad record to the handler (counting it); returns the error that fails the run, if
+ * any: the record's own when there is no handler, the handler's when it refuses.
+ */
+export function divertBadRecord(
+  onReject: RejectHandler | undefined,
+  stats: RunStats,
+  album: unknown,
+  error: unknown,
+): Error | undefined {
+  if (!(error instanceof SpotifyBatchError) || !onReject) return error as Error;
+  try {
+    onReject(album, error);
+  } catch (fatal) {
+    return fatal as Error;
+  }
+  stats.rejected++;
+  return undefined;
+}
+
+/**
  * Called with a record that failed validation. Returning diverts it (the run goes on); throwing
  * fails the run. Without a handler, the first bad record fails the run.
  */
@@ -83,51 +103,81 @@ export type RejectHandler = (record: unknown, error: SpotifyBatchError) => void;
 export function projectRows(item: SourceItem, columns: readonly Column[]): Row[] {
   const base = albumToRows(item.album);
   const album = item.album as Json;
-  const id = base[0]?.[0] ?? (album.id as string);
   const artists = album.artists as Json[];
-  return base.map((row, i) => {
-    const artist = artists[i] as Json;
-    return columns.map((column) => {
-      switch (column) {
-        case 'album_id':
-          return row[0] as string;
-        case 'album_name':
-          return row[1] as string;
-        case 'release_date':
-          return row[2] as string;
-        case 'album_spotify_url':
-          return row[3] as string;
-        case 'artist_id':
-          return row[4] as string;
-        case 'artist_name':
-          return row[5] as string;
-        case 'artist_spotify_url':
-          return row[6] as string;
-        case 'album_type':
-        case 'release_date_precision':
-          return text(album, column, id);
-        case 'total_tracks': {
-          const n = album.total_tracks;
-          if (!Number.isInteger(n)) throw badRecord(id, 'total_tracks', n);
-          return String(n);
-        }
-        case 'album_uri':
-          return text(album, 'uri', id);
-        case 'artist_uri':
-          return text(artist, 'uri', id, `artists[${i}].uri`);
-        case 'artist_position':
-          return String(i + 1);
-        case 'market':
-          return item.market ?? '';
-        case 'fetched_at':
-          return item.fetchedAt;
-        default:
-          // Columns are validated when options are normalized; this is a bug if reached.
-          throw new Error(`unknown column ${column satisfies never}`);
-      }
-    });
-  });
+  return base.map((row, i) =>
+    columns.map((column) => columnValue(column, item, row, artists[i] as Json, i)),
+  );
 }
+
+/**
+ * The album-level columns of one album, also for an album without artists (which has no row in
+ * the flat output but is still an album): validated like the rows.
+ */
+export function projectAlbum(item: SourceItem, columns: readonly Column[]): Row {
+  albumToRows(item.album);
+  const album = item.album as Json;
+  const row = [
+    album.id as string,
+    album.name as string,
+    album.release_date as string,
+    spotifyUrl(album, undefined, ''),
+  ];
+  return columns.map((column) => columnValue(column, item, row, undefined, -1));
+}
+
+/** One column's value; `row` holds the contract's values (the first four are the album's). */
+function columnValue(
+  column: Column,
+  item: SourceItem,
+  row: Row,
+  artist: Json | undefined,
+  i: number,
+): string {
+  const album = item.album as Json;
+  const id = row[0] as string;
+  const artistOnly = (): Json => {
+    if (artist === undefined) throw new Error(`column ${column} is not an album column`);
+    return artist;
+  };
+  switch (column) {
+    case 'album_id':
+    case 'album_name':
+    case 'release_date':
+    case 'album_spotify_url':
+    case 'artist_id':
+    case 'artist_name':
+    case 'artist_spotify_url':
+      if (CONTRACT_INDEX[column] >= 4) artistOnly();
+      return row[CONTRACT_INDEX[column]] as string;
+    case 'album_type':
+    case 'release_date_precision':
+      return text(album, column, id);
+    case 'total_tracks': {
+      const n = album.total_tracks;
+      if (!Number.isInteger(n)) throw badRecord(id, 'total_tracks', n);
+      return String(n);
+    }
+    case 'album_uri':
+      return text(album, 'uri', id);
+    case 'artist_uri':
+      return text(artistOnly(), 'uri', id, `artists[${i}].uri`);
+    case 'artist_position':
+      artistOnly();
+      return String(i + 1);
+    case 'market':
+      return item.market ?? '';
+    case 'fetched_at':
+      return item.fetchedAt;
+    default:
+      // Columns are validated when options are normalized; this is a bug if reached.
+      throw new Error(`unknown column ${column satisfies never}`);
+  }
+}
+
+const CONTRACT_INDEX = Object.fromEntries(CONTRACT_COLUMNS.map((c, i) => [c, i])) as Record<
+  (typeof CONTRACT_COLUMNS)[number],
+  number
+>;
 
 const isContract = (columns: readonly Column[]) =>
   columns.length >= CONTRACT_COLUMNS.length && CONTRACT_COLUMNS.every((c, i) => columns[i] === c);
@@ -207,15 +257,7 @@ export class RowsTransform extends Transform {
     callback();
   }
 
-  /** Diverts a bad record to the handler; returns the error that fails the run, if any. */
   #reject(album: unknown, error: unknown): Error | undefined {
-    if (!(error instanceof SpotifyBatchError) || !this.#onReject) return error as Error;
-    try {
-      this.#onReject(album, error);
-    } catch (fatal) {
-      return fatal as Error;
-    }
-    this.#stats.rejected++;
-    return undefined;
+    return divertBadRecord(this.#onReject, this.#stats, album, error);
   }
 }

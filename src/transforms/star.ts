@@ -1,0 +1,128 @@
+import { PassThrough, type Readable, Writable } from 'node:stream';
+import type { SourceItem } from '../core/records.ts';
+import type { RunStats } from '../core/stats.ts';
+import {
+  divertBadRecord,
+  projectAlbum,
+  projectRows,
+  type RejectHandler,
+  type Row,
+} from './rows.ts';
+
+/**
+ * The star schema: two dimensions keyed by Spotify id and the bridge between them (grain: one
+ * row per album × artist). Column order is part of the documented model (README).
+ */
+export const STAR_TABLES = {
+  dim_album: [
+    'album_id',
+    'album_name',
+    'album_type',
+    'release_date',
+    'release_date_precision',
+    'total_tracks',
+    'album_spotify_url',
+    'album_uri',
+  ],
+  dim_artist: ['artist_id', 'artist_name', 'artist_spotify_url', 'artist_uri'],
+  bridge_album_artist: ['album_id', 'artist_id', 'artist_position'],
+} as const;
+
+export type StarTable = keyof typeof STAR_TABLES;
+export const STAR_TABLE_NAMES = Object.keys(STAR_TABLES) as StarTable[];
+
+export interface StarRows {
+  dim_album: Row[];
+  dim_artist: Row[];
+  bridge_album_artist: Row[];
+}
+
+/**
+ * One album's rows in the three tables. An album already seen (another market listed it) adds
+ * nothing; an artist already seen adds only bridge rows. Throws ERR_BAD_RECORD like the flat rows.
+ */
+export function albumToStar(
+  item: SourceItem,
+  seenAlbums: Set<string>,
+  seenArtists: Set<string>,
+): StarRows {
+  const out: StarRows = { dim_album: [], dim_artist: [], bridge_album_artist: [] };
+  const id = (item.album as { id?: unknown } | null)?.id;
+  if (typeof id === 'string' && seenAlbums.has(id)) return out;
+  // An album without artists still belongs in dim_album: it was released.
+  out.dim_album.push(projectAlbum(item, STAR_TABLES.dim_album));
+  const rows = projectRows(item, [...STAR_TABLES.dim_artist, 'artist_position']);
+  seenAlbums.add(id as string);
+  for (const [artistId, name, url, uri, position] of rows as string[][]) {
+    if (!seenArtists.has(artistId as string)) {
+      seenArtists.add(artistId as string);
+      out.dim_artist.push([artistId, name, url, uri] as Row);
+    }
+    out.bridge_album_artist.push([id as string, artistId, position] as Row);
+  }
+  return out;
+}
+
+/**
+ * albums in, three row streams out (objectMode), one per table, with backpressure from the
+ * slowest: the next album is taken only when every table had room for the last one.
+ */
+export class StarSplitter extends Writable {
+  readonly outputs: Record<StarTable, Readable & PassThrough>;
+  readonly #stats: RunStats;
+  readonly #onReject: RejectHandler | undefined;
+  /** Rows written per table. */
+  readonly rows: Record<StarTable, number> = {
+    dim_album: 0,
+    dim_artist: 0,
+    bridge_album_artist: 0,
+  };
+  readonly #albums = new Set<string>();
+  readonly #artists = new Set<string>();
+
+  constructor(stats: RunStats, onReject?: RejectHandler) {
+    super({ objectMode: true, highWaterMark: 16 });
+    this.#stats = stats;
+    this.#onReject = onReject;
+    const make = () => new PassThrough({ objectMode: true, highWaterMark: 64 });
+    this.outputs = { dim_album: make(), dim_artist: make(), bridge_album_artist: make() };
+  }
+
+  override _write(
+    item: SourceItem,
+    _encoding: BufferEncoding,
+    callback: (error?: Error | null) => void,
+  ): void {
+    let star: StarRows;
+    try {
+      star = albumToStar(item, this.#albums, this.#artists);
+    } catch (error) {
+      callback(divertBadRecord(this.#onReject, this.#stats, item.album, error));
+      return;
+    }
+    this.#stats.rows += star.bridge_album_artist.length;
+    const waits: Promise<void>[] = [];
+    for (const table of STAR_TABLE_NAMES) {
+      const output = this.outputs[table];
+      let room = true;
+      this.rows[table] += star[table].length;
+      for (const row of star[table]) room = output.write(row) && room;
+      if (!room) waits.push(new Promise((resolve) => output.once('drain', resolve)));
+    }
+    if (waits.length === 0) {
+      callback();
+      return;
+    }
+    Promise.all(waits).then(() => callback());
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    for (const table of STAR_TABLE_NAMES) this.outputs[table].end();
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    for (const table of STAR_TABLE_NAMES) this.outputs[table].destroy(error ?? undefined);
+    callback(error);
+  }
+}
