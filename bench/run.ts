@@ -302,7 +302,42 @@ function category(url: string, fn: string): string {
   return 'other';
 }
 
-// --- 5. memory of --dedupe ----------------------------------------------------------------------
+// --- 5. formats ---------------------------------------------------------------------------------
+const FORMAT_ALBUMS = quick ? 10_000 : 100_000;
+const formatRows: { format: string; row: Row; bytes: number }[] = [];
+{
+  const emulator = await startEmulatorProcess(FORMAT_ALBUMS);
+  try {
+    for (const [format, file] of [
+      ['CSV', 'f.csv'],
+      ['CSV, gzip', 'f.csv.gz'],
+      ['NDJSON, gzip', 'f.ndjson.gz'],
+      ['Parquet (20,000-row groups)', 'f.parquet'],
+    ] as const) {
+      const out = join(tmp, file);
+      const row = await scenario(
+        `${format} → file, ${FORMAT_ALBUMS.toLocaleString('en')} albums`,
+        `spotify-batch new-releases --out ${file} --concurrency 8`,
+        pipelineArgs(out, ['--concurrency', '8']),
+        emulator.env,
+      );
+      formatRows.push({ format, row, bytes: (await readFile(out)).length });
+      await rm(out);
+    }
+  } finally {
+    await emulator.stop();
+  }
+}
+const parquetLibraries = quick
+  ? []
+  : execFileSync(process.execPath, [join(root, 'bench/parquet.ts'), '300000'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map(
+        (l) => JSON.parse(l) as { library: string; seconds: number; rssMiB: number; bytes: number },
+      );
+
+// --- 6. memory of --dedupe ----------------------------------------------------------------------
 const dedupeAlbums = quick ? 100_000 : 1_000_000;
 const dedupe = JSON.parse(
   execFileSync(
@@ -396,6 +431,32 @@ ${latencyRows
 
 The filter keeps one id per distinct album: ${(dedupe.retainedBytes / MiB).toFixed(1)} MiB retained, ${dedupe.bytesPerAlbum.toFixed(0)} bytes per distinct album (${dedupe.bytesPerRow.toFixed(0)} per row). Spotify lists about 100 albums per market, so even \`--market all\` (185 markets) stays under 20,000 distinct albums, about 1.2 MiB.
 
+## Formats (${FORMAT_ALBUMS.toLocaleString('en')} albums, ${((csvRows * FORMAT_ALBUMS) / LARGE).toLocaleString('en', { maximumFractionDigits: 0 })} rows, to a file)
+
+| format | wall s, median (min–max) | peak RSS MiB, median | bytes | bytes per row |
+| --- | --- | --- | --- | --- |
+${formatRows
+  .map(
+    ({ format, row, bytes }) =>
+      `| ${format} | ${med(row, 'seconds').toFixed(2)} (${range(row, 'seconds', 2)}) | ${med(row, 'rssMiB').toFixed(0)} | ${bytes.toLocaleString('en')} | ${(bytes / ((csvRows * FORMAT_ALBUMS) / LARGE)).toFixed(1)} |`,
+  )
+  .join('\n')}
+${
+  parquetLibraries.length === 0
+    ? ''
+    : `
+Parquet writer choice (\`bench/parquet.ts\`: 300,000 rows, 7 string columns, 50,000-row groups, SNAPPY, each library in its own process):
+
+| library | wall s (3 runs) | peak RSS MiB (3 runs) | bytes |
+| --- | --- | --- | --- |
+${['hyparquet-writer', '@dsnp/parquetjs']
+  .map((lib) => {
+    const runs = parquetLibraries.filter((r) => r.library === lib);
+    return `| ${lib} | ${runs.map((r) => r.seconds.toFixed(2)).join(', ')} | ${runs.map((r) => r.rssMiB).join(', ')} | ${runs[0]?.bytes.toLocaleString('en')} |`;
+  })
+  .join('\n')}
+`
+}
 ## Where the CPU goes (one --cpu-prof run, ${profileAlbums.toLocaleString('en')} albums → /dev/null, concurrency 8)
 
 | stage | share of samples |

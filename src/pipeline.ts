@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import type { Column } from './core/columns.ts';
 import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
 import {
   type Destination,
@@ -22,6 +23,7 @@ import { SpotifyClient } from './sources/client.ts';
 import { COALESCE_BYTES, Coalescer, createCsvStringifier } from './transforms/csv.ts';
 import { DigestTransform } from './transforms/digest.ts';
 import { NdjsonSerializer } from './transforms/ndjson.ts';
+import { ParquetSerializer } from './transforms/parquet.ts';
 import { type RejectHandler, RowsTransform } from './transforms/rows.ts';
 import { STAR_TABLE_NAMES, STAR_TABLES, StarSplitter, type StarTable } from './transforms/star.ts';
 
@@ -253,9 +255,7 @@ async function runJob(
     const stages = [
       new AlbumSource({ ...o, markets: job.markets, stats, signal, client }),
       new RowsTransform({ stats, columns: o.columns, dedupe: o.dedupe, onReject }),
-      o.format === 'csv'
-        ? createCsvStringifier({ escapeFormulas: o.csvEscapeFormulas, columns: o.columns })
-        : new NdjsonSerializer(o.columns),
+      serializer(o, o.columns),
       new Coalescer(stats),
       // 64 KiB output chunks: large enough for lib-storage (see Coalescer).
       ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),
@@ -316,9 +316,7 @@ async function runStarJob(
       const columns = STAR_TABLES[table];
       const stages = [
         splitter.outputs[table],
-        o.format === 'csv'
-          ? createCsvStringifier({ escapeFormulas: o.csvEscapeFormulas, columns })
-          : new NdjsonSerializer(columns),
+        serializer(o, columns),
         new Coalescer(tableStats),
         ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),
         ...(digest ? [digest] : []),
@@ -361,6 +359,18 @@ async function runStarJob(
   }
 }
 
+/** rows → bytes in the run's format. */
+function serializer(o: NormalizedOptions, columns: readonly Column[]): Transform {
+  switch (o.format) {
+    case 'csv':
+      return createCsvStringifier({ escapeFormulas: o.csvEscapeFormulas, columns });
+    case 'ndjson':
+      return new NdjsonSerializer(columns);
+    case 'parquet':
+      return new ParquetSerializer(columns, o.parquetRowGroupRows);
+  }
+}
+
 /**
  * Content-Type for S3. Compressed outputs are stored as `application/gzip` without a
  * Content-Encoding header: with `Content-Encoding: gzip`, HTTP clients (browsers, curl
@@ -369,7 +379,11 @@ async function runStarJob(
  */
 function contentType(o: NormalizedOptions): string {
   if (o.gzip) return 'application/gzip';
-  return o.format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson';
+  return {
+    csv: 'text/csv; charset=utf-8',
+    ndjson: 'application/x-ndjson',
+    parquet: 'application/vnd.apache.parquet',
+  }[o.format];
 }
 
 /** Markets an output holds, for the manifest. */

@@ -165,3 +165,86 @@ test('--columns rejects unknown or repeated names, and market without --market',
     assert.match(result.stderr, message);
   }
 });
+
+test('Parquet: typed columns, row groups, read back by hyparquet and DuckDB as the CSV’s rows', async () => {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const { parquetMetadata, parquetReadObjects } = await import('hyparquet');
+  const csv = join(dir, 'pq.csv');
+  const parquet = join(dir, 'pq.parquet');
+  assert.equal(
+    (await runCli(['new-releases', '--out', csv], { env: emulatorEnv(emulator) })).status,
+    0,
+  );
+  const result = await runCli(['new-releases', '--out', parquet, '--parquet-row-group', '1000'], {
+    env: emulatorEnv(emulator),
+  });
+  assert.equal(result.status, 0, result.stderr);
+  const bytes = await readFile(parquet);
+  const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length);
+  const rows = (await parquetReadObjects({ file })) as Record<string, string>[];
+  assert.equal(rows.length, golden.toString().split(/\n(?=[0-9A-Za-z]{22},)/).length - 1);
+  assert.ok(rows.some((r) => r.album_name === 'Line one\nLine two'));
+  assert.ok(parquetMetadata(file).row_groups.length >= 1);
+  const db = await DuckDBInstance.create(':memory:');
+  const c = await db.connect();
+  const diff = await c.runAndReadAll(
+    `SELECT count(*)::INTEGER AS n FROM ((SELECT * FROM read_csv('${csv}', all_varchar = true, nullstr = 'NULL-NEVER-IN-DATA') EXCEPT ALL SELECT * FROM '${parquet}')
+      UNION ALL (SELECT * FROM '${parquet}' EXCEPT ALL SELECT * FROM read_csv('${csv}', all_varchar = true, nullstr = 'NULL-NEVER-IN-DATA')))`,
+  );
+  assert.deepEqual(diff.getRowObjects(), [{ n: 0 }]);
+  c.closeSync();
+});
+
+test('Parquet row groups bound memory: many groups for a large pull, types kept', async () => {
+  const { parquetMetadata } = await import('hyparquet');
+  const big = await startEmulator({ seed: 3, albums: 20_000 });
+  try {
+    const out = join(dir, 'big.parquet');
+    const result = await runCli(
+      [
+        'new-releases',
+        '--out',
+        out,
+        '--parquet-row-group',
+        '5000',
+        '--columns',
+        'album_id,total_tracks,artist_position,fetched_at',
+      ],
+      { env: emulatorEnv(big) },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    const bytes = await readFile(out);
+    const meta = parquetMetadata(
+      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length),
+    );
+    assert.ok(meta.row_groups.length >= 6, `${meta.row_groups.length} row groups`);
+    assert.deepEqual(
+      meta.schema.slice(1).map((s) => [s.name, s.type]),
+      [
+        ['album_id', 'BYTE_ARRAY'],
+        ['total_tracks', 'INT32'],
+        ['artist_position', 'INT32'],
+        ['fetched_at', 'INT64'],
+      ],
+    );
+  } finally {
+    await big.stop();
+  }
+});
+
+test('Parquet refuses gzip; S3 type is application/vnd.apache.parquet', async () => {
+  const bad = await runCli(['new-releases', '--out', 'x.parquet.gz'], {
+    env: emulatorEnv(emulator),
+  });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /Parquet compresses its own pages/);
+  const env = { ...emulatorEnv(emulator), ...s3.env };
+  assert.equal(
+    (await runCli(['new-releases', '--out', 's3://formats/a.parquet'], { env })).status,
+    0,
+  );
+  assert.equal(
+    (await s3.getObject('formats', 'a.parquet'))?.contentType,
+    'application/vnd.apache.parquet',
+  );
+});

@@ -134,3 +134,32 @@ test('--model star needs a folder', async () => {
   assert.equal(result.status, 2);
   assert.match(result.stderr, /--out must be a folder or prefix ending in \//);
 });
+
+test('--model star --format parquet: three Parquet tables, consistent keys', async () => {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
+  const result = await runCli(
+    ['new-releases', '--model', 'star', '--format', 'parquet', '--out', `${dir}/`],
+    { env: emulatorEnv(emulator) },
+  );
+  assert.equal(result.status, 0, result.stderr);
+  assert.deepEqual((await readdir(dir)).sort(), [
+    '_manifest.json',
+    'bridge_album_artist.parquet',
+    'dim_album.parquet',
+    'dim_artist.parquet',
+  ]);
+  const db = await DuckDBInstance.create(':memory:');
+  const c = await db.connect();
+  const p = (name: string) => `'${join(dir, `${name}.parquet`)}'`;
+  const orphans =
+    await c.runAndReadAll(`SELECT count(*)::INTEGER AS n FROM ${p('bridge_album_artist')} b
+    LEFT JOIN ${p('dim_album')} a USING (album_id) LEFT JOIN ${p('dim_artist')} r USING (artist_id)
+    WHERE a.album_id IS NULL OR r.artist_id IS NULL`);
+  assert.deepEqual(orphans.getRowObjects(), [{ n: 0 }]);
+  const types = await c.runAndReadAll(
+    `SELECT typeof(total_tracks) AS t FROM ${p('dim_album')} LIMIT 1`,
+  );
+  assert.deepEqual(types.getRowObjects(), [{ t: 'INTEGER' }]);
+  c.closeSync();
+});

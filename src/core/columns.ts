@@ -55,3 +55,22 @@ export function resolveColumns(
     throw usageError('option --columns: market needs --market');
   return columns as Column[];
 }
+
+/** Column types for typed formats (Parquet); CSV and NDJSON carry every value as text. */
+export const COLUMN_TYPES: Record<Column, 'STRING' | 'INT32' | 'TIMESTAMP'> = {
+  album_id: 'STRING',
+  album_name: 'STRING',
+  release_date: 'STRING',
+  album_spotify_url: 'STRING',
+  artist_id: 'STRING',
+  artist_name: 'STRING',
+  artist_spotify_url: 'STRING',
+  album_type: 'STRING',
+  total_tracks: 'INT32',
+  release_date_precision: 'STRING',
+  album_uri: 'STRING',
+  artist_uri: 'STRING',
+  artist_position: 'INT32',
+  market: 'STRING',
+  fetched_at: 'TIMESTAMP',
+};

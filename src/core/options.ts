@@ -3,7 +3,7 @@ import { usageError } from './errors.ts';
 import { parseMarkets } from './markets.ts';
 
 export type Via = 'new-releases' | 'search';
-export type Format = 'csv' | 'ndjson';
+export type Format = 'csv' | 'ndjson' | 'parquet';
 
 /** The format and compression an output name implies: `x.csv`, `x.ndjson.gz`, `x.jsonl`… */
 export function formatFromName(out: string): { format: Format | undefined; gzip: boolean } {
@@ -14,7 +14,9 @@ export function formatFromName(out: string): { format: Format | undefined; gzip:
     ? 'ndjson'
     : base.endsWith('.csv')
       ? 'csv'
-      : undefined;
+      : base.endsWith('.parquet')
+        ? 'parquet'
+        : undefined;
   return { format, gzip };
 }
 
@@ -90,6 +92,8 @@ export interface Options {
   format?: Format;
   /** Compress the output with gzip. @default true when the output name ends in `.gz` */
   gzip?: boolean;
+  /** Rows per Parquet row group: memory holds one row group. @default 20000 */
+  parquetRowGroupRows?: number;
   /** NDJSON file that receives records that fail validation, instead of failing the run. */
   rejects?: string;
   /** With `rejects`: fail the run once more than this many records were rejected. @default Infinity */
@@ -140,6 +144,7 @@ export interface NormalizedOptions {
   csvEscapeFormulas: boolean;
   format: Format;
   gzip: boolean;
+  parquetRowGroupRows: number;
   columns: Column[];
   model: 'flat' | 'star';
   rejects: string | undefined;
@@ -294,11 +299,17 @@ export function normalizeOptions(
       `option --on-market-error must be fail or skip, got ${String(options.onMarketError)}`,
     );
   }
-  if (options.format !== undefined && options.format !== 'csv' && options.format !== 'ndjson') {
-    throw usageError(`option --format must be csv or ndjson, got ${String(options.format)}`);
+  if (options.format !== undefined && !['csv', 'ndjson', 'parquet'].includes(options.format)) {
+    throw usageError(
+      `option --format must be csv, ndjson or parquet, got ${String(options.format)}`,
+    );
   }
   const inferred = formatFromName(out);
-  if (options.csvEscapeFormulas && (options.format ?? inferred.format) === 'ndjson') {
+  const format = options.format ?? inferred.format ?? 'csv';
+  if (format === 'parquet' && (options.gzip ?? inferred.gzip)) {
+    throw usageError('Parquet compresses its own pages (SNAPPY): drop --gzip / .gz');
+  }
+  if (options.csvEscapeFormulas && format !== 'csv') {
     throw usageError('option --csv-escape-formulas applies to CSV output only');
   }
   const via = options.via ?? 'new-releases';
@@ -341,7 +352,14 @@ export function normalizeOptions(
     requestTimeout: integer('request-timeout', options.requestTimeout, 30_000, 1, 3_600_000),
     csvEscapeFormulas: options.csvEscapeFormulas ?? false,
     columns: resolveColumns(options.columns, markets.length > 1 && !perMarket, markets.length > 0),
-    format: options.format ?? inferred.format ?? 'csv',
+    format,
+    parquetRowGroupRows: integer(
+      'parquet-row-group',
+      options.parquetRowGroupRows,
+      20_000,
+      1_000,
+      10_000_000,
+    ),
     gzip: options.gzip ?? inferred.gzip,
     rejects,
     maxRejects:
