@@ -399,10 +399,7 @@ function runIdFor(date: Date): string {
  * `_manifest.json` beside the data: in the directory (or key prefix) that holds every output —
  * for `s3://b/dt={date}/market={market}/albums.csv`, in `s3://b/dt=…/`.
  */
-export function manifestLocation(
-  o: NormalizedOptions,
-  vars: { date: string; runId: string },
-): string {
+function manifestLocation(o: NormalizedOptions, vars: { date: string; runId: string }): string {
   const marker = '\u0000';
   const expanded = expandOut(o.out, { ...vars, market: marker });
   const fixed = expanded.includes(marker) ? expanded.slice(0, expanded.indexOf(marker)) : expanded;

@@ -126,3 +126,15 @@ test('--max-items stops after N albums with a complete output', async () => {
   assert.ok(full.startsWith(text), 'the cut output is a prefix of the full one');
   assert.ok(text.endsWith('\n'));
 });
+
+test('Retry-After: seconds, an HTTP date, or nothing usable', async () => {
+  const { parseRetryAfter } = await import('../src/sources/throttle.ts');
+  const now = Date.parse('2026-11-25T12:00:00Z');
+  assert.equal(parseRetryAfter('7', now), 7);
+  assert.equal(parseRetryAfter(' 0 ', now), 0);
+  assert.equal(parseRetryAfter('Wed, 25 Nov 2026 12:00:30 GMT', now), 30);
+  assert.equal(parseRetryAfter('Wed, 25 Nov 2026 11:00:00 GMT', now), 0);
+  assert.equal(parseRetryAfter(undefined, now), undefined);
+  assert.equal(parseRetryAfter('', now), undefined);
+  assert.equal(parseRetryAfter('soon', now), undefined);
+});

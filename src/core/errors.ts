@@ -77,10 +77,6 @@ export class SpotifyBatchError extends Error {
   }
 }
 
-export function isSpotifyBatchError(error: unknown): error is SpotifyBatchError {
-  return error instanceof SpotifyBatchError;
-}
-
 /** Any thrown value as a SpotifyBatchError; unknown errors become ERR_INTERNAL (exit 1). */
 export function toSpotifyBatchError(error: unknown): SpotifyBatchError {
   if (error instanceof SpotifyBatchError) return error;

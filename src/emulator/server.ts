@@ -78,7 +78,7 @@ export class Emulator {
   };
   readonly #options: Required<Omit<EmulatorOptions, 'faults' | 'malformed'>>;
   readonly #malformed: Set<number>;
-  #faults: FaultPlan;
+  readonly #faults: FaultPlan;
   readonly #tokens = new Map<string, number>();
   readonly #pageCache = new Map<string, Buffer>();
   readonly #server: Server;
@@ -124,16 +124,6 @@ export class Emulator {
 
   get clientSecret(): string {
     return this.#options.clientSecret;
-  }
-
-  /** Replaces the fault rules (counts start again). */
-  setFaults(faults: FaultRule[]): void {
-    this.#faults = new FaultPlan(faults);
-  }
-
-  /** Makes every issued token invalid at once (as if they all expired). */
-  expireTokens(): void {
-    this.#tokens.clear();
   }
 
   async start(): Promise<this> {
