@@ -189,14 +189,7 @@ export async function run(
               rows: stats.rows,
               rejected: stats.rejected,
               bytes: stats.bytes,
-              objects: outputs.map(({ location, market, rows, storedBytes, sha256, etag }) => ({
-                location,
-                market,
-                rows,
-                bytes: storedBytes,
-                sha256,
-                ...(etag === undefined ? {} : { etag }),
-              })),
+              objects: outputs.map(manifestObject),
             },
             env,
           )
@@ -384,6 +377,18 @@ function contentType(o: NormalizedOptions): string {
     ndjson: 'application/x-ndjson',
     parquet: 'application/vnd.apache.parquet',
   }[o.format];
+}
+
+/** An output as the manifest lists it: `bytes` and `sha256` of what was stored. */
+function manifestObject({ location, market, rows, storedBytes, sha256, etag }: OutputReport) {
+  return {
+    location,
+    market,
+    rows,
+    bytes: storedBytes,
+    sha256,
+    ...(etag === undefined ? {} : { etag }),
+  };
 }
 
 /** Markets an output holds, for the manifest. */
