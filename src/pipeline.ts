@@ -115,14 +115,15 @@ export async function run(
   const jobs: Job[] = o.perMarket
     ? o.markets.map((market) => ({ markets: [market], market }))
     : [{ markets: o.markets, market: undefined }];
-  const done: { sink: Sink; output: OutputReport }[] = [];
-  const marketsFailed: MarketFailure[] = [];
+  const done: { sink: Sink; output: OutputReport; index: number }[] = [];
+  const marketsFailed: (MarketFailure & { index: number })[] = [];
   let rejects: Sink | undefined;
   let outputClosed = false;
   try {
     rejects = o.rejects === undefined ? undefined : await FileSink.open(o.rejects);
     const onReject = rejects && rejectHandler(rejects, o.maxRejects, stats);
-    for (const job of jobs) {
+    let fatal: SpotifyBatchError | undefined;
+    const runOne = async (job: Job, index: number): Promise<void> => {
       const out = expandOut(o.out, { ...vars, market: job.market });
       // A star model writes under `out` (a folder); its first table stands for it here.
       const destination = parseDestination(
@@ -130,16 +131,17 @@ export async function run(
       );
       try {
         const jobContext = { client, stats, signal, onReject, env, context };
-        if (o.model === 'star') {
-          done.push(...(await runStarJob(o, out, jobContext)));
-        } else {
-          done.push(await runJob(o, job, destination, jobContext));
-        }
+        const outputs =
+          o.model === 'star'
+            ? await runStarJob(o, out, jobContext)
+            : [await runJob(o, job, destination, jobContext)];
+        done.push(...outputs.map((d) => ({ ...d, index })));
       } catch (caught) {
+        if (fatal !== undefined) return; // stopped because another job failed
         const error = signal.aborted ? abortReason(signal.reason) : caught;
         if (destination.kind === 'stdout' && isBrokenPipe(error)) {
           outputClosed = true;
-          break;
+          return;
         }
         const failure = toSpotifyBatchError(error);
         if (
@@ -147,17 +149,39 @@ export async function run(
           job.market !== undefined &&
           MARKET_ERRORS.has(failure.code)
         ) {
-          marketsFailed.push({ market: job.market, code: failure.code, message: failure.message });
+          marketsFailed.push({
+            market: job.market,
+            code: failure.code,
+            message: failure.message,
+            index,
+          });
           context.onEvent?.({
             event: 'market-failed',
             market: job.market,
             reason: failure.message,
           });
-          continue;
+          return;
         }
-        throw failure;
+        fatal = failure;
+        controller.abort(failure);
       }
-    }
+    };
+    // Per-market outputs run up to `concurrency` markets at once (the shared client still bounds
+    // the requests in flight), so the API stays busy across market boundaries.
+    let next = 0;
+    const workers = o.perMarket ? Math.min(o.concurrency, jobs.length) : 1;
+    await Promise.all(
+      Array.from({ length: workers }, async () => {
+        while (fatal === undefined && !outputClosed && next < jobs.length) {
+          const index = next++;
+          await runOne(jobs[index] as Job, index);
+        }
+      }),
+    );
+    if (fatal !== undefined) throw fatal;
+    // Reports and the manifest list markets in the order they were given.
+    done.sort((a, b) => a.index - b.index);
+    marketsFailed.sort((a, b) => a.index - b.index);
     if (outputClosed) {
       await rejects?.abort(new Error('output closed'));
     } else if (rejects) {
@@ -182,7 +206,7 @@ export async function run(
               },
               markets: {
                 done: done.flatMap((d) => jobMarkets(o, d.output)),
-                failed: marketsFailed,
+                failed: marketsFailed.map(({ index: _, ...failure }) => failure),
               },
               pages: stats.pages,
               albums: stats.albums,
@@ -208,7 +232,7 @@ export async function run(
       seconds: Math.round(performance.now() - started) / 1000,
       outputs,
       manifest,
-      marketsFailed,
+      marketsFailed: marketsFailed.map(({ index: _, ...failure }) => failure),
       outputClosed,
     };
   } catch (error) {
@@ -241,15 +265,15 @@ async function runJob(
   { client, stats, signal, onReject, env, context }: JobContext,
 ): Promise<{ sink: Sink; output: OutputReport }> {
   const sink = await openSink(destination, o, env, context, contentType(o));
-  const rowsBefore = stats.rows;
-  const bytesBefore = stats.bytes;
   const digest = o.manifest ? new DigestTransform() : undefined;
+  const rows = new RowsTransform({ stats, columns: o.columns, dedupe: o.dedupe, onReject });
+  const coalescer = new Coalescer(stats);
   try {
     const stages = [
       new AlbumSource({ ...o, markets: job.markets, stats, signal, client }),
-      new RowsTransform({ stats, columns: o.columns, dedupe: o.dedupe, onReject }),
+      rows,
       serializer(o, o.columns),
-      new Coalescer(stats),
+      coalescer,
       // 64 KiB output chunks: large enough for lib-storage (see Coalescer).
       ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),
       ...(digest ? [digest] : []),
@@ -263,8 +287,8 @@ async function runJob(
       output: {
         ...result,
         market: job.market ?? null,
-        rows: stats.rows - rowsBefore,
-        bytes: stats.bytes - bytesBefore,
+        rows: rows.rows,
+        bytes: coalescer.bytes,
         storedBytes: digest?.bytes ?? null,
         sha256: digest?.sha256 ?? null,
       },
@@ -304,13 +328,13 @@ async function runStarJob(
     }
     const splitter = new StarSplitter(stats, onReject);
     const branches = sinks.map(({ table, sink }) => {
-      const tableStats = createStats();
+      const coalescer = new Coalescer(stats);
       const digest = o.manifest ? new DigestTransform() : undefined;
       const columns = STAR_TABLES[table];
       const stages = [
         splitter.outputs[table],
         serializer(o, columns),
-        new Coalescer(tableStats),
+        coalescer,
         ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),
         ...(digest ? [digest] : []),
         sink.writable,
@@ -318,14 +342,13 @@ async function runStarJob(
       const done = pipeline(stages as unknown as [NodeJS.ReadableStream, Writable], {
         signal: jobSignal,
       });
-      return { table, sink, digest, tableStats, done: done.catch(fail) };
+      return { table, sink, digest, coalescer, done: done.catch(fail) };
     });
     const source = new AlbumSource({ ...o, stats, signal: jobSignal, client });
     const feeding = pipeline(source, splitter, { signal: jobSignal }).catch(fail);
     const settled = await Promise.allSettled([feeding, ...branches.map((b) => b.done)]);
     if (settled.some((r) => r.status === 'rejected')) throw first;
     for (const branch of branches) {
-      stats.bytes += branch.tableStats.bytes;
       const result = await branch.sink.commit();
       committed.push({
         sink: branch.sink,
@@ -333,7 +356,7 @@ async function runStarJob(
           ...result,
           market: null,
           rows: splitter.rows[branch.table],
-          bytes: branch.tableStats.bytes,
+          bytes: branch.coalescer.bytes,
           storedBytes: branch.digest?.bytes ?? null,
           sha256: branch.digest?.sha256 ?? null,
         },

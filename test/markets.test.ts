@@ -242,3 +242,33 @@ test('DuckDB reads the partitions as one table (the README query), rows and tric
   );
   connection.closeSync();
 });
+
+test('per-market outputs are pulled side by side under the shared request limit', async () => {
+  // One page per market: pulled one market after the other, at most one request would be in flight.
+  const onePage = await startEmulator({ seed: 42, albums: 50, latencyMs: 100 });
+  try {
+    const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
+    const result = await runCli(
+      [
+        'new-releases',
+        '--market',
+        'SE,DE,US,JP,BR,FR',
+        '--concurrency',
+        '3',
+        '--out',
+        join(dir, '{market}.csv'),
+      ],
+      { env: emulatorEnv(onePage) },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(onePage.stats.maxInFlight, 3);
+    const manifest = JSON.parse(await readFile(join(dir, '_manifest.json'), 'utf8'));
+    assert.deepEqual(
+      manifest.markets.done,
+      ['SE', 'DE', 'US', 'JP', 'BR', 'FR'],
+      'listed in the order given',
+    );
+  } finally {
+    await onePage.stop();
+  }
+});

@@ -34,6 +34,8 @@ export const COALESCE_BYTES = 64 * 1024;
 export class Coalescer extends Transform {
   readonly #size: number;
   readonly #stats: RunStats;
+  /** Bytes this instance sent on (the run's stats count all outputs together). */
+  bytes = 0;
   #parts: Buffer[] = [];
   #length = 0;
 
@@ -59,6 +61,7 @@ export class Coalescer extends Transform {
     // Buffer.concat allocates outside the pool for sizes above half of Buffer.poolSize.
     const out = Buffer.concat(this.#parts, this.#length);
     this.#stats.bytes += out.length;
+    this.bytes += out.length;
     this.#parts = [];
     this.#length = 0;
     this.push(out);

@@ -209,6 +209,8 @@ export function createDeduper(): (albumId: string) => boolean {
 
 /** albums with their market (objectMode) → rows (objectMode), one push per row. */
 export class RowsTransform extends Transform {
+  /** Rows this instance produced (the run's stats count all outputs together). */
+  rows = 0;
   readonly #stats: RunStats;
   /** How rows are made: the contract's seven (plus market) directly, anything else projected. */
   readonly #rows: (item: SourceItem) => Row[];
@@ -252,6 +254,7 @@ export class RowsTransform extends Transform {
     }
     for (const row of rows) {
       this.#stats.rows++;
+      this.rows++;
       this.push(row);
     }
     callback();
