@@ -56,6 +56,11 @@ const usage: [string, string[], RegExp][] = [
   ['--via other', ['new-releases', '--via', 'browse'], /Invalid values/],
   ['--query without search', ['new-releases', '--query', 'x'], /option --query needs --via search/],
   [
+    '--manifest with stdout',
+    ['new-releases', '--manifest'],
+    /option --manifest needs a file or s3:\/\/ output/,
+  ],
+  [
     '--api-url not a URL',
     ['new-releases', '--api-url', 'nope'],
     /option --api-url must be an http\(s\) URL, got nope/,

@@ -246,13 +246,6 @@ export function normalizeOptions(
   options: Options,
   env: NodeJS.ProcessEnv = process.env,
 ): NormalizedOptions {
-  const clientId = nonEmpty(options.clientId, env.SPOTIFY_CLIENT_ID, env.CLIENT_ID);
-  const clientSecret = nonEmpty(options.clientSecret, env.SPOTIFY_CLIENT_SECRET, env.CLIENT_SECRET);
-  if (!clientId || !clientSecret) {
-    throw usageError(
-      'missing Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or pass --env-file FILE)',
-    );
-  }
   const rejects = nonEmpty(options.rejects);
   if (options.maxRejects !== undefined && !rejects) {
     throw usageError('option --max-rejects needs --rejects FILE');
@@ -318,6 +311,17 @@ export function normalizeOptions(
   }
   if (options.query !== undefined && via !== 'search') {
     throw usageError('option --query needs --via search');
+  }
+  if (options.manifest && parseDestination(sample).kind === 'stdout') {
+    throw usageError('option --manifest needs a file or s3:// output to sit beside');
+  }
+  // Credentials last: a mistyped flag is worth reporting before missing secrets.
+  const clientId = nonEmpty(options.clientId, env.SPOTIFY_CLIENT_ID, env.CLIENT_ID);
+  const clientSecret = nonEmpty(options.clientSecret, env.SPOTIFY_CLIENT_SECRET, env.CLIENT_SECRET);
+  if (!clientId || !clientSecret) {
+    throw usageError(
+      'missing Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or pass --env-file FILE)',
+    );
   }
   return {
     out,
