@@ -125,21 +125,19 @@ export async function run(
     let fatal: SpotifyBatchError | undefined;
     const runOne = async (job: Job, index: number): Promise<void> => {
       const out = expandOut(o.out, { ...vars, market: job.market });
-      // A star model writes under `out` (a folder); its first table stands for it here.
-      const destination = parseDestination(
-        o.model === 'star' ? `${out}${STAR_TABLE_NAMES[0]}.csv` : out,
-      );
+      // A star model writes under `out` (a folder); only a flat output can be stdout.
+      const toStdout = o.model === 'flat' && parseDestination(out).kind === 'stdout';
       try {
         const jobContext = { client, stats, signal, onReject, env, context };
         const outputs =
           o.model === 'star'
             ? await runStarJob(o, out, jobContext)
-            : [await runJob(o, job, destination, jobContext)];
+            : [await runJob(o, job, parseDestination(out), jobContext)];
         done.push(...outputs.map((d) => ({ ...d, index })));
       } catch (caught) {
         if (fatal !== undefined) return; // stopped because another job failed
         const error = signal.aborted ? abortReason(signal.reason) : caught;
-        if (destination.kind === 'stdout' && isBrokenPipe(error)) {
+        if (toStdout && isBrokenPipe(error)) {
           outputClosed = true;
           return;
         }
@@ -265,34 +263,18 @@ async function runJob(
   { client, stats, signal, onReject, env, context }: JobContext,
 ): Promise<{ sink: Sink; output: OutputReport }> {
   const sink = await openSink(destination, o, env, context, contentType(o));
-  const digest = o.manifest ? new DigestTransform() : undefined;
   const rows = new RowsTransform({ stats, columns: o.columns, dedupe: o.dedupe, onReject });
-  const coalescer = new Coalescer(stats);
+  const encoding = encode(o, o.columns, stats);
   try {
     const stages = [
       new AlbumSource({ ...o, markets: job.markets, stats, signal, client }),
       rows,
-      serializer(o, o.columns),
-      coalescer,
-      // 64 KiB output chunks: large enough for lib-storage (see Coalescer).
-      ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),
-      ...(digest ? [digest] : []),
-    ] as const;
-    await pipeline([...stages, sink.writable] as unknown as [NodeJS.ReadableStream, Writable], {
-      signal,
-    });
+      ...encoding.stages,
+      sink.writable,
+    ];
+    await pipeline(stages as unknown as [NodeJS.ReadableStream, Writable], { signal });
     const result = await sink.commit();
-    return {
-      sink,
-      output: {
-        ...result,
-        market: job.market ?? null,
-        rows: rows.rows,
-        bytes: coalescer.bytes,
-        storedBytes: digest?.bytes ?? null,
-        sha256: digest?.sha256 ?? null,
-      },
-    };
+    return { sink, output: encoding.output(result, job.market ?? null, rows.rows) };
   } catch (error) {
     await sink.abort(signal.aborted ? abortReason(signal.reason) : error);
     throw error;
@@ -328,21 +310,12 @@ async function runStarJob(
     }
     const splitter = new StarSplitter(stats, onReject);
     const branches = sinks.map(({ table, sink }) => {
-      const coalescer = new Coalescer(stats);
-      const digest = o.manifest ? new DigestTransform() : undefined;
-      const columns = STAR_TABLES[table];
-      const stages = [
-        splitter.outputs[table],
-        serializer(o, columns),
-        coalescer,
-        ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),
-        ...(digest ? [digest] : []),
-        sink.writable,
-      ];
+      const encoding = encode(o, STAR_TABLES[table], stats);
+      const stages = [splitter.outputs[table], ...encoding.stages, sink.writable];
       const done = pipeline(stages as unknown as [NodeJS.ReadableStream, Writable], {
         signal: jobSignal,
       });
-      return { table, sink, digest, coalescer, done: done.catch(fail) };
+      return { table, sink, encoding, done: done.catch(fail) };
     });
     const source = new AlbumSource({ ...o, stats, signal: jobSignal, client });
     const feeding = pipeline(source, splitter, { signal: jobSignal }).catch(fail);
@@ -352,14 +325,7 @@ async function runStarJob(
       const result = await branch.sink.commit();
       committed.push({
         sink: branch.sink,
-        output: {
-          ...result,
-          market: null,
-          rows: splitter.rows[branch.table],
-          bytes: branch.coalescer.bytes,
-          storedBytes: branch.digest?.bytes ?? null,
-          sha256: branch.digest?.sha256 ?? null,
-        },
+        output: branch.encoding.output(result, null, splitter.rows[branch.table]),
       });
     }
     return committed;
@@ -373,6 +339,30 @@ async function runStarJob(
     ]);
     throw error;
   }
+}
+
+/**
+ * rows → the bytes stored: the format's serializer, 64 KiB coalescing (large enough chunks for
+ * lib-storage), gzip when asked, and the digest when a manifest will list the output.
+ */
+function encode(o: NormalizedOptions, columns: readonly Column[], stats: RunStats) {
+  const coalescer = new Coalescer(stats);
+  const digest = o.manifest ? new DigestTransform() : undefined;
+  const stages: Transform[] = [
+    serializer(o, columns),
+    coalescer,
+    ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),
+    ...(digest ? [digest] : []),
+  ];
+  const output = (result: SinkResult, market: string | null, rows: number): OutputReport => ({
+    ...result,
+    market,
+    rows,
+    bytes: coalescer.bytes,
+    storedBytes: digest?.bytes ?? null,
+    sha256: digest?.sha256 ?? null,
+  });
+  return { stages, output };
 }
 
 /** rows → bytes in the run's format. */

@@ -226,7 +226,11 @@ export class RowsTransform extends Transform {
     if (isContract(columns) && (columns.length === CONTRACT_COLUMNS.length || plusMarket)) {
       // The common case stays on the short path: no per-column switch per row.
       this.#rows = plusMarket
-        ? (item) => albumToRows(item.album).map((row) => [...row, item.market ?? ''])
+        ? (item) => {
+            const rows = albumToRows(item.album);
+            for (const row of rows) row.push(item.market ?? '');
+            return rows;
+          }
         : (item) => albumToRows(item.album);
     } else {
       this.#rows = (item) => projectRows(item, columns);
@@ -249,18 +253,12 @@ export class RowsTransform extends Transform {
     try {
       rows = this.#rows(item);
     } catch (error) {
-      callback(this.#reject(item.album, error));
+      callback(divertBadRecord(this.#onReject, this.#stats, item.album, error));
       return;
     }
-    for (const row of rows) {
-      this.#stats.rows++;
-      this.rows++;
-      this.push(row);
-    }
+    this.#stats.rows += rows.length;
+    this.rows += rows.length;
+    for (const row of rows) this.push(row);
     callback();
-  }
-
-  #reject(album: unknown, error: unknown): Error | undefined {
-    return divertBadRecord(this.#onReject, this.#stats, album, error);
   }
 }
