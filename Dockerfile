@@ -21,7 +21,7 @@ RUN apt-get update \
   && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 # A small young generation keeps peak memory lower on long pulls for a few percent of speed
-# (bench/RESULTS.md: about 200 vs 305 MiB at a million albums to /dev/null, 262 vs 361 to S3).
+# (bench/RESULTS.md: about 195 vs 300 MiB at a million albums to /dev/null, 275 vs 366 to S3).
 ENV NODE_OPTIONS=--max-semi-space-size=8
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
