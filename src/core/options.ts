@@ -315,7 +315,8 @@ export function normalizeOptions(
   if (options.manifest && parseDestination(sample).kind === 'stdout') {
     throw usageError('option --manifest needs a file or s3:// output to sit beside');
   }
-  // Credentials last: a mistyped flag is worth reporting before missing secrets.
+  // Credentials after the --out/--format/--model checks: a mistyped flag is worth reporting
+  // before missing secrets (numeric ranges are checked below, with the defaults).
   const clientId = nonEmpty(options.clientId, env.SPOTIFY_CLIENT_ID, env.CLIENT_ID);
   const clientSecret = nonEmpty(options.clientSecret, env.SPOTIFY_CLIENT_SECRET, env.CLIENT_SECRET);
   if (!clientId || !clientSecret) {
