@@ -1,6 +1,8 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateBucketCommand,
   GetObjectCommand,
@@ -10,14 +12,127 @@ import {
 } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 
+/**
+ * What an S3 request is, from its method, path and query (AWS's operation names, shortened):
+ *
+ * | kind | operation | request |
+ * | --- | --- | --- |
+ * | `create` | CreateMultipartUpload | `POST /bucket/key?uploads` |
+ * | `part` | UploadPart | `PUT /bucket/key?partNumber&uploadId` |
+ * | `complete` | CompleteMultipartUpload | `POST /bucket/key?uploadId` |
+ * | `abort` | AbortMultipartUpload | `DELETE /bucket/key?uploadId` |
+ * | `listParts` | ListParts | `GET /bucket/key?uploadId` |
+ * | `put` | PutObject (a whole object) | `PUT /bucket/key`, no uploadId, no copy source |
+ * | `copy` | CopyObject | `PUT /bucket/key` with `x-amz-copy-source` |
+ * | `get`, `head`, `delete` | GetObject, HeadObject, DeleteObject | `GET`/`HEAD`/`DELETE /bucket/key` |
+ * | `deleteObjects` | DeleteObjects | `POST /bucket?delete` |
+ * | `headBucket`, `createBucket`, `deleteBucket` | HeadBucket, CreateBucket, DeleteBucket | `HEAD`/`PUT`/`DELETE /bucket` |
+ * | `listUploads` | ListMultipartUploads | `GET /bucket?uploads` |
+ * | `list` | ListObjects(V2) and other bucket reads | `GET /bucket` |
+ * | `other` | anything else (ListBuckets, …) | |
+ */
+export type S3RequestKind =
+  | 'create'
+  | 'part'
+  | 'complete'
+  | 'abort'
+  | 'listParts'
+  | 'put'
+  | 'copy'
+  | 'get'
+  | 'head'
+  | 'delete'
+  | 'deleteObjects'
+  | 'headBucket'
+  | 'createBucket'
+  | 'deleteBucket'
+  | 'listUploads'
+  | 'list'
+  | 'other';
+
+/** One request the local S3 received. */
+export interface S3Call {
+  method: string;
+  kind: S3RequestKind;
+  bucket: string;
+  /** The object key, decoded; `''` for bucket and service requests. */
+  key: string;
+}
+
+/**
+ * A fault for the local S3: which requests it fires on and what happens to them. It counts the
+ * requests that match `kind` (and `bucket`/`key` if given), lets the first `nth - 1` through,
+ * then acts on the next `times` of them, then lets the rest through again.
+ *
+ * The AWS SDK retries 5xx answers and resets (3 attempts by default; this project's S3 sink
+ * sets 5), and each attempt is a request here: a test that wants a call to fail for good
+ * passes e.g. `times: Infinity`.
+ */
+export interface S3FaultRule {
+  /** The requests it fires on. */
+  kind: S3RequestKind;
+  /** Only requests for this bucket. */
+  bucket?: string;
+  /** Only requests for this key (exact, or a pattern tested against the decoded key). */
+  key?: string | RegExp;
+  /** The first matching request it acts on, 1-based. @default 1 */
+  nth?: number;
+  /** How many matching requests in a row it acts on, from the `nth`; `Infinity` for all. @default 1 */
+  times?: number;
+  /**
+   * Answer with this status and an S3 XML error body (`<Error><Code>…</Code><Message>…`),
+   * after reading the request body, without passing the request to s3rver.
+   */
+  status?: number;
+  /** The error `Code` with `status`. @default by status: 400 InvalidRequest, 403 AccessDenied,
+   * 404 NoSuchUpload (multipart calls) / NoSuchBucket (bucket calls) / NoSuchKey, 500
+   * InternalError, 501 NotImplemented, 503 SlowDown; else InternalError or InvalidRequest */
+  code?: string;
+  /** The error `Message` with `status`. @default a message like S3's for the code */
+  message?: string;
+  /**
+   * Wait this long before handling the request: alone, a slow answer that then goes through;
+   * with `status` or `reset`, a slow failure.
+   */
+  delayMs?: number;
+  /** Destroy the connection without an answer (the client sees a reset or a hang-up). */
+  reset?: boolean;
+}
+
+/** A fault added with {@link LocalS3.fault}. */
+export interface S3Fault {
+  readonly rule: Readonly<S3FaultRule>;
+  /** Requests that matched its kind/bucket/key so far (fired or not). */
+  readonly matched: number;
+  /** Requests it acted on so far. */
+  readonly fired: number;
+  /** Stops it acting on further requests. */
+  remove(): void;
+}
+
 export interface LocalS3 {
   endpoint: string;
   client: S3Client;
   /** Environment for the CLI: endpoint and static credentials s3rver accepts. */
   env: NodeJS.ProcessEnv;
-  /** Requests S3 received, in order: `METHOD query-kind` (e.g. `PUT part`, `POST complete`). */
+  /**
+   * Requests S3 received, in order, as `METHOD query-kind` strings (`PUT part`, `POST complete`,
+   * `POST uploads`, `DELETE upload`, `PUT object` for PutObject; `METHOD bucket` for bucket
+   * requests). {@link LocalS3.calls} says the same with one precise kind per operation.
+   */
   requests: string[];
-  /** Holds every UploadPart until the returned function is called (an S3 that stops taking data). */
+  /** Requests S3 received, in order; `calls[i]` is the request `requests[i]` describes. */
+  calls: S3Call[];
+  /** How many requests of `kind` arrived, counting from `calls[from]` (e.g. `calls.length` noted before a step). */
+  count(kind: S3RequestKind, from?: number): number;
+  /** Adds a fault; faults are checked in the order added, and the first that fires acts. */
+  fault(rule: S3FaultRule): S3Fault;
+  /** Removes every fault. */
+  clearFaults(): void;
+  /**
+   * Holds every UploadPart until the returned function is called (an S3 that stops taking
+   * data). A part a fault acts on is not held.
+   */
   holdParts(): () => void;
   /** UploadPart requests being held right now. */
   heldParts: number;
@@ -36,22 +151,142 @@ interface KoaContext {
   method: string;
   path: string;
   query: Record<string, string | undefined>;
+  headers: Record<string, string | string[] | undefined>;
+  req: IncomingMessage;
   status: number;
   body: unknown;
+  /** false: Koa leaves the response alone (the socket was destroyed). */
+  respond: boolean;
   set(name: string, value: string): void;
 }
+
+const SUBRESOURCES = new Set([
+  'acl',
+  'attributes',
+  'legal-hold',
+  'restore',
+  'retention',
+  'select',
+  'tagging',
+  'torrent',
+  'uploads',
+]);
+
+/** Classifies a request; see {@link S3RequestKind}. */
+function classify(
+  method: string,
+  path: string,
+  query: Record<string, unknown>,
+  headers: Record<string, unknown> = {},
+): S3Call {
+  const slash = path.indexOf('/', 1);
+  const bucket = decode(slash === -1 ? path.slice(1) : path.slice(1, slash));
+  const key = slash === -1 ? '' : decode(path.slice(slash + 1));
+  const call = (kind: S3RequestKind): S3Call => ({ method, kind, bucket, key });
+  // The SDK names the operation in `x-id` on some requests; it is not a parameter.
+  const params = Object.keys(query).filter((name) => name !== 'x-id');
+  if (bucket === '') return call('other');
+  if (key === '') {
+    if (method === 'HEAD') return call('headBucket');
+    if (method === 'PUT' && params.length === 0) return call('createBucket');
+    if (method === 'DELETE' && params.length === 0) return call('deleteBucket');
+    if (method === 'POST' && 'delete' in query) return call('deleteObjects');
+    if (method === 'GET') return call('uploads' in query ? 'listUploads' : 'list');
+    return call('other');
+  }
+  if ('uploadId' in query) {
+    if (method === 'PUT' && 'partNumber' in query) return call('part');
+    if (method === 'POST') return call('complete');
+    if (method === 'DELETE') return call('abort');
+    if (method === 'GET') return call('listParts');
+    return call('other');
+  }
+  if (method === 'POST' && 'uploads' in query) return call('create');
+  // Subresources (?tagging, ?acl, ...) are not the object itself.
+  if (params.some((name) => SUBRESOURCES.has(name))) return call('other');
+  switch (method) {
+    case 'PUT':
+      return call('x-amz-copy-source' in headers ? 'copy' : 'put');
+    case 'GET':
+      return call('get');
+    case 'HEAD':
+      return call('head');
+    case 'DELETE':
+      return call('delete');
+    default:
+      return call('other');
+  }
+}
+
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** The `METHOD query-kind` strings {@link LocalS3.requests} has always held. */
+function legacyKind(call: S3Call, query: Record<string, unknown>): string {
+  const kind =
+    'uploadId' in query && 'partNumber' in query
+      ? 'part'
+      : 'uploadId' in query
+        ? call.method === 'POST'
+          ? 'complete'
+          : 'upload'
+        : 'uploads' in query
+          ? 'uploads'
+          : call.key === ''
+            ? 'bucket'
+            : 'object';
+  return `${call.method} ${kind}`;
+}
+
+const ERROR_CODES: Record<number, [string, string]> = {
+  400: ['InvalidRequest', 'Invalid Request'],
+  403: ['AccessDenied', 'Access Denied'],
+  500: ['InternalError', 'We encountered an internal error. Please try again.'],
+  501: ['NotImplemented', 'A header you provided implies functionality that is not implemented'],
+  503: ['SlowDown', 'Please reduce your request rate.'],
+};
+
+function errorCode(status: number, kind: S3RequestKind): [string, string] {
+  if (status === 404) {
+    if (['part', 'complete', 'abort', 'listParts'].includes(kind))
+      return [
+        'NoSuchUpload',
+        'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+      ];
+    if (['headBucket', 'createBucket', 'deleteBucket', 'list', 'listUploads'].includes(kind))
+      return ['NoSuchBucket', 'The specified bucket does not exist'];
+    return ['NoSuchKey', 'The specified key does not exist.'];
+  }
+  return (
+    ERROR_CODES[status] ??
+    (status >= 500
+      ? ['InternalError', 'We encountered an internal error. Please try again.']
+      : ['InvalidRequest', 'Invalid Request'])
+  );
+}
+
+const xmlEscape = (text: string) => text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
  * s3rver on loopback with the two calls it lacks and this project's tests need:
  * AbortMultipartUpload and ListMultipartUploads, implemented on s3rver's own upload folders
- * (`<dir>/<bucket>/._S3rver_uploads/<uploadId>`, removed by s3rver when an upload completes).
+ * (`<dir>/<bucket>/._S3rver_uploads/<uploadId>`, removed by s3rver when an upload completes);
+ * plus fault injection by request kind ({@link LocalS3.fault}) and a log of every request.
  */
 export async function startS3(): Promise<LocalS3> {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-s3-'));
   const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir });
   const uploadsDir = (bucket: string) => join(dir, bucket, '._S3rver_uploads');
   const requests: string[] = [];
+  const calls: S3Call[] = [];
+  let faults: { rule: S3FaultRule; matched: number; fired: number }[] = [];
   let hold: Promise<void> | undefined;
+  let faultId = 0;
   const local = {
     heldParts: 0,
     holdParts() {
@@ -64,41 +299,106 @@ export async function startS3(): Promise<LocalS3> {
       });
       return release;
     },
+    count(kind: S3RequestKind, from = 0) {
+      let n = 0;
+      for (let i = from; i < calls.length; i++) if (calls[i]?.kind === kind) n++;
+      return n;
+    },
+    fault(rule: S3FaultRule): S3Fault {
+      const nth = rule.nth ?? 1;
+      const times = rule.times ?? 1;
+      if (!Number.isInteger(nth) || nth < 1)
+        throw new RangeError(`fault nth must be an integer >= 1, got ${nth}`);
+      if (!(Number.isInteger(times) || times === Number.POSITIVE_INFINITY) || times < 1)
+        throw new RangeError(`fault times must be an integer >= 1 or Infinity, got ${times}`);
+      if (rule.status === undefined && !rule.reset && rule.delayMs === undefined)
+        throw new TypeError('a fault needs status, delayMs or reset');
+      if (rule.status !== undefined && rule.reset)
+        throw new TypeError('a fault answers with status or resets, not both');
+      if (rule.status !== undefined && !(rule.status >= 400 && rule.status <= 599))
+        throw new RangeError(`fault status must be 400..599, got ${rule.status}`);
+      const entry = { rule: { ...rule }, matched: 0, fired: 0 };
+      faults.push(entry);
+      return {
+        rule: entry.rule,
+        get matched() {
+          return entry.matched;
+        },
+        get fired() {
+          return entry.fired;
+        },
+        remove() {
+          faults = faults.filter((f) => f !== entry);
+        },
+      };
+    },
+    clearFaults() {
+      faults = [];
+    },
   } as LocalS3;
+
+  /** The fault that acts on this request, if any; every matching fault counts it. */
+  const pick = (call: S3Call): S3FaultRule | undefined => {
+    let chosen: S3FaultRule | undefined;
+    for (const f of faults) {
+      const { rule } = f;
+      if (rule.kind !== call.kind) continue;
+      if (rule.bucket !== undefined && rule.bucket !== call.bucket) continue;
+      if (typeof rule.key === 'string' && rule.key !== call.key) continue;
+      if (rule.key instanceof RegExp && !rule.key.test(call.key)) continue;
+      const occurrence = ++f.matched;
+      const first = rule.nth ?? 1;
+      if (chosen || occurrence < first || occurrence >= first + (rule.times ?? 1)) continue;
+      f.fired++;
+      chosen = rule;
+    }
+    return chosen;
+  };
+
   const middleware = async (ctx: KoaContext, next: () => Promise<void>) => {
-    const kind =
-      'uploadId' in ctx.query && 'partNumber' in ctx.query
-        ? 'part'
-        : 'uploadId' in ctx.query
-          ? ctx.method === 'POST'
-            ? 'complete'
-            : 'upload'
-          : 'uploads' in ctx.query
-            ? 'uploads'
-            : 'object';
-    requests.push(`${ctx.method} ${kind}`);
-    const bucket = ctx.path.split('/')[1] ?? '';
-    if (ctx.method === 'DELETE' && kind === 'upload') {
-      await rm(join(uploadsDir(bucket), String(ctx.query.uploadId)), {
+    const call = classify(ctx.method, ctx.path, ctx.query, ctx.headers);
+    requests.push(legacyKind(call, ctx.query));
+    calls.push(call);
+    const fault = pick(call);
+    if (fault) {
+      if (fault.delayMs) await sleep(fault.delayMs);
+      if (fault.reset) {
+        ctx.respond = false;
+        ctx.req.socket.destroy();
+        return;
+      }
+      if (fault.status !== undefined) {
+        // Like S3, read the request (a part's body) before answering, so the connection
+        // stays usable and the client sees the answer rather than a broken pipe.
+        for await (const _ of ctx.req);
+        const [code, message] = errorCode(fault.status, call.kind);
+        const requestId = `LOCALS3FAULT${++faultId}`;
+        ctx.status = fault.status;
+        ctx.set('content-type', 'application/xml');
+        ctx.set('x-amz-request-id', requestId);
+        ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${xmlEscape(
+          fault.code ?? code,
+        )}</Code><Message>${xmlEscape(fault.message ?? message)}</Message><RequestId>${requestId}</RequestId></Error>`;
+        return;
+      }
+    }
+    if (call.kind === 'abort') {
+      await rm(join(uploadsDir(call.bucket), String(ctx.query.uploadId)), {
         recursive: true,
         force: true,
       });
       ctx.status = 204;
       return;
     }
-    if (
-      ctx.method === 'GET' &&
-      kind === 'uploads' &&
-      ctx.path.split('/').filter(Boolean).length === 1
-    ) {
-      const ids = await readdir(uploadsDir(bucket)).catch(() => [] as string[]);
+    if (call.kind === 'listUploads') {
+      const ids = await readdir(uploadsDir(call.bucket)).catch(() => [] as string[]);
       ctx.set('content-type', 'application/xml');
-      ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${bucket}</Bucket>${ids
+      ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${call.bucket}</Bucket>${ids
         .map((id) => `<Upload><UploadId>${id}</UploadId></Upload>`)
         .join('')}</ListMultipartUploadsResult>`;
       return;
     }
-    if (kind === 'part' && hold) {
+    if (call.kind === 'part' && hold) {
       local.heldParts++;
       await hold;
       local.heldParts--;
@@ -121,6 +421,7 @@ export async function startS3(): Promise<LocalS3> {
     endpoint,
     client,
     requests,
+    calls,
     env: {
       AWS_ENDPOINT_URL_S3: endpoint,
       AWS_ACCESS_KEY_ID: credentials.accessKeyId,

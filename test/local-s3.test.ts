@@ -1,0 +1,330 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { type LocalS3, type S3RequestKind, startS3 } from '../scripts/local-s3.ts';
+
+const BUCKET = 'faults';
+const PART = 5 * 1024 * 1024;
+let s3: LocalS3;
+/** A client that does not retry, so one command is one request. */
+let once: S3Client;
+
+before(async () => {
+  s3 = await startS3();
+  await s3.createBucket(BUCKET);
+  once = new S3Client({
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    maxAttempts: 1,
+  });
+});
+after(async () => {
+  once.destroy();
+  await s3.stop();
+});
+
+interface SdkError {
+  name: string;
+  message: string;
+  $metadata?: { httpStatusCode?: number; attempts?: number };
+}
+
+/** The error `promise` rejects with (fails the test if it resolves). */
+async function failure(promise: Promise<unknown>): Promise<SdkError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as SdkError;
+  }
+  assert.fail('expected the call to fail');
+}
+
+const put = (key: string, client = s3.client, body: string | Buffer = 'x') =>
+  client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+
+/** A two-part upload (5 MiB + 1 byte), one part at a time. */
+const twoParts = (key: string) =>
+  new Upload({
+    client: s3.client,
+    params: { Bucket: BUCKET, Key: key, Body: Buffer.alloc(PART + 1, 'a') },
+    partSize: PART,
+    queueSize: 1,
+  });
+
+test('every request is logged with the kind of its operation', async () => {
+  const from = s3.calls.length;
+  await s3.client.send(new HeadBucketCommand({ Bucket: BUCKET }));
+  await put('log/small.csv');
+  await s3.client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'log/small.csv' }));
+  await (
+    await s3.client.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'log/small.csv' }))
+  ).Body?.transformToByteArray();
+  await s3.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'log/small.csv' }));
+  await twoParts('log/big.csv').done();
+  await s3.client.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+  await s3.openUploads(BUCKET);
+  const { UploadId } = await s3.client.send(
+    new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'log/aborted.csv' }),
+  );
+  await s3.client.send(
+    new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'log/aborted.csv', UploadId }),
+  );
+  assert.deepEqual(
+    s3.calls.slice(from).map((c) => `${c.method} ${c.kind} ${c.key}`),
+    [
+      'HEAD headBucket ',
+      'PUT put log/small.csv',
+      'HEAD head log/small.csv',
+      'GET get log/small.csv',
+      'DELETE delete log/small.csv',
+      'POST create log/big.csv',
+      'PUT part log/big.csv',
+      'PUT part log/big.csv',
+      'POST complete log/big.csv',
+      'GET list ',
+      'POST create log/aborted.csv',
+      'DELETE abort log/aborted.csv',
+    ],
+  );
+  // s3.openUploads reads the folders directly: no request.
+  assert.equal(s3.count('put', from), 1);
+  assert.equal(s3.count('part', from), 2);
+  assert.equal(s3.count('abort', from), 1);
+  // The `METHOD query-kind` strings keep their meaning.
+  const legacy = s3.requests.slice(from);
+  assert.equal(legacy.length, s3.calls.length - from);
+  for (const s of ['PUT object', 'POST uploads', 'PUT part', 'POST complete', 'DELETE upload'])
+    assert.ok(legacy.includes(s), s);
+  assert.ok(legacy.includes('HEAD bucket'), 'HeadBucket is not an object request');
+});
+
+/** One case per fault kind: the request it fails, and what else must hold afterwards. */
+const cases: {
+  kind: S3RequestKind;
+  status: number;
+  /** The error name the SDK gives (HEAD answers have no body, so no code). */
+  name?: string;
+  act(key: string): Promise<unknown>;
+  check?(key: string, from: number): Promise<void>;
+}[] = [
+  {
+    kind: 'put',
+    status: 500,
+    name: 'InternalError',
+    act: (key) => put(key),
+    check: async (key) => assert.equal(await s3.getObject(BUCKET, key), undefined),
+  },
+  {
+    kind: 'create',
+    status: 503,
+    name: 'SlowDown',
+    act: (key) => twoParts(key).done(),
+    check: async (key, from) => {
+      assert.equal(s3.count('part', from), 0);
+      assert.equal(await s3.getObject(BUCKET, key), undefined);
+    },
+  },
+  {
+    kind: 'part',
+    status: 500,
+    name: 'InternalError',
+    act: (key) => twoParts(key).done(),
+    check: async (key, from) => {
+      assert.equal(s3.count('abort', from), 1, 'AbortMultipartUpload sent exactly once');
+      assert.equal(s3.count('complete', from), 0);
+      assert.deepEqual(await s3.openUploads(BUCKET), []);
+      assert.equal(await s3.getObject(BUCKET, key), undefined);
+    },
+  },
+  {
+    kind: 'complete',
+    status: 500,
+    name: 'InternalError',
+    act: (key) => twoParts(key).done(),
+    check: async (key, from) => {
+      assert.equal(s3.count('part', from), 2);
+      assert.equal(s3.count('abort', from), 1, 'AbortMultipartUpload sent exactly once');
+      assert.deepEqual(await s3.openUploads(BUCKET), []);
+      assert.equal(await s3.getObject(BUCKET, key), undefined);
+    },
+  },
+  {
+    kind: 'abort',
+    status: 403,
+    name: 'AccessDenied',
+    act: async (key) => {
+      const { UploadId } = await s3.client.send(
+        new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }),
+      );
+      return s3.client.send(
+        new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId }),
+      );
+    },
+    check: async (key) => {
+      const [open] = await s3.openUploads(BUCKET);
+      assert.ok(open, 'the refused abort left the upload open');
+      s3.clearFaults();
+      await s3.client.send(
+        new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: open }),
+      );
+      assert.deepEqual(await s3.openUploads(BUCKET), []);
+    },
+  },
+  {
+    kind: 'delete',
+    status: 403,
+    name: 'AccessDenied',
+    act: async (key) => {
+      await put(key);
+      return s3.client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+    },
+    check: async (key) => assert.ok(await s3.getObject(BUCKET, key), 'the object is still there'),
+  },
+  {
+    kind: 'headBucket',
+    status: 403,
+    act: () => s3.client.send(new HeadBucketCommand({ Bucket: BUCKET })),
+  },
+];
+
+for (const c of cases) {
+  test(`a ${c.status} fault on ${c.kind} fails that request, with an S3 error`, async (t) => {
+    t.after(() => s3.clearFaults());
+    const key = `fault/${c.kind}`;
+    const from = s3.calls.length;
+    const fault = s3.fault({ kind: c.kind, status: c.status, times: Number.POSITIVE_INFINITY });
+    const error = await failure(c.act(key));
+    assert.equal(error.$metadata?.httpStatusCode, c.status, error.message);
+    if (c.name) assert.equal(error.name, c.name);
+    // 5xx are retried by the SDK (3 attempts by default), 4xx are not; each attempt is a request.
+    const attempts = c.status >= 500 ? 3 : 1;
+    assert.equal(s3.count(c.kind, from), attempts);
+    assert.equal(fault.fired, attempts);
+    assert.equal(fault.matched, attempts);
+    await c.check?.(key, from);
+  });
+}
+
+test('the error body is S3 XML with the code and message', async (t) => {
+  t.after(() => s3.clearFaults());
+  s3.fault({ kind: 'put', status: 403 });
+  const answer = await fetch(`${s3.endpoint}/${BUCKET}/raw.csv`, { method: 'PUT', body: 'x' });
+  assert.equal(answer.status, 403);
+  assert.equal(answer.headers.get('content-type'), 'application/xml');
+  assert.match(
+    await answer.text(),
+    /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<Error><Code>AccessDenied<\/Code><Message>Access Denied<\/Message><RequestId>\w+<\/RequestId><\/Error>$/,
+  );
+  s3.fault({ kind: 'put', status: 500, code: 'Custom', message: 'a <b> & "c"' });
+  const custom = await failure(put('raw.csv', once));
+  assert.equal(custom.name, 'Custom');
+  assert.equal(custom.message, 'a <b> & "c"');
+});
+
+test('nth and times: the 2nd and 3rd matching requests fail, the rest go through', async (t) => {
+  t.after(() => s3.clearFaults());
+  const from = s3.calls.length;
+  const fault = s3.fault({ kind: 'put', key: 'nth.csv', nth: 2, times: 2, status: 500 });
+  const outcomes: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    // Requests for other keys and other kinds do not count as occurrences.
+    await put('other.csv', once);
+    await s3.client.send(new HeadBucketCommand({ Bucket: BUCKET }));
+    outcomes.push(
+      await put('nth.csv', once).then(
+        () => 'ok',
+        (error: SdkError) => error.name,
+      ),
+    );
+  }
+  assert.deepEqual(outcomes, ['ok', 'InternalError', 'InternalError', 'ok', 'ok']);
+  assert.equal(fault.matched, 5);
+  assert.equal(fault.fired, 2);
+  assert.equal(s3.count('put', from), 10);
+});
+
+test('a fault that fires once is absorbed by the SDK retry: one extra request', async (t) => {
+  t.after(() => s3.clearFaults());
+  const from = s3.calls.length;
+  const fault = s3.fault({ kind: 'put', status: 503 });
+  await put('retried.csv', s3.client, 'body');
+  assert.equal(fault.fired, 1);
+  assert.equal(s3.count('put', from), 2);
+  assert.equal((await s3.getObject(BUCKET, 'retried.csv'))?.body.toString(), 'body');
+});
+
+test('faults are checked in order; the first that fires acts, all count the request', async (t) => {
+  t.after(() => s3.clearFaults());
+  const first = s3.fault({ kind: 'put', status: 403 });
+  const second = s3.fault({ kind: 'put', status: 500, times: 2 });
+  assert.equal((await failure(put('order.csv', once))).name, 'AccessDenied');
+  assert.equal((await failure(put('order.csv', once))).name, 'InternalError');
+  await put('order.csv', once);
+  assert.deepEqual([first.fired, first.matched, second.fired, second.matched], [1, 3, 1, 3]);
+  second.remove();
+  s3.fault({ kind: 'put', status: 500 }).remove();
+  await put('order.csv', once);
+  assert.equal(second.matched, 3, 'a removed fault sees nothing');
+});
+
+test('reset: the connection drops without an answer; the SDK retries it', async (t) => {
+  t.after(() => s3.clearFaults());
+  const from = s3.calls.length;
+  const fault = s3.fault({ kind: 'put', reset: true });
+  const error = await failure(put('reset.csv', once));
+  assert.equal(error.$metadata?.httpStatusCode, undefined, 'no HTTP answer');
+  assert.match(`${error.name} ${error.message}`, /ECONNRESET|EPIPE|socket hang up/i);
+  assert.equal(await s3.getObject(BUCKET, 'reset.csv'), undefined);
+  fault.remove();
+  s3.fault({ kind: 'put', reset: true });
+  await put('reset.csv', s3.client, 'after a reset');
+  assert.equal(s3.count('put', from), 3);
+  assert.equal((await s3.getObject(BUCKET, 'reset.csv'))?.body.toString(), 'after a reset');
+});
+
+test('delayMs: the request waits, then goes through', async (t) => {
+  t.after(() => s3.clearFaults());
+  const fault = s3.fault({ kind: 'put', delayMs: 300 });
+  const started = performance.now();
+  await put('slow.csv', once, 'slow');
+  // A lower bound only: the sleep guarantees it, however loaded the machine is.
+  assert.ok(performance.now() - started >= 300);
+  assert.equal(fault.fired, 1);
+  assert.equal((await s3.getObject(BUCKET, 'slow.csv'))?.body.toString(), 'slow');
+});
+
+test('holdParts holds UploadPart until released', async () => {
+  const from = s3.calls.length;
+  const release = s3.holdParts();
+  const upload = twoParts('held.csv').done();
+  while (s3.heldParts === 0) await sleep(5);
+  assert.equal(s3.count('part', from), 1);
+  assert.equal(s3.heldParts, 1);
+  release();
+  await upload;
+  assert.equal(s3.heldParts, 0);
+  assert.equal(s3.count('part', from), 2);
+  assert.equal((await s3.getObject(BUCKET, 'held.csv'))?.body.length, PART + 1);
+});
+
+test('a fault needs an effect, a 1-based nth and a positive times', () => {
+  assert.throws(() => s3.fault({ kind: 'put' }), /status, delayMs or reset/);
+  assert.throws(() => s3.fault({ kind: 'put', status: 500, nth: 0 }), /nth/);
+  assert.throws(() => s3.fault({ kind: 'put', status: 500, times: 0 }), /times/);
+  assert.throws(() => s3.fault({ kind: 'put', status: 500, reset: true }), /not both/);
+  assert.throws(() => s3.fault({ kind: 'put', status: 200 }), /400\.\.599/);
+});
