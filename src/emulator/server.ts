@@ -41,9 +41,15 @@ export interface EmulatorOptions {
 }
 
 export interface RequestRecord {
+  /** Arrival time, `Date.now()`. */
   at: number;
+  /** The path, e.g. `/v1/browse/new-releases`. */
   path: string;
+  /** The query string as received, without `?`, e.g. `country=SE&locale=*&offset=50&limit=50`. */
+  query: string;
+  /** The `offset` parameter (0 without one). */
   offset: number;
+  /** The status answered; 0 for a connection reset. */
   status: number;
 }
 
@@ -210,7 +216,13 @@ export class Emulator {
     const record = (status: number) => {
       this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
       if (this.stats.log.length < 100_000)
-        this.stats.log.push({ at: Date.now(), path: url.pathname, offset, status });
+        this.stats.log.push({
+          at: Date.now(),
+          path: url.pathname,
+          query: url.search.slice(1),
+          offset,
+          status,
+        });
     };
     const auth = req.headers.authorization ?? '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
