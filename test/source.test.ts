@@ -95,6 +95,71 @@ test('later pages keep the parameters Spotify put in next (locale=*)', async () 
   assert.equal(e.stats.byStatus[200], 3);
 });
 
+/** One API request straight to the emulator, with a fresh token; the parsed paging object. */
+async function page(e: Emulator, pathAndQuery: string): Promise<Record<string, unknown>> {
+  const token = await fetch(`${e.url}/api/token`, {
+    method: 'POST',
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: e.clientId,
+      client_secret: e.clientSecret,
+    }),
+  });
+  const { access_token } = (await token.json()) as { access_token: string };
+  const answer = await fetch(`${e.url}${pathAndQuery}`, {
+    headers: { authorization: `Bearer ${access_token}` },
+  });
+  assert.equal(answer.status, 200, pathAndQuery);
+  return ((await answer.json()) as { albums: Record<string, unknown> }).albums;
+}
+
+const EMPTY = { items: [], next: null, offset: 0, previous: null, total: 0 };
+const emptyPage = (paging: Record<string, unknown>) => {
+  const { href, limit, ...rest } = paging;
+  return rest;
+};
+
+test('emulator: zero albums is one valid empty page, for new-releases and search', async () => {
+  const e = await emulator({ albums: 0 });
+  assert.deepEqual(emptyPage(await page(e, '/v1/browse/new-releases?limit=50&offset=0')), EMPTY);
+  assert.deepEqual(
+    emptyPage(await page(e, '/v1/search?q=tag%3Anew&type=album&limit=10&offset=0')),
+    EMPTY,
+  );
+  const withoutTotal = await emulator({ albums: 0, omitTotal: true });
+  const { total, ...rest } = EMPTY;
+  assert.deepEqual(emptyPage(await page(withoutTotal, '/v1/browse/new-releases')), rest);
+});
+
+test('emulator: emptyMarkets empties those markets only', async () => {
+  const e = await emulator({ albums: 120, emptyMarkets: ['se'] });
+  for (const path of [
+    '/v1/browse/new-releases?limit=50&offset=0&country=SE',
+    '/v1/search?q=tag%3Anew&type=album&limit=10&offset=0&market=se',
+  ]) {
+    assert.deepEqual(emptyPage(await page(e, path)), EMPTY, path);
+  }
+  const other = await page(e, '/v1/browse/new-releases?limit=50&offset=0&country=DE');
+  assert.equal(other.total, 120);
+  assert.equal((other.items as unknown[]).length, 50);
+  assert.equal((await page(e, '/v1/browse/new-releases')).total, 120, 'no market: not empty');
+});
+
+test('emulator: emptyQueries match nothing; other queries match the catalogue', async () => {
+  const e = await emulator({ albums: 120, emptyQueries: ['year:1800'], cachePages: true });
+  const search = (q: string) =>
+    page(e, `/v1/search?${new URLSearchParams({ q, type: 'album', limit: '10', offset: '0' })}`);
+  assert.equal((await search('tag:new')).total, 120);
+  assert.deepEqual(emptyPage(await search('year:1800')), EMPTY);
+  assert.equal((await search('year:2026')).total, 120, 'cached pages are per query');
+});
+
+test('emulator: options that cannot make a catalogue are refused', async () => {
+  await assert.rejects(startEmulator({ albums: -1 }), /albums must be an integer >= 0, got -1/);
+  await assert.rejects(startEmulator({ albums: 1.5 }), /albums must be an integer >= 0/);
+  await assert.rejects(startEmulator({ emptyMarkets: ['Sweden'] }), /emptyMarkets .*"Sweden"/);
+});
+
 test('a token that expires mid-run is refreshed once and the output is unchanged', async () => {
   const clean = await emulator({ seed: 4, albums: 600 });
   const expected = (await runToBuffer(clean)).bytes;

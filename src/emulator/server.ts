@@ -10,7 +10,7 @@ export interface EmulatorOptions {
   port?: number;
   /** Loopback only by default. @default '127.0.0.1' */
   host?: string;
-  /** Albums in the new-releases list (and search results). @default 100 */
+  /** Albums in the new-releases list (and search results); 0 gives empty lists. @default 100 */
   albums?: number;
   /** Catalogue seed. @default 1 */
   seed?: number;
@@ -38,6 +38,17 @@ export interface EmulatorOptions {
   prerender?: boolean;
   /** Album indexes served without `name` (a record the client must not pass on silently). */
   malformed?: number[];
+  /**
+   * Markets whose list is empty (new-releases' `country`, search's `market`; ISO codes, any
+   * case): one page with `total` 0, no items and no `next`. @default []
+   */
+  emptyMarkets?: string[];
+  /**
+   * Search queries that match nothing, compared with `q` as sent (after URL decoding): one page
+   * with `total` 0, no items and no `next`. The emulator does not interpret queries: every other
+   * non-empty `q` (`tag:new`, `year:2026`, …) matches the whole catalogue. @default []
+   */
+  emptyQueries?: string[];
 }
 
 export interface RequestRecord {
@@ -82,8 +93,12 @@ export class Emulator {
     byStatus: {},
     log: [],
   };
-  readonly #options: Required<Omit<EmulatorOptions, 'faults' | 'malformed'>>;
+  readonly #options: Required<
+    Omit<EmulatorOptions, 'faults' | 'malformed' | 'emptyMarkets' | 'emptyQueries'>
+  >;
   readonly #malformed: Set<number>;
+  readonly #emptyMarkets: Set<string>;
+  readonly #emptyQueries: Set<string>;
   readonly #faults: FaultPlan;
   readonly #tokens = new Map<string, number>();
   readonly #pageCache = new Map<string, Buffer>();
@@ -107,9 +122,22 @@ export class Emulator {
       prerender: false,
       ...options,
     };
+    const { albums } = this.#options;
+    if (!Number.isSafeInteger(albums) || albums < 0) {
+      throw new RangeError(`emulator option albums must be an integer >= 0, got ${albums}`);
+    }
+    for (const market of options.emptyMarkets ?? []) {
+      if (!/^[A-Za-z]{2}$/.test(market)) {
+        throw new RangeError(
+          `emulator option emptyMarkets must hold ISO market codes, got ${JSON.stringify(market)}`,
+        );
+      }
+    }
     if (this.#options.prerender) this.#options.cachePages = true;
     this.#faults = new FaultPlan(options.faults ?? []);
     this.#malformed = new Set(options.malformed);
+    this.#emptyMarkets = new Set(options.emptyMarkets?.map((m) => m.toUpperCase()));
+    this.#emptyQueries = new Set(options.emptyQueries);
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         if (!res.headersSent)
@@ -346,11 +374,14 @@ export class Emulator {
 
   #page(url: URL, offset: number, limit: number, search: boolean): Buffer {
     const market = url.searchParams.get(search ? 'market' : 'country') ?? '';
-    const key = `${url.pathname}|${offset}|${limit}|${market}`;
+    const query = search ? (url.searchParams.get('q') ?? '') : '';
+    const key = `${url.pathname}|${offset}|${limit}|${market}|${query}`;
     const cached = this.#pageCache.get(key);
     if (cached) return cached;
     const o = this.#options;
-    const total = o.albums;
+    const empty =
+      this.#emptyMarkets.has(market.toUpperCase()) || (search && this.#emptyQueries.has(query));
+    const total = empty ? 0 : o.albums;
     const api = `${this.#url}${url.pathname}`;
     const keep = new URLSearchParams(url.searchParams);
     keep.delete('offset');
