@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { discardActive } from '../src/commit.ts';
 import {
   ExitStatus,
   SpotifyBatchError,
@@ -17,21 +18,28 @@ import { type RunReport, run } from '../src/pipeline.ts';
 
 const NAME = 'spotify-batch';
 
+/**
+ * stderr may go away (`2>&1 | head -1`, a log shipper that died): a lost log line is not a lost
+ * output, so write errors on it (EPIPE, EBADF) are ignored instead of crashing the run.
+ */
+process.stderr.on('error', () => {});
+function log(line: string): void {
+  if (!process.stderr.destroyed) process.stderr.write(line);
+}
+
 /** Writes one line to stderr and sets the exit status; never a stack trace unless --debug. */
 function fail(error: unknown, debug: boolean): never {
   const err = toSpotifyBatchError(error);
-  process.stderr.write(`${NAME}: error: ${err.message}\n`);
+  log(`${NAME}: error: ${err.message}\n`);
   if (debug) {
     let cause: unknown = err;
     while (cause) {
-      process.stderr.write(
-        `${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}\n`,
-      );
+      log(`${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}\n`);
       if (cause instanceof SpotifyBatchError && Object.keys(cause.context).length > 0) {
-        process.stderr.write(`context: ${JSON.stringify(cause.context)}\n`);
+        log(`context: ${JSON.stringify(cause.context)}\n`);
       }
       cause = cause instanceof Error ? cause.cause : undefined;
-      if (cause) process.stderr.write('caused by: ');
+      if (cause) log('caused by: ');
     }
   }
   process.exit(err.exitStatus);
@@ -120,7 +128,7 @@ function startProgress(stats: RunStats, enabled: boolean): () => void {
     const of = total === undefined ? '' : ` of ${total.toLocaleString('en')}`;
     const eta =
       total !== undefined && rate > 0 ? ` · ETA ${duration((total - stats.albums) / rate)}` : '';
-    process.stderr.write(
+    log(
       `${CLEAR_LINE}${NAME}: ${stats.albums.toLocaleString('en')}${of} albums · ${stats.rows.toLocaleString('en')} rows · ${humanBytes(stats.bytes)} · ${Math.round(rate).toLocaleString('en')} albums/s${eta}`,
     );
   };
@@ -128,24 +136,54 @@ function startProgress(stats: RunStats, enabled: boolean): () => void {
   timer.unref();
   return () => {
     clearInterval(timer);
-    process.stderr.write(CLEAR_LINE);
+    log(CLEAR_LINE);
   };
 }
 
-function installSignalHandlers(controller: AbortController): void {
+const SIGNAL_STATUS = {
+  SIGINT: ExitStatus.sigint,
+  SIGTERM: ExitStatus.sigterm,
+  SIGHUP: ExitStatus.sighup,
+} as const;
+
+/** How long a second signal waits for the aborts already under way before exiting. */
+const SECOND_SIGNAL_GRACE_MS = 2_000;
+
+/**
+ * SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped ssh session) stop the run: requests
+ * are cancelled and every staged output is discarded before the exit status says which signal.
+ * A second signal exits at once, after giving the discards already started (the S3 aborts) a
+ * moment to go out. An uncaught error discards the staged outputs too, then exits 1.
+ */
+function installExitHandlers(controller: AbortController): void {
   let interrupted = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
-      if (interrupted) process.exit(signal === 'SIGINT' ? ExitStatus.sigint : ExitStatus.sigterm);
+      if (interrupted) {
+        const grace = new Promise((resolve) => setTimeout(resolve, SECOND_SIGNAL_GRACE_MS));
+        void Promise.race([discardActive(signal), grace]).then(() =>
+          process.exit(SIGNAL_STATUS[signal]),
+        );
+        return;
+      }
       interrupted = true;
-      process.stderr.write(`${NAME}: ${signal}: stopping, cleaning up (again to exit at once)\n`);
+      log(
+        `${NAME}: ${signal}: stopping, discarding what this run staged (again to exit at once)\n`,
+      );
       controller.abort(
-        new SpotifyBatchError('ERR_INTERRUPTED', `interrupted by ${signal}; nothing was written`, {
+        new SpotifyBatchError('ERR_INTERRUPTED', `interrupted by ${signal}`, {
           context: { signal },
         }),
       );
     });
   }
+  const crash = (error: unknown) => {
+    void discardActive(error)
+      .catch(() => {})
+      .then(() => fail(error, true));
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
 }
 
 const pullOptions = (y: Argv) =>
@@ -390,7 +428,8 @@ function toOptions(args: PullArgs): Options {
 
 async function newReleases(args: PullArgs): Promise<void> {
   const controller = new AbortController();
-  installSignalHandlers(controller);
+  installExitHandlers(controller);
+  const stats = createStats();
   try {
     const env = loadEnvFile(args['env-file']);
     const json = args['log-format'] === 'json';
@@ -398,11 +437,9 @@ async function newReleases(args: PullArgs): Promise<void> {
       args.progress ??
       (process.stderr.isTTY === true && !args.quiet && !json && !isCi(process.env));
     const onEvent = (event: RunEvent) => {
-      if (json) process.stderr.write(`${JSON.stringify(event)}\n`);
-      else if (!args.quiet)
-        process.stderr.write(`${progress ? CLEAR_LINE : ''}${describeEvent(event)}\n`);
+      if (json) log(`${JSON.stringify(event)}\n`);
+      else if (!args.quiet) log(`${progress ? CLEAR_LINE : ''}${describeEvent(event)}\n`);
     };
-    const stats = createStats();
     const stopProgress = startProgress(stats, progress);
     const report = await run(toOptions(args), {
       signal: controller.signal,
@@ -411,20 +448,29 @@ async function newReleases(args: PullArgs): Promise<void> {
       stats,
     }).finally(stopProgress);
     if (args['log-format'] === 'json') {
-      process.stderr.write(`${JSON.stringify({ event: 'report', ok: true, ...report })}\n`);
+      log(`${JSON.stringify({ event: 'report', ok: true, ...report })}\n`);
     } else if (!args.quiet) {
-      process.stderr.write(`${summary(report)}\n`);
+      log(`${summary(report)}\n`);
     }
     if (report.marketsFailed.length > 0) {
-      process.stderr.write(
+      log(
         `${NAME}: error: ${report.marketsFailed.length} market(s) failed and were skipped: ${report.marketsFailed.map((f) => f.market).join(', ')}\n`,
       );
       process.exitCode = ExitStatus.partial;
     }
   } catch (error) {
+    const err = toSpotifyBatchError(error);
+    if (err.code === 'ERR_INTERRUPTED') {
+      // Say what the stop left behind: staged outputs are gone, stdout cannot take bytes back.
+      const toStdout = args.out === '-' && args.model !== 'star';
+      err.message += !toStdout
+        ? '; nothing was published'
+        : stats.bytes > 0
+          ? `; stdout had already received ${humanBytes(stats.bytes)}`
+          : '; nothing was written';
+    }
     if (args['log-format'] === 'json') {
-      const err = toSpotifyBatchError(error);
-      process.stderr.write(
+      log(
         `${JSON.stringify({ event: 'report', ok: false, code: err.code, exitStatus: err.exitStatus, message: err.message, context: err.context })}\n`,
       );
     }
@@ -470,7 +516,7 @@ async function emulator(args: {
   process.stdout.write(
     `${JSON.stringify({ url: server.url, clientId: server.clientId, clientSecret: server.clientSecret, albums: args.albums })}\n`,
   );
-  process.stderr.write(
+  log(
     `${NAME} emulator: listening on ${server.url}\n` +
       `  SPOTIFY_API_URL=${server.url} SPOTIFY_ACCOUNTS_URL=${server.url} ` +
       `SPOTIFY_CLIENT_ID=${server.clientId} SPOTIFY_CLIENT_SECRET=${server.clientSecret}\n`,
@@ -560,7 +606,7 @@ await yargs(hideBin(process.argv))
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((message, error, y) => {
     if (error) fail(error, process.argv.includes('--debug'));
-    process.stderr.write(`${NAME}: error: ${message}\n${NAME}: run '${NAME} --help' for usage\n`);
+    log(`${NAME}: error: ${message}\n${NAME}: run '${NAME} --help' for usage\n`);
     void y;
     process.exit(ExitStatus.usage);
   })

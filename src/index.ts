@@ -10,7 +10,7 @@ export {
   type Options,
   type Via,
 } from './core/options.ts';
-export type { Sink, SinkResult } from './core/sink.ts';
+export type { SinkResult, StagedSink } from './core/sink.ts';
 export { createStats, type EventListener, type RunEvent, type RunStats } from './core/stats.ts';
 export { type FaultRule, parseFault } from './emulator/faults.ts';
 export {
@@ -21,7 +21,7 @@ export {
 } from './emulator/server.ts';
 export { type RunContext, type RunReport, run } from './pipeline.ts';
 export { FileSink } from './sinks/file.ts';
-export { S3Sink } from './sinks/s3.ts';
+export { S3Sink, S3Store } from './sinks/s3.ts';
 export { StdoutSink } from './sinks/stdout.ts';
 export { AlbumSource, type AlbumSourceOptions, fetchPages, type Page } from './sources/albums.ts';
 export { Coalescer, createCsvStringifier } from './transforms/csv.ts';

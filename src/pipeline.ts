@@ -1,34 +1,32 @@
 import { randomBytes } from 'node:crypto';
-import { posix } from 'node:path';
-import type { Transform, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import type { Readable, Writable } from 'node:stream';
+import { type Branch, runBranches } from './branches.ts';
+import { Commit } from './commit.ts';
 import type { Column } from './core/columns.ts';
 import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
 import {
-  type Destination,
   expandOut,
   type NormalizedOptions,
   normalizeOptions,
   type Options,
+  type OutVars,
   parseDestination,
 } from './core/options.ts';
-import type { Sink, SinkResult } from './core/sink.ts';
+import type { SinkResult, StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
-import { FileSink } from './sinks/file.ts';
-import { S3Sink } from './sinks/s3.ts';
-import { isBrokenPipe, StdoutSink } from './sinks/stdout.ts';
+import { contentType, type Encoding, encode, type OutputReport } from './encode.ts';
+import { manifestLocation, manifestObject } from './manifest.ts';
+import { Destinations } from './sinks/open.ts';
+import { isBrokenPipe } from './sinks/stdout.ts';
 import { AlbumSource } from './sources/albums.ts';
 import { SpotifyClient } from './sources/client.ts';
-import { COALESCE_BYTES, Coalescer, createCsvStringifier } from './transforms/csv.ts';
-import { DigestTransform } from './transforms/digest.ts';
-import { NdjsonSerializer } from './transforms/ndjson.ts';
-import { ParquetSerializer } from './transforms/parquet.ts';
 import { type RejectHandler, RowsTransform } from './transforms/rows.ts';
-import { STAR_TABLE_NAMES, STAR_TABLES, StarSplitter, type StarTable } from './transforms/star.ts';
+import { STAR_TABLE_NAMES, STAR_TABLES, StarSplitter } from './transforms/star.ts';
+
+export type { OutputReport } from './encode.ts';
 
 export interface RunContext {
-  /** Aborting stops the run: requests are cancelled, the destination is cleaned up. */
+  /** Aborting stops the run: requests are cancelled, every staged output is discarded. */
   signal?: AbortSignal;
   /** Environment for defaults (credentials, endpoints). @default process.env */
   env?: NodeJS.ProcessEnv;
@@ -38,18 +36,6 @@ export interface RunContext {
   onEvent?: EventListener;
   /** Counters the run fills as it goes (read them for a progress display). @default fresh ones */
   stats?: RunStats;
-}
-
-/** One object or file the run wrote. */
-export interface OutputReport extends SinkResult {
-  /** The market of a per-market output (`{market}` in `out`), else null. */
-  market: string | null;
-  rows: number;
-  /** Serialized bytes (before compression). */
-  bytes: number;
-  /** Bytes stored (after compression) and their SHA-256: computed when a manifest is written. */
-  storedBytes: number | null;
-  sha256: string | null;
 }
 
 /** A market that failed under `onMarketError: 'skip'`. */
@@ -84,17 +70,19 @@ const MARKET_ERRORS = new Set<ErrorCode>([
   'ERR_NETWORK',
 ]);
 
-interface Job {
-  /** Markets this output holds, in order. */
-  markets: string[];
-  /** Set for per-market outputs. */
-  market: string | undefined;
+/** One staged output and how to describe it once published. */
+interface Staged {
+  sink: StagedSink;
+  encoding: Encoding;
+  market: string | null;
+  rows: () => number;
 }
 
 /**
- * Runs one pull: Spotify → album rows → CSV → destination(s). Resolves with the report once
- * every output is complete and in place; rejects with a {@link SpotifyBatchError} after removing
- * whatever it had written (including per-market outputs that had completed).
+ * Runs one pull: Spotify → album rows → encoded bytes → every output staged → published
+ * together (src/commit.ts). Resolves with the report once every output is in place; rejects with
+ * a {@link SpotifyBatchError} after discarding every staged output, so the destination is left
+ * as it was.
  */
 export async function run(
   options: Options | NormalizedOptions,
@@ -105,118 +93,147 @@ export async function run(
   const env = context.env ?? process.env;
   const o = 'perMarket' in options ? options : normalizeOptions(options, env);
   const stats = context.stats ?? createStats();
-  const vars = { date: startedAt.toISOString().slice(0, 10), runId: runIdFor(startedAt) };
+  const vars: OutVars = { date: startedAt.toISOString().slice(0, 10), runId: runIdFor(startedAt) };
   // The run's own controller: a failure anywhere stops every request of the shared client.
   const controller = new AbortController();
   const signal = context.signal
     ? AbortSignal.any([context.signal, controller.signal])
     : controller.signal;
+  const stdout = (context.stdout ?? process.stdout) as Writable;
+  await using commit = new Commit(new Destinations(o.s3, env, stdout));
   const client = new SpotifyClient({ ...o, stats, signal, onEvent: context.onEvent });
-  const jobs: Job[] = o.perMarket
-    ? o.markets.map((market) => ({ markets: [market], market }))
-    : [{ markets: o.markets, market: undefined }];
-  const done: { sink: Sink; output: OutputReport; index: number }[] = [];
+  const markets: (string | undefined)[] = o.perMarket ? o.markets : [undefined];
+  // Per-market outputs run up to `concurrency` markets at once (the shared client still bounds
+  // the requests in flight); each gets its share of one page window, so parsed pages waiting
+  // to be consumed stay near `concurrency` in all, not concurrency².
+  const workers = Math.min(o.concurrency, markets.length);
+  const window = Math.max(1, Math.floor(o.concurrency / workers));
+  const staged: (Staged & { index: number })[] = [];
   const marketsFailed: (MarketFailure & { index: number })[] = [];
-  let rejects: Sink | undefined;
   let outputClosed = false;
   try {
-    rejects = o.rejects === undefined ? undefined : await FileSink.open(o.rejects);
-    const onReject = rejects && rejectHandler(rejects, o.maxRejects, stats);
+    const rejects =
+      o.rejects === undefined
+        ? undefined
+        : await commit.open(o.rejects, {
+            contentType: 'application/x-ndjson',
+            flag: '--rejects',
+          });
+    const onReject = rejects && rejectHandler(rejects.writable, o.maxRejects, stats);
     let fatal: SpotifyBatchError | undefined;
-    const runOne = async (job: Job, index: number): Promise<void> => {
-      const out = expandOut(o.out, { ...vars, market: job.market });
-      // A star model writes under `out` (a folder); only a flat output can be stdout.
+    const runMarket = async (market: string | undefined, index: number): Promise<void> => {
+      const out = expandOut(o.out, { ...vars, market });
       const toStdout = o.model === 'flat' && parseDestination(out).kind === 'stdout';
+      const opened: Staged[] = [];
       try {
-        const jobContext = { client, stats, signal, onReject, env, context };
-        const outputs =
-          o.model === 'star'
-            ? await runStarJob(o, out, jobContext)
-            : [await runJob(o, job, parseDestination(out), jobContext)];
-        done.push(...outputs.map((d) => ({ ...d, index })));
+        const fanout = await fanOut(o, out, stats, onReject);
+        const branches: Branch[] = [];
+        for (const table of fanout.tables) {
+          const sink = await commit.open(table.location, {
+            contentType: contentType(o),
+            createDirs: /\{(date|run_id|market)\}/.test(o.out),
+          });
+          opened.push({ sink, encoding: table.encoding, market: market ?? null, rows: table.rows });
+          branches.push({ rows: table.rows$, stages: table.encoding.stages, sink });
+        }
+        const source = new AlbumSource({
+          ...o,
+          ...(o.perMarket ? { concurrency: window } : {}),
+          markets: market === undefined ? o.markets : [market],
+          stats,
+          signal,
+          client,
+        });
+        await runBranches(source, fanout.head, branches, signal);
+        staged.push(...opened.map((s) => ({ ...s, index })));
       } catch (caught) {
-        if (fatal !== undefined) return; // stopped because another job failed
+        await commit.discard(
+          opened.map((s) => s.sink),
+          caught,
+        );
+        if (fatal !== undefined) return; // stopped because another market failed
         const error = signal.aborted ? abortReason(signal.reason) : caught;
         if (toStdout && isBrokenPipe(error)) {
           outputClosed = true;
           return;
         }
         const failure = toSpotifyBatchError(error);
-        if (
-          o.onMarketError === 'skip' &&
-          job.market !== undefined &&
-          MARKET_ERRORS.has(failure.code)
-        ) {
-          marketsFailed.push({
-            market: job.market,
-            code: failure.code,
-            message: failure.message,
-            index,
-          });
-          context.onEvent?.({
-            event: 'market-failed',
-            market: job.market,
-            reason: failure.message,
-          });
+        if (o.onMarketError === 'skip' && market !== undefined && MARKET_ERRORS.has(failure.code)) {
+          marketsFailed.push({ market, code: failure.code, message: failure.message, index });
+          context.onEvent?.({ event: 'market-failed', market, reason: failure.message });
           return;
+        }
+        // Name the market when the failure is about its pages (not a shared token or sink).
+        const url = failure.context.url ?? '';
+        if (market !== undefined && new RegExp(`[?&](country|market)=${market}\\b`).test(url)) {
+          failure.message = `market ${market}: ${failure.message}`;
+          failure.context.market ??= market;
         }
         fatal = failure;
         controller.abort(failure);
       }
     };
-    // Per-market outputs run up to `concurrency` markets at once (the shared client still bounds
-    // the requests in flight), so the API stays busy across market boundaries.
     let next = 0;
-    const workers = o.perMarket ? Math.min(o.concurrency, jobs.length) : 1;
     await Promise.all(
       Array.from({ length: workers }, async () => {
-        while (fatal === undefined && !outputClosed && next < jobs.length) {
+        while (fatal === undefined && !outputClosed && next < markets.length) {
           const index = next++;
-          await runOne(jobs[index] as Job, index);
+          await runMarket(markets[index], index);
         }
       }),
     );
     if (fatal !== undefined) throw fatal;
     // Reports and the manifest list markets in the order they were given.
-    done.sort((a, b) => a.index - b.index);
+    staged.sort((a, b) => a.index - b.index);
     marketsFailed.sort((a, b) => a.index - b.index);
-    if (outputClosed) {
-      await rejects?.abort(new Error('output closed'));
-    } else if (rejects) {
-      rejects.writable.end();
-      await rejects.commit();
-    }
-    const endedAt = new Date();
-    const outputs = done.map((d) => d.output);
-    const manifest =
-      o.manifest && !outputClosed
-        ? await writeManifest(
-            o,
-            manifestLocation(o, vars),
-            {
-              runId: vars.runId,
-              startedAt: startedAt.toISOString(),
-              endedAt: endedAt.toISOString(),
-              source: {
-                via: o.via,
-                ...(o.via === 'search' ? { query: o.query } : {}),
-                api: o.apiUrl,
-              },
-              markets: {
-                done: done.flatMap((d) => jobMarkets(o, d.output)),
-                failed: marketsFailed.map(({ index: _, ...failure }) => failure),
-              },
-              pages: stats.pages,
-              albums: stats.albums,
-              rows: stats.rows,
-              rejected: stats.rejected,
-              bytes: stats.bytes,
-              objects: outputs.map(manifestObject),
+    const failures = marketsFailed.map(({ index: _, ...failure }) => failure);
+    rejects?.writable.end();
+    // A reader that left early (`| head`) ends the run cleanly, with nothing else published.
+    const publishing = outputClosed
+      ? []
+      : [...staged.map((s) => s.sink), ...(rejects ? [rejects] : [])];
+    const describe = (results: SinkResult[]): OutputReport[] =>
+      staged.map((s, i) => s.encoding.output(results[i] as SinkResult, s.market, s.rows()));
+    // The commit point: a signal that came in while the outputs were staged still wins.
+    if (signal.aborted) throw abortReason(signal.reason);
+    let endedAt = new Date();
+    const manifest = o.manifest && !outputClosed ? manifestLocation(o.out, vars) : null;
+    const results = await commit.publish(
+      publishing,
+      manifest === null
+        ? undefined
+        : {
+            location: manifest,
+            render: (published) => {
+              endedAt = new Date();
+              const outputs = describe(published);
+              const body = {
+                runId: vars.runId,
+                startedAt: startedAt.toISOString(),
+                endedAt: endedAt.toISOString(),
+                source: {
+                  via: o.via,
+                  ...(o.via === 'search' ? { query: o.query } : {}),
+                  api: o.apiUrl,
+                },
+                markets: {
+                  done: outputs.flatMap((out) => (out.market !== null ? [out.market] : o.markets)),
+                  failed: failures,
+                },
+                pages: stats.pages,
+                albums: stats.albums,
+                rows: stats.rows,
+                rejected: stats.rejected,
+                bytes: stats.bytes,
+                objects: outputs.map(manifestObject),
+              };
+              return `${JSON.stringify(body, null, 2)}\n`;
             },
-            env,
-          )
-        : null;
-    const first: SinkResult = outputs[0] ?? { location: '-' };
+          },
+    );
+    if (manifest === null) endedAt = new Date();
+    const outputs = outputClosed ? [] : describe(results);
+    const first: SinkResult = outputs[0] ?? { location: staged[0]?.sink.location ?? '-' };
     return {
       ...stats,
       totalAlbums: stats.totalAlbums ?? null,
@@ -230,258 +247,76 @@ export async function run(
       seconds: Math.round(performance.now() - started) / 1000,
       outputs,
       manifest,
-      marketsFailed: marketsFailed.map(({ index: _, ...failure }) => failure),
+      marketsFailed: failures,
       outputClosed,
     };
   } catch (error) {
-    controller.abort(error);
-    // All or nothing: outputs of this run that had completed are taken back.
-    await Promise.all([...done.map((d) => d.sink.remove().catch(() => {})), rejects?.abort(error)]);
-    throw toSpotifyBatchError(error);
+    // A signal or another market's failure explains the errors it caused downstream.
+    const failure = toSpotifyBatchError(signal.aborted ? abortReason(signal.reason) : error);
+    controller.abort(failure);
+    throw failure;
   } finally {
     // Nothing of this run may go on after it: stray requests end now, then the pool closes.
+    // Leaving the `await using` scope then discards whatever was not published.
     controller.abort();
-    await Promise.all(done.map((d) => d.sink.release()));
     await client.close().catch(() => {});
   }
 }
 
-interface JobContext {
-  client: SpotifyClient;
-  stats: RunStats;
-  signal: AbortSignal;
-  onReject: RejectHandler | undefined;
-  env: NodeJS.ProcessEnv;
-  context: RunContext;
-}
-
-/** One output: its own source, transforms and sink; committed only if all of it succeeded. */
-async function runJob(
-  o: NormalizedOptions,
-  job: Job,
-  destination: Destination,
-  { client, stats, signal, onReject, env, context }: JobContext,
-): Promise<{ sink: Sink; output: OutputReport }> {
-  const sink = await openSink(destination, o, env, context, contentType(o));
-  const rows = new RowsTransform({ stats, columns: o.columns, dedupe: o.dedupe, onReject });
-  const encoding = encode(o, o.columns, stats);
-  try {
-    const stages = [
-      new AlbumSource({ ...o, markets: job.markets, stats, signal, client }),
-      rows,
-      ...encoding.stages,
-      sink.writable,
-    ];
-    await pipeline(stages as unknown as [NodeJS.ReadableStream, Writable], { signal });
-    const result = await sink.commit();
-    return { sink, output: encoding.output(result, job.market ?? null, rows.rows) };
-  } catch (error) {
-    await sink.abort(signal.aborted ? abortReason(signal.reason) : error);
-    throw error;
-  }
+interface FanOut {
+  /** Where the albums go in. */
+  head: Writable;
+  tables: { location: string; rows$: Readable; rows: () => number; encoding: Encoding }[];
 }
 
 /**
- * The star schema from one pass: the album stream feeds a splitter whose three row streams each
- * go through their own serializer into their own sink. All or none: a failure anywhere stops
- * all three and aborts them; the tables are committed only when all three streams finished, and
- * a failed commit takes back the ones already committed.
+ * The albums → rows stage and the outputs it feeds: the flat model is one branch (the rows
+ * transform is both the head and the branch's rows); the star model, three tables under `out`.
  */
-async function runStarJob(
+async function fanOut(
   o: NormalizedOptions,
-  prefix: string,
-  { client, stats, signal, onReject, env, context }: JobContext,
-): Promise<{ sink: Sink; output: OutputReport }[]> {
+  out: string,
+  stats: RunStats,
+  onReject: RejectHandler | undefined,
+): Promise<FanOut> {
+  const enc = (columns: readonly Column[]) => encode({ ...o, digest: o.manifest }, columns, stats);
+  if (o.model === 'flat') {
+    const rows = new RowsTransform({ stats, columns: o.columns, dedupe: o.dedupe, onReject });
+    return {
+      head: rows,
+      tables: [
+        { location: out, rows$: rows, rows: () => rows.rows, encoding: await enc(o.columns) },
+      ],
+    };
+  }
+  const splitter = new StarSplitter(stats, onReject);
   const ext = `${o.format}${o.gzip ? '.gz' : ''}`;
-  const sinks: { table: StarTable; sink: Sink }[] = [];
-  const committed: { sink: Sink; output: OutputReport }[] = [];
-  const job = new AbortController();
-  const jobSignal = AbortSignal.any([signal, job.signal]);
-  let first: unknown;
-  const fail = (error: unknown): never => {
-    first ??= error;
-    job.abort(error);
-    throw error;
-  };
-  try {
-    for (const table of STAR_TABLE_NAMES) {
-      const destination = parseDestination(`${prefix}${table}.${ext}`);
-      sinks.push({ table, sink: await openSink(destination, o, env, context, contentType(o)) });
-    }
-    const splitter = new StarSplitter(stats, onReject);
-    const branches = sinks.map(({ table, sink }) => {
-      const encoding = encode(o, STAR_TABLES[table], stats);
-      const stages = [splitter.outputs[table], ...encoding.stages, sink.writable];
-      const done = pipeline(stages as unknown as [NodeJS.ReadableStream, Writable], {
-        signal: jobSignal,
-      });
-      return { table, sink, encoding, done: done.catch(fail) };
-    });
-    const source = new AlbumSource({ ...o, stats, signal: jobSignal, client });
-    const feeding = pipeline(source, splitter, { signal: jobSignal }).catch(fail);
-    const settled = await Promise.allSettled([feeding, ...branches.map((b) => b.done)]);
-    if (settled.some((r) => r.status === 'rejected')) throw first;
-    for (const branch of branches) {
-      const result = await branch.sink.commit();
-      committed.push({
-        sink: branch.sink,
-        output: branch.encoding.output(result, null, splitter.rows[branch.table]),
-      });
-    }
-    return committed;
-  } catch (error) {
-    const reason = signal.aborted ? abortReason(signal.reason) : error;
-    await Promise.all([
-      ...committed.map((c) => c.sink.remove().catch(() => {})),
-      ...sinks
-        .filter((s) => !committed.some((c) => c.sink === s.sink))
-        .map((s) => s.sink.abort(reason)),
-    ]);
-    throw error;
-  }
-}
-
-/**
- * rows → the bytes stored: the format's serializer, 64 KiB coalescing (large enough chunks for
- * lib-storage), gzip when asked, and the digest when a manifest will list the output.
- */
-function encode(o: NormalizedOptions, columns: readonly Column[], stats: RunStats) {
-  const coalescer = new Coalescer(stats);
-  const digest = o.manifest ? new DigestTransform() : undefined;
-  const stages: Transform[] = [
-    serializer(o, columns),
-    coalescer,
-    ...(o.gzip ? [createGzip({ chunkSize: COALESCE_BYTES })] : []),
-    ...(digest ? [digest] : []),
-  ];
-  const output = (result: SinkResult, market: string | null, rows: number): OutputReport => ({
-    ...result,
-    market,
-    rows,
-    bytes: coalescer.bytes,
-    storedBytes: digest?.bytes ?? null,
-    sha256: digest?.sha256 ?? null,
-  });
-  return { stages, output };
-}
-
-/** rows → bytes in the run's format. */
-function serializer(o: NormalizedOptions, columns: readonly Column[]): Transform {
-  switch (o.format) {
-    case 'csv':
-      return createCsvStringifier({ escapeFormulas: o.csvEscapeFormulas, columns });
-    case 'ndjson':
-      return new NdjsonSerializer(columns);
-    case 'parquet':
-      return new ParquetSerializer(columns, o.parquetRowGroupRows);
-  }
-}
-
-/**
- * Content-Type for S3. Compressed outputs are stored as `application/gzip` without a
- * Content-Encoding header: with `Content-Encoding: gzip`, HTTP clients (browsers, curl
- * --compressed, some S3 readers) decompress on download while Athena, Spark, DuckDB and
- * `aws s3 cp` go by the `.gz` name and decompress again.
- */
-function contentType(o: NormalizedOptions): string {
-  if (o.gzip) return 'application/gzip';
   return {
-    csv: 'text/csv; charset=utf-8',
-    ndjson: 'application/x-ndjson',
-    parquet: 'application/vnd.apache.parquet',
-  }[o.format];
-}
-
-/** An output as the manifest lists it: `bytes` and `sha256` of what was stored. */
-function manifestObject({ location, market, rows, storedBytes, sha256, etag }: OutputReport) {
-  return {
-    location,
-    market,
-    rows,
-    bytes: storedBytes,
-    sha256,
-    ...(etag === undefined ? {} : { etag }),
+    head: splitter,
+    tables: await Promise.all(
+      STAR_TABLE_NAMES.map(async (table) => ({
+        location: `${out}${table}.${ext}`,
+        rows$: splitter.outputs[table],
+        rows: () => splitter.rows[table],
+        encoding: await enc(STAR_TABLES[table]),
+      })),
+    ),
   };
-}
-
-/** Markets an output holds, for the manifest. */
-function jobMarkets(o: NormalizedOptions, output: OutputReport): string[] {
-  return output.market !== null ? [output.market] : o.markets;
 }
 
 function runIdFor(date: Date): string {
   return `${date.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`;
 }
 
-/**
- * `_manifest.json` beside the data: in the directory (or key prefix) that holds every output —
- * for `s3://b/dt={date}/market={market}/albums.csv`, in `s3://b/dt=…/`.
- */
-function manifestLocation(o: NormalizedOptions, vars: { date: string; runId: string }): string {
-  const marker = '\u0000';
-  const expanded = expandOut(o.out, { ...vars, market: marker });
-  const fixed = expanded.includes(marker) ? expanded.slice(0, expanded.indexOf(marker)) : expanded;
-  const dir = fixed.slice(0, fixed.lastIndexOf('/') + 1);
-  if (/^s3:\/\//i.test(fixed)) return `${dir}_manifest.json`;
-  return posix.join(dir === '' ? '.' : dir, '_manifest.json');
-}
-
-async function writeManifest(
-  o: NormalizedOptions,
-  location: string,
-  body: Record<string, unknown>,
-  env: NodeJS.ProcessEnv,
-): Promise<string> {
-  const sink = await openSink(parseDestination(location), o, env, {}, 'application/json');
-  try {
-    sink.writable.end(`${JSON.stringify(body, null, 2)}\n`);
-    await sink.commit();
-    return location;
-  } catch (error) {
-    await sink.abort(error);
-    throw error;
-  } finally {
-    await sink.release();
-  }
-}
-
 /** Whatever aborted the run, as an ERR_INTERRUPTED error (signals bring their own). */
 function abortReason(reason: unknown): SpotifyBatchError {
   if (reason instanceof SpotifyBatchError) return reason;
   const detail = reason instanceof Error ? reason.message : String(reason);
-  return new SpotifyBatchError('ERR_INTERRUPTED', `run aborted (${detail}); nothing was written`, {
-    cause: reason,
-  });
-}
-
-async function openSink(
-  destination: Destination,
-  o: NormalizedOptions,
-  env: NodeJS.ProcessEnv,
-  context: RunContext,
-  contentType = 'text/csv; charset=utf-8',
-): Promise<Sink> {
-  switch (destination.kind) {
-    case 'stdout':
-      return new StdoutSink(context.stdout as NodeJS.WritableStream & Writable);
-    case 'file':
-      // Templated outputs name partitions (dt=…/market=…) that do not exist yet.
-      return FileSink.open(destination.path, {
-        createDirs: /\{(date|run_id|market)\}/.test(o.out),
-      });
-    case 's3':
-      return S3Sink.open({
-        ...o.s3,
-        bucket: destination.bucket,
-        key: destination.key,
-        contentType,
-        env,
-      });
-  }
+  return new SpotifyBatchError('ERR_INTERRUPTED', `run aborted (${detail})`, { cause: reason });
 }
 
 /** Writes each rejected record as one NDJSON line; fails the run past `maxRejects`. */
-function rejectHandler(rejects: Sink, maxRejects: number, stats: RunStats): RejectHandler {
+function rejectHandler(rejects: Writable, maxRejects: number, stats: RunStats): RejectHandler {
   return (record, error) => {
     if (stats.rejected + 1 > maxRejects) {
       throw new SpotifyBatchError(
@@ -490,7 +325,7 @@ function rejectHandler(rejects: Sink, maxRejects: number, stats: RunStats): Reje
         { cause: error, context: error.context },
       );
     }
-    rejects.writable.write(
+    rejects.write(
       `${JSON.stringify({ reason: error.message, field: error.context.field ?? null, record })}\n`,
     );
   };

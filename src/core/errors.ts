@@ -13,6 +13,7 @@ export const ExitStatus = {
   sink: 5,
   data: 6,
   partial: 7,
+  sighup: 129,
   sigint: 130,
   sigterm: 143,
 } as const;
@@ -47,6 +48,10 @@ export interface ErrorContext {
   field?: string;
   retryAfter?: number;
   signal?: string;
+  market?: string;
+  /** A publish that failed part-way: the outputs that are out, and those that are not. */
+  published?: string[];
+  notPublished?: string[];
 }
 
 export interface ErrorOptions {
@@ -72,6 +77,9 @@ export class SpotifyBatchError extends Error {
   get exitStatus(): number {
     if (this.code === 'ERR_INTERRUPTED' && this.context.signal === 'SIGTERM') {
       return ExitStatus.sigterm;
+    }
+    if (this.code === 'ERR_INTERRUPTED' && this.context.signal === 'SIGHUP') {
+      return ExitStatus.sighup;
     }
     return exitByCode[this.code];
   }

@@ -10,16 +10,28 @@ export interface SinkResult {
 }
 
 /**
- * A destination with all-or-nothing semantics. The pipeline writes the bytes into `writable`;
- * on success it calls `commit()` (which makes the output appear), on any failure `abort()`
- * (which removes every trace). Only one of the two is called, once.
+ * One output of a run, written in two phases (the run's commit protocol, src/commit.ts):
+ *
+ * 1. The pipeline writes every byte into `writable`; the output is then *staged*: complete, and
+ *    still invisible to readers (a temp file beside the target, or an S3 upload whose final
+ *    request is held back).
+ * 2. `publish()` makes it appear (rename, or release the held request); `discard()` throws it
+ *    away and leaves the destination as it was.
+ *
+ * Only the run's commit owner calls `publish()` or `discard()`; `discard()` may be called more
+ * than once and after a failed `publish()`, and is a no-op once published.
  */
-export interface Sink {
+export interface StagedSink {
+  /** Where the output will appear: `-`, a file path or `s3://bucket/key`. */
+  readonly location: string;
   readonly writable: Writable;
-  commit(): Promise<SinkResult>;
-  abort(reason: unknown): Promise<void>;
-  /** Takes a committed output back, when a later part of the same run failed. */
-  remove(): Promise<void>;
-  /** Frees what the sink holds (connections); called once when the run is over. */
-  release(): Promise<void>;
+  /**
+   * Settles once the writable finished and the output is held unseen, or rejects when staging
+   * failed (an S3 part that could not be uploaded, a full disk).
+   */
+  readonly staged: Promise<void>;
+  /** False for outputs that cannot be staged (stdout, a device or named pipe written in place). */
+  readonly stageable: boolean;
+  publish(): Promise<SinkResult>;
+  discard(reason: unknown): Promise<void>;
 }

@@ -1,48 +1,123 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { SpotifyBatchError } from '../core/errors.ts';
-import type { Sink, SinkResult } from '../core/sink.ts';
+import type { SinkResult, StagedSink } from '../core/sink.ts';
+
+/** Disk and permission failures that name the path and end the run with the sink status (5). */
+export function fileError(cause: unknown, path: string, doing: string): SpotifyBatchError {
+  const err = cause as NodeJS.ErrnoException;
+  const why =
+    {
+      ENOSPC: 'no space left on the device',
+      EDQUOT: 'disk quota exceeded',
+      EACCES: 'permission denied',
+      EPERM: 'operation not permitted',
+      EROFS: 'read-only file system',
+      EISDIR: 'is a directory',
+      ENOTDIR: 'a parent is not a directory',
+      ENOENT: 'no such directory',
+    }[err.code ?? ''] ?? err.message;
+  return new SpotifyBatchError('ERR_SINK', `cannot ${doing} ${path}: ${why}`, {
+    cause,
+    context: { path },
+  });
+}
 
 /**
- * Writes to a temporary file beside the target (same directory, so the final rename is atomic
- * on POSIX file systems) and renames it over the target on commit. A failed run deletes the
- * temporary file; the target is never half-written.
- *
- * A target that exists and is not a regular file (/dev/null, a named pipe, /dev/stdout) is
- * written in place: renaming over a device would replace it, and a pipe cannot be atomic.
+ * Bytes into an open file, every failure reported with the target's path (a write(2) error such
+ * as ENOSPC carries no path of its own). Ending the stream flushes the file to the disk, so a
+ * published file survives a crash right after the rename.
  */
-export class FileSink implements Sink {
-  readonly writable: Writable;
+class FileWritable extends Writable {
+  readonly #handle: FileHandle;
   readonly #target: string;
-  /** The temporary file, or undefined when writing in place. */
-  readonly #temp: string | undefined;
-  /** The topmost directory this sink created, if any. */
-  readonly #created: string | undefined;
+  readonly #sync: boolean;
 
-  private constructor(
-    target: string,
-    temp: string | undefined,
-    writable: Writable,
-    created?: string,
-  ) {
+  constructor(handle: FileHandle, target: string, sync: boolean) {
+    super({ highWaterMark: 64 * 1024 });
+    this.#handle = handle;
     this.#target = target;
-    this.#temp = temp;
-    this.writable = writable;
-    this.#created = created;
+    this.#sync = sync;
   }
 
-  /** `createDirs`: make missing parent directories (partitioned, templated outputs). */
-  static async open(target: string, { createDirs = false } = {}): Promise<FileSink> {
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    this.#handle.writev(chunks.map((c) => c.chunk)).then(
+      () => callback(),
+      (cause: unknown) => callback(fileError(cause, this.#target, 'write')),
+    );
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    const done = this.#sync ? this.#handle.sync() : Promise.resolve();
+    done
+      .then(() => this.#handle.close())
+      .then(
+        () => callback(),
+        (cause: unknown) => callback(fileError(cause, this.#target, 'write')),
+      );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#handle.close().then(
+      () => callback(error),
+      () => callback(error), // already closed by _final
+    );
+  }
+}
+
+/**
+ * A file output, staged as a temporary file beside its target (`.name.<random>.partial`, same
+ * directory so the rename is atomic) and renamed into place when the run publishes. Discarding
+ * deletes the temporary file: the target is never half-written and never touched by a failed run.
+ *
+ * A target that exists and is not a regular file (/dev/null, /dev/full, a named pipe,
+ * /dev/stdout) is written in place and cannot be staged: renaming over a device would replace it.
+ */
+export class FileSink implements StagedSink {
+  readonly location: string;
+  readonly writable: Writable;
+  readonly staged: Promise<void>;
+  readonly stageable: boolean;
+  /** The temporary file, or undefined when writing in place. */
+  readonly #temp: string | undefined;
+  #published = false;
+
+  private constructor(target: string, temp: string | undefined, writable: Writable) {
+    this.location = target;
+    this.#temp = temp;
+    this.writable = writable;
+    this.stageable = temp !== undefined;
+    this.staged = new Promise<void>((resolve, reject) => {
+      writable.once('finish', resolve);
+      writable.once('error', reject);
+    });
+    this.staged.catch(() => {}); // observed by the pipeline; the commit owner awaits it later
+  }
+
+  /**
+   * Opens the temporary file now, so a missing directory or a permission problem fails the run
+   * before any fetching. `createdDirs` (templated, partitioned outputs) makes missing parent
+   * directories and answers the topmost one it made (the commit owner removes it on discard).
+   */
+  static async open(
+    target: string,
+    { createDirs = false, flag = '--out' } = {},
+  ): Promise<{ sink: FileSink; createdDir: string | undefined }> {
     const dir = dirname(target);
-    // mkdir answers the first directory it had to create: those are ours to remove on failure.
-    const created = createDirs ? await mkdir(dir, { recursive: true }) : undefined;
+    let createdDir: string | undefined;
+    if (createDirs) {
+      try {
+        createdDir = await mkdir(dir, { recursive: true });
+      } catch (cause) {
+        throw fileError(cause, dir, 'create directory');
+      }
+    }
     const info = await stat(dir).catch(() => undefined);
     if (!info?.isDirectory()) {
-      throw new SpotifyBatchError('ERR_CONFIG', `option --out: directory ${dir} does not exist`, {
+      throw new SpotifyBatchError('ERR_CONFIG', `option ${flag}: directory ${dir} does not exist`, {
         context: { path: target },
       });
     }
@@ -50,74 +125,43 @@ export class FileSink implements Sink {
     if (targetInfo?.isDirectory()) {
       throw new SpotifyBatchError(
         'ERR_CONFIG',
-        `option --out: ${target} is a directory, expected a file path`,
-        {
-          context: { path: target },
-        },
+        `option ${flag}: ${target} is a directory, expected a file path`,
+        { context: { path: target } },
       );
     }
     const special = targetInfo !== undefined && !targetInfo.isFile();
     const temp = special
       ? undefined
       : join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.partial`);
-    const writable = createWriteStream(temp ?? target, {
-      flags: special ? 'w' : 'wx',
-      highWaterMark: 64 * 1024,
-    });
-    // Surface open errors (permissions) now, before any fetching.
-    await new Promise<void>((resolve, reject) => {
-      writable.once('open', () => resolve());
-      writable.once('error', (cause) =>
-        reject(
-          new SpotifyBatchError('ERR_SINK', `cannot write ${target}: ${(cause as Error).message}`, {
-            cause,
-            context: { path: target },
-          }),
-        ),
-      );
-    });
-    return new FileSink(target, temp, writable, created);
-  }
-
-  async commit(): Promise<SinkResult> {
-    await finished(this.writable);
-    if (this.#temp === undefined) return { location: this.#target };
+    let handle: FileHandle;
     try {
-      await rename(this.#temp, this.#target);
+      handle = await open(temp ?? target, special ? 'w' : 'wx');
     } catch (cause) {
-      await rm(this.#temp, { force: true });
-      throw new SpotifyBatchError(
-        'ERR_SINK',
-        `cannot move the output into place at ${this.#target}: ${(cause as Error).message}`,
-        { cause, context: { path: this.#target } },
-      );
+      throw fileError(cause, target, 'write');
     }
-    return { location: this.#target };
+    const writable = new FileWritable(handle, target, !special);
+    return { sink: new FileSink(target, temp, writable), createdDir };
   }
 
-  async remove(): Promise<void> {
-    if (this.#temp !== undefined) await rm(this.#target, { force: true });
-    await this.#removeCreatedDirs();
-  }
-
-  /** Removes the directories this sink created, deepest first, as long as they are empty. */
-  async #removeCreatedDirs(): Promise<void> {
-    if (this.#created === undefined) return;
-    for (let dir = dirname(this.#target); ; dir = dirname(dir)) {
-      const removed = await rmdir(dir).then(
-        () => true,
-        () => false,
-      );
-      if (!removed || dir === this.#created || dir === dirname(dir)) return;
+  async publish(): Promise<SinkResult> {
+    await this.staged;
+    if (this.#temp !== undefined) {
+      try {
+        await rename(this.#temp, this.location);
+      } catch (cause) {
+        throw fileError(cause, this.location, 'move the output into place at');
+      }
     }
+    this.#published = true;
+    return { location: this.location };
   }
 
-  async release(): Promise<void> {}
-
-  async abort(): Promise<void> {
-    this.writable.destroy();
+  async discard(reason: unknown): Promise<void> {
+    if (this.#published) return;
+    if (!this.writable.destroyed) {
+      this.writable.destroy(reason instanceof Error ? reason : new Error(String(reason)));
+    }
     await finished(this.writable).catch(() => {});
     if (this.#temp !== undefined) await rm(this.#temp, { force: true });
-    await this.#removeCreatedDirs();
   }
 }

@@ -1,81 +1,63 @@
 import { PassThrough } from 'node:stream';
 import type { CompleteMultipartUploadCommandOutput, S3Client } from '@aws-sdk/client-s3';
+import type { Upload } from '@aws-sdk/lib-storage';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { S3Options } from '../core/options.ts';
-import type { Sink, SinkResult } from '../core/sink.ts';
+import type { SinkResult, StagedSink } from '../core/sink.ts';
 
-export interface S3SinkOptions extends S3Options {
+export interface S3Object {
   bucket: string;
   key: string;
   contentType: string;
-  env?: NodeJS.ProcessEnv;
 }
 
-/** How long an abort waits for lib-storage to settle before aborting the upload itself. */
-const ABORT_GRACE_MS = 10_000;
+/** The requests that make an object appear: these are held until the run publishes. */
+const FINAL_COMMANDS = new Set(['CompleteMultipartUploadCommand', 'PutObjectCommand']);
+
+const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
+  values.find((v) => v !== undefined && v !== '');
 
 /**
- * Streams into S3 with lib-storage's `Upload`: parts of `partSize` bytes, `queueSize` of them in
- * flight, so memory stays near partSize × (queueSize + 1) whatever the size. Outputs smaller
- * than one part become one PutObject. The object appears only when the upload completes.
- *
- * Failure either way ends both sides: an S3 error destroys the body stream (so the pipeline
- * stops fetching at once, instead of lib-storage draining the whole source first), and a
- * pipeline error destroys the body, which makes lib-storage abort the multipart upload. As a
- * last resort `abort()` sends AbortMultipartUpload itself, so no parts are left behind.
+ * A run's access to S3: one client for all of its outputs (one connection pool, one set of
+ * credentials), the bucket checked once before any fetching, and one middleware that gives each
+ * output's requests to its {@link S3Sink}: the first failed call stops that output's pipeline
+ * at once, and the final request of every upload is held at the commit barrier.
  */
-export class S3Sink implements Sink {
-  readonly writable: PassThrough;
+export class S3Store {
   readonly #client: S3Client;
-  readonly #options: S3SinkOptions;
-  readonly #done: Promise<CompleteMultipartUploadCommandOutput>;
-  #uploadId: string | undefined;
-  #parts = 0;
-  #completed = false;
+  readonly #options: S3Options;
+  readonly #Upload: typeof Upload;
+  readonly #sinks = new Map<string, S3Sink>();
+  readonly #buckets = new Map<string, Promise<void>>();
 
-  private constructor(
-    client: S3Client,
-    options: S3SinkOptions,
-    Upload: typeof import('@aws-sdk/lib-storage').Upload,
-  ) {
+  private constructor(client: S3Client, options: S3Options, UploadClass: typeof Upload) {
     this.#client = client;
     this.#options = options;
-    this.writable = new PassThrough({ highWaterMark: 64 * 1024 });
-    this.#watch();
-    const { bucket, key, contentType, sse, sseKmsKeyId, storageClass, tags } = options;
-    const tagging = new URLSearchParams(tags).toString();
-    const upload = new Upload({
-      client,
-      partSize: options.partSize,
-      queueSize: options.queueSize,
-      leavePartsOnError: false,
-      params: {
-        Bucket: bucket,
-        Key: key,
-        Body: this.writable,
-        ContentType: contentType,
-        ...(sse === undefined ? {} : { ServerSideEncryption: sse }),
-        ...(sseKmsKeyId === undefined ? {} : { SSEKMSKeyId: sseKmsKeyId }),
-        ...(storageClass === undefined ? {} : { StorageClass: storageClass as 'STANDARD' }),
-        ...(tagging === '' ? {} : { Tagging: tagging }),
+    this.#Upload = UploadClass;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { Bucket?: string; Key?: string };
+        const sink = this.#sinks.get(`${input.Bucket}/${input.Key}`);
+        const command = context.commandName ?? '';
+        if (sink === undefined) return next(args);
+        if (FINAL_COMMANDS.has(command)) await sink.hold();
+        try {
+          return await next(args);
+        } catch (error) {
+          if (command !== 'AbortMultipartUploadCommand') sink.fail(error);
+          throw error;
+        }
       },
-    });
-    this.#done = upload.done();
-    this.#done.then(
-      () => {
-        this.#completed = true;
-      },
-      (error: unknown) => this.writable.destroy(this.#error(error)),
+      { step: 'initialize', name: 'spotifyBatchCommitBarrier' },
     );
   }
 
-  /** Creates the client (loading the AWS SDK only now) and checks the bucket before any fetching. */
-  static async open(options: S3SinkOptions): Promise<S3Sink> {
-    const [{ S3Client, HeadBucketCommand }, { Upload }] = await Promise.all([
+  /** Creates the client, loading the AWS SDK only now (runs without S3 never pay for it). */
+  static async create(options: S3Options, env: NodeJS.ProcessEnv): Promise<S3Store> {
+    const [{ S3Client }, { Upload: UploadClass }] = await Promise.all([
       import('@aws-sdk/client-s3'),
       import('@aws-sdk/lib-storage'),
     ]);
-    const env = options.env ?? process.env;
     const custom = options.endpoint !== undefined;
     // S3-compatible stores (R2, MinIO derivatives, OVH) reject the SDK's default CRC32 trailers.
     const checksum = (name: string) =>
@@ -83,130 +65,224 @@ export class S3Sink implements Sink {
       (custom ? 'WHEN_REQUIRED' : undefined);
     const requestChecksumCalculation = checksum('AWS_REQUEST_CHECKSUM_CALCULATION');
     const responseChecksumValidation = checksum('AWS_RESPONSE_CHECKSUM_VALIDATION');
-    const client = new S3Client({
-      ...(options.region === undefined ? {} : { region: options.region }),
-      ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
-      forcePathStyle: options.forcePathStyle,
-      ...(requestChecksumCalculation ? { requestChecksumCalculation } : {}),
-      ...(responseChecksumValidation ? { responseChecksumValidation } : {}),
-      // The SDK sets no timeouts by default: a dead endpoint would hang the run.
-      requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
-      maxAttempts: 5,
-    });
-    await resolveRegion(client, custom);
-    try {
-      await client.send(new HeadBucketCommand({ Bucket: options.bucket }));
-    } catch (error) {
-      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
-        ?.httpStatusCode;
-      // 403 on HeadBucket only means no s3:ListBucket; PutObject may still be allowed.
-      if (status !== 403) {
+    // The region is settled before the client is built (the SDK ignores later changes): the
+    // flag, the environment given to the run (which holds --env-file values), then the SDK's own
+    // chain (profiles), and us-east-1 for custom endpoints, which mostly ignore it.
+    let region = nonEmpty(options.region, env.AWS_REGION, env.AWS_DEFAULT_REGION);
+    const accessKeyId = nonEmpty(env.AWS_ACCESS_KEY_ID);
+    const secretAccessKey = nonEmpty(env.AWS_SECRET_ACCESS_KEY);
+    const sessionToken = nonEmpty(env.AWS_SESSION_TOKEN);
+    const profile = nonEmpty(env.AWS_PROFILE);
+    const make = () =>
+      new S3Client({
+        ...(region === undefined ? {} : { region }),
+        ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+        ...(profile === undefined ? {} : { profile }),
+        ...(accessKeyId && secretAccessKey
+          ? {
+              credentials: {
+                accessKeyId,
+                secretAccessKey,
+                ...(sessionToken === undefined ? {} : { sessionToken }),
+              },
+            }
+          : {}),
+        forcePathStyle: options.forcePathStyle,
+        ...(requestChecksumCalculation ? { requestChecksumCalculation } : {}),
+        ...(responseChecksumValidation ? { responseChecksumValidation } : {}),
+        // The SDK sets no timeouts by default: a dead endpoint would hang the run.
+        requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+        maxAttempts: 5,
+      });
+    let client = make();
+    if (region === undefined) {
+      try {
+        await client.config.region();
+      } catch {
         client.destroy();
-        throw s3Error(error, options);
+        if (!custom) {
+          throw new SpotifyBatchError(
+            'ERR_CONFIG',
+            'no AWS region for S3: set AWS_REGION, a profile region, or --s3-region',
+          );
+        }
+        region = 'us-east-1';
+        client = make();
       }
     }
-    return new S3Sink(client, options, Upload);
+    return new S3Store(client, options, UploadClass);
   }
 
-  async commit(): Promise<SinkResult> {
-    try {
-      const result = await this.#done;
-      return {
-        location: `s3://${this.#options.bucket}/${this.#options.key}`,
-        ...(result.ETag === undefined ? {} : { etag: result.ETag }),
-        parts: Math.max(1, this.#parts),
-      };
-    } catch (error) {
-      await this.abort(error);
-      throw this.#error(error);
-    }
+  /**
+   * Opens an output: checks its bucket (once per bucket, before any fetching) and starts the
+   * upload, whose final request will wait for {@link S3Sink.publish}.
+   */
+  async open(object: S3Object): Promise<S3Sink> {
+    await this.#checkBucket(object);
+    const id = `${object.bucket}/${object.key}`;
+    const sink = new S3Sink(this.#client, this.#Upload, this.#options, object, () =>
+      this.#sinks.delete(id),
+    );
+    this.#sinks.set(id, sink);
+    return sink;
   }
 
-  /** Deletes the completed object (a later part of the same run failed). */
-  async remove(): Promise<void> {
+  /** Deletes an object if it exists (the commit invalidates the previous run's manifest). */
+  async delete(bucket: string, key: string): Promise<void> {
     const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
     try {
-      await this.#client.send(
-        new DeleteObjectCommand({ Bucket: this.#options.bucket, Key: this.#options.key }),
-      );
+      await this.#client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
     } catch (error) {
-      throw this.#error(error);
+      throw s3Error(error, { bucket, key, endpoint: this.#options.endpoint });
     }
   }
 
-  async release(): Promise<void> {
+  close(): void {
     this.#client.destroy();
   }
 
-  async abort(reason: unknown): Promise<void> {
-    this.writable.destroy(reason instanceof Error ? reason : new Error(String(reason)));
-    const settled = this.#done.then(
-      () => true,
-      () => false,
-    );
-    const grace = new Promise<'timeout'>((resolve) =>
-      setTimeout(resolve, ABORT_GRACE_MS, 'timeout').unref(),
-    );
-    const outcome = await Promise.race([settled, grace]);
-    if (outcome === true || this.#uploadId === undefined) {
-      this.#client.destroy();
-      return;
-    }
-    const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
-    await this.#client
-      .send(
-        new AbortMultipartUploadCommand({
-          Bucket: this.#options.bucket,
-          Key: this.#options.key,
-          UploadId: this.#uploadId,
-        }),
-        { abortSignal: AbortSignal.timeout(ABORT_GRACE_MS) },
-      )
-      .catch(() => {}); // already aborted by lib-storage (NoSuchUpload), or S3 is gone
-    this.#client.destroy();
-  }
-
-  /** Learns the upload id and part count, and stops the pipeline at the first failed S3 call. */
-  #watch(): void {
-    this.#client.middlewareStack.add(
-      (next, context) => async (args) => {
+  #checkBucket(object: S3Object): Promise<void> {
+    let check = this.#buckets.get(object.bucket);
+    if (check === undefined) {
+      check = (async () => {
+        const { HeadBucketCommand } = await import('@aws-sdk/client-s3');
         try {
-          const result = await next(args);
-          if (context.commandName === 'CreateMultipartUploadCommand') {
-            this.#uploadId = (result.output as { UploadId?: string }).UploadId;
-          } else if (context.commandName === 'UploadPartCommand') {
-            this.#parts++;
-          }
-          return result;
+          await this.#client.send(new HeadBucketCommand({ Bucket: object.bucket }));
         } catch (error) {
-          if (!this.#completed && context.commandName !== 'AbortMultipartUploadCommand') {
-            this.writable.destroy(this.#error(error));
-          }
-          throw error;
+          const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
+            ?.httpStatusCode;
+          // 403 on HeadBucket only means no s3:ListBucket; PutObject may still be allowed.
+          if (status !== 403) throw s3Error(error, { ...object, endpoint: this.#options.endpoint });
         }
-      },
-      { step: 'initialize', name: 'spotifyBatchFailFast' },
-    );
-  }
-
-  #error(error: unknown): SpotifyBatchError {
-    return error instanceof SpotifyBatchError ? error : s3Error(error, this.#options);
+      })();
+      this.#buckets.set(object.bucket, check);
+    }
+    return check;
   }
 }
 
-async function resolveRegion(client: S3Client, custom: boolean): Promise<void> {
-  try {
-    await client.config.region();
-  } catch {
-    if (custom) {
-      // S3-compatible servers mostly ignore the region; the signature still needs one.
-      client.config.region = async () => 'us-east-1';
-      return;
+/**
+ * Streams one output into S3 with lib-storage's `Upload`: parts of `partSize` bytes, `queueSize`
+ * of them in flight, so memory stays near partSize × (queueSize + 1) whatever the size. Outputs
+ * smaller than one part become one PutObject.
+ *
+ * Staged means the upload reached its final request (CompleteMultipartUpload, or the lone
+ * PutObject): {@link S3Store}'s middleware holds it there until the run publishes (the request
+ * goes out) or discards (it fails before being sent, and lib-storage aborts the multipart
+ * upload). A held PutObject keeps its body — less than one part — in memory until then.
+ *
+ * Failure either way ends both sides: a failed S3 call destroys the body stream, so the pipeline
+ * stops fetching at once (lib-storage would otherwise drain the whole source first); a pipeline
+ * failure destroys the body, which makes lib-storage send AbortMultipartUpload — once, after the
+ * parts in flight settled — and only then settle `done()`, which `discard()` waits for.
+ */
+export class S3Sink implements StagedSink {
+  readonly location: string;
+  readonly writable: PassThrough;
+  readonly staged: Promise<void>;
+  readonly stageable = true;
+  readonly #object: S3Object;
+  readonly #endpoint: string | undefined;
+  readonly #done: Promise<CompleteMultipartUploadCommandOutput>;
+  readonly #unregister: () => void;
+  #onStaged = () => {};
+  #release = () => {};
+  #refuse: (reason: Error) => void = () => {};
+  readonly #verdict: Promise<void>;
+  #parts = 0;
+  #published = false;
+
+  constructor(
+    client: S3Client,
+    UploadClass: typeof Upload,
+    options: S3Options,
+    object: S3Object,
+    unregister: () => void,
+  ) {
+    this.#object = object;
+    this.#endpoint = options.endpoint;
+    this.#unregister = unregister;
+    this.location = `s3://${object.bucket}/${object.key}`;
+    this.writable = new PassThrough({ highWaterMark: 64 * 1024 });
+    this.#verdict = new Promise<void>((resolve, reject) => {
+      this.#release = resolve;
+      this.#refuse = reject;
+    });
+    this.#verdict.catch(() => {});
+    const { sse, sseKmsKeyId, storageClass, tags } = options;
+    const tagging = new URLSearchParams(tags).toString();
+    const upload = new UploadClass({
+      client,
+      partSize: options.partSize,
+      queueSize: options.queueSize,
+      leavePartsOnError: false,
+      params: {
+        Bucket: object.bucket,
+        Key: object.key,
+        Body: this.writable,
+        ContentType: object.contentType,
+        ...(sse === undefined ? {} : { ServerSideEncryption: sse }),
+        ...(sseKmsKeyId === undefined ? {} : { SSEKMSKeyId: sseKmsKeyId }),
+        ...(storageClass === undefined ? {} : { StorageClass: storageClass as 'STANDARD' }),
+        ...(tagging === '' ? {} : { Tagging: tagging }),
+      },
+    });
+    upload.on('httpUploadProgress', (progress) => {
+      this.#parts = Math.max(this.#parts, progress.part ?? 0);
+    });
+    this.#done = upload.done();
+    this.staged = new Promise<void>((resolve, reject) => {
+      this.#onStaged = resolve;
+      this.#done.catch((error: unknown) => reject(this.#error(error)));
+    });
+    this.staged.catch(() => {});
+    this.#done.catch((error: unknown) => this.fail(error));
+  }
+
+  /** The middleware's barrier: the final request arrived (staged); wait for the run's verdict. */
+  hold(): Promise<void> {
+    this.#onStaged();
+    return this.#verdict;
+  }
+
+  /** A call for this output failed: stop its pipeline now. */
+  fail(error: unknown): void {
+    if (!this.writable.destroyed) this.writable.destroy(this.#error(error));
+  }
+
+  async publish(): Promise<SinkResult> {
+    await this.staged;
+    this.#release();
+    let result: CompleteMultipartUploadCommandOutput;
+    try {
+      result = await this.#done;
+    } catch (error) {
+      throw this.#error(error);
+    } finally {
+      this.#unregister();
     }
-    throw new SpotifyBatchError(
-      'ERR_CONFIG',
-      'no AWS region for S3: set AWS_REGION, a profile region, or --s3-region',
-    );
+    this.#published = true;
+    return {
+      location: this.location,
+      ...(result.ETag === undefined ? {} : { etag: result.ETag }),
+      parts: Math.max(1, this.#parts),
+    };
+  }
+
+  async discard(reason: unknown): Promise<void> {
+    if (this.#published) return;
+    const error = reason instanceof Error ? reason : new Error(String(reason));
+    this.#refuse(error);
+    if (!this.writable.destroyed) this.writable.destroy(error);
+    // lib-storage settles done() after its AbortMultipartUpload went out (or was not needed).
+    await this.#done.catch(() => {});
+    this.#unregister();
+  }
+
+  #error(error: unknown): SpotifyBatchError {
+    return error instanceof SpotifyBatchError
+      ? error
+      : s3Error(error, { ...this.#object, endpoint: this.#endpoint });
   }
 }
 

@@ -1,29 +1,29 @@
 import type { Writable } from 'node:stream';
-import type { Sink, SinkResult } from '../core/sink.ts';
+import type { SinkResult, StagedSink } from '../core/sink.ts';
 
 /**
- * Standard output. It cannot be made atomic: on failure the caller learns from the exit status.
- * A reader that goes away early (`| head`) shows up as EPIPE, which the pipeline treats as a
- * normal end.
+ * Standard output. It cannot be staged: bytes reach the reader as they are written, and on
+ * failure the caller learns from the exit status. A reader that goes away early (`| head`) shows
+ * up as EPIPE, which the run treats as a normal end.
  */
-export class StdoutSink implements Sink {
+export class StdoutSink implements StagedSink {
+  readonly location = '-';
   readonly writable: Writable;
+  readonly staged = Promise.resolve();
+  readonly stageable = false;
 
   constructor(stream: Writable = process.stdout) {
     this.writable = stream;
   }
 
-  async commit(): Promise<SinkResult> {
+  async publish(): Promise<SinkResult> {
     return { location: '-' };
   }
 
-  async release(): Promise<void> {}
-
-  async abort(): Promise<void> {}
-
-  async remove(): Promise<void> {}
+  async discard(): Promise<void> {}
 }
 
 export function isBrokenPipe(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === 'EPIPE';
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'EPIPE';
 }

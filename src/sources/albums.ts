@@ -253,33 +253,50 @@ export class AlbumSource extends Readable {
     this.#maxItems = options.maxItems;
   }
 
+  /**
+   * Every call ends in a push or the end of the stream: pages that add no album (an empty list,
+   * an empty market, a page cut by `maxItems`) make it fetch on instead of returning with
+   * nothing pushed, which would leave the stream waiting for a read that never comes.
+   */
   override _read(): void {
     if (this.#reading) return;
     this.#reading = true;
-    this.#pages.next().then(
-      (result) => {
+    this.#pump().then(
+      () => {
         this.#reading = false;
-        if (result.done) {
-          this.push(null);
-          return;
-        }
-        const { page, market } = result.value;
-        const stats = this.#stats;
-        stats.pages++;
-        // Each market's first page adds its total, so progress has the best total known so far.
-        if (page.offset === 0 && page.total !== undefined) {
-          stats.totalAlbums = (stats.totalAlbums ?? 0) + page.total;
-        }
-        let items = page.items;
-        const room = this.#maxItems - stats.albums;
-        if (items.length >= room) items = items.slice(0, room);
-        stats.albums += items.length;
-        const fetchedAt = new Date().toISOString();
-        for (const album of items) this.push({ album, market, fetchedAt } satisfies SourceItem);
-        if (stats.albums >= this.#maxItems) this.push(null);
       },
       (error: unknown) => this.destroy(error as Error),
     );
+  }
+
+  async #pump(): Promise<void> {
+    const stats = this.#stats;
+    for (;;) {
+      if (stats.albums >= this.#maxItems) {
+        this.push(null);
+        return;
+      }
+      const result = await this.#pages.next();
+      if (result.done) {
+        this.push(null);
+        return;
+      }
+      const { page, market } = result.value;
+      stats.pages++;
+      // Each market's first page adds its total, so progress has the best total known so far.
+      if (page.offset === 0 && page.total !== undefined) {
+        stats.totalAlbums = (stats.totalAlbums ?? 0) + page.total;
+      }
+      let items = page.items;
+      const room = this.#maxItems - stats.albums;
+      if (items.length >= room) items = items.slice(0, room);
+      if (items.length === 0) continue;
+      stats.albums += items.length;
+      const fetchedAt = new Date().toISOString();
+      for (const album of items) this.push({ album, market, fetchedAt } satisfies SourceItem);
+      if (stats.albums >= this.#maxItems) this.push(null);
+      return;
+    }
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

@@ -1,0 +1,163 @@
+import { rmdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
+import type { SinkResult, StagedSink } from './core/sink.ts';
+import type { Destinations, OpenOptions } from './sinks/open.ts';
+
+/** Runs whose outputs are still open, for the CLI's last-resort handlers (uncaught errors). */
+const active = new Set<Commit>();
+
+/** Discards the staged outputs of every run in this process that has not finished. */
+export async function discardActive(reason: unknown): Promise<void> {
+  await Promise.all([...active].map((commit) => commit.discardAll(reason)));
+}
+
+export interface Manifest {
+  location: string;
+  /** The manifest's text, from what was published (S3 ETags are known only then). */
+  render(published: SinkResult[]): string;
+}
+
+/**
+ * The one owner of a run's outputs and of the run's two-phase commit:
+ *
+ * - phase one: every output is opened here and staged where no reader sees it (temp files beside
+ *   their targets; S3 uploads whose final request is held);
+ * - phase two, {@link publish}, only once every output is staged: the previous `_manifest.json`
+ *   is deleted, every output published (the renames, the held requests released), and the new
+ *   manifest written last.
+ *
+ * Anything else — an error, a signal, a crash handler via {@link discardActive}, or leaving the
+ * `await using` scope — discards every output not yet published, so a failed run leaves the
+ * destination as it was. No other code deletes or renames outputs.
+ */
+export class Commit implements AsyncDisposable {
+  readonly #destinations: Destinations;
+  /** Opened and neither published nor discarded yet. */
+  readonly #open = new Set<StagedSink>();
+  /** Directories made for outputs: the target's directory and the topmost one created. */
+  readonly #created: { dir: string; top: string }[] = [];
+  #discarding: Promise<void> | undefined;
+
+  constructor(destinations: Destinations) {
+    this.#destinations = destinations;
+    active.add(this);
+  }
+
+  async open(location: string, options: OpenOptions): Promise<StagedSink> {
+    if (this.#discarding) throw new Error('the run is being discarded');
+    const { sink, createdDir } = await this.#destinations.open(location, options);
+    this.#open.add(sink);
+    if (createdDir !== undefined) this.#created.push({ dir: dirname(location), top: createdDir });
+    return sink;
+  }
+
+  /** Throws some outputs away (a market skipped under `--on-market-error skip`). */
+  async discard(sinks: StagedSink[], reason: unknown): Promise<void> {
+    await Promise.all(
+      sinks.map((sink) => {
+        this.#open.delete(sink);
+        return sink.discard(reason).catch(() => {});
+      }),
+    );
+  }
+
+  /**
+   * Phase two. `outputs` are published together (in parallel), after every one of them is
+   * staged and the old manifest is gone; the manifest is written last. If some outputs fail to
+   * publish, the error names which were published and which were not, and no manifest is written.
+   */
+  async publish(outputs: StagedSink[], manifest?: Manifest): Promise<SinkResult[]> {
+    await Promise.all(outputs.map((sink) => sink.staged));
+    // A manifest beside changed data would lie: it goes before the first output changes.
+    if (manifest) await this.#destinations.delete(manifest.location);
+    const settled = await Promise.allSettled(outputs.map((sink) => sink.publish()));
+    for (const sink of outputs) this.#open.delete(sink);
+    const failed = outputs.filter((_, i) => settled[i]?.status === 'rejected');
+    if (failed.length > 0) {
+      await this.discard(failed, new Error('not published'));
+      throw partialPublish(outputs, settled);
+    }
+    const results = settled.map((r) => (r as PromiseFulfilledResult<SinkResult>).value);
+    if (manifest) {
+      const sink = await this.open(manifest.location, {
+        contentType: 'application/json',
+        createDirs: true,
+        flag: '--manifest',
+      });
+      sink.writable.end(manifest.render(results));
+      await sink.publish().catch((error: unknown) => {
+        throw new SpotifyBatchError(
+          toSpotifyBatchError(error).code,
+          `every output was published but the manifest ${manifest.location} was not: ${toSpotifyBatchError(error).message}`,
+          { cause: error },
+        );
+      });
+      this.#open.delete(sink);
+    }
+    return results;
+  }
+
+  /** Discards every output not yet published (idempotent: concurrent callers share the work). */
+  discardAll(reason: unknown): Promise<void> {
+    this.#discarding ??= (async () => {
+      await this.discard([...this.#open], reason);
+      await this.#removeCreatedDirs();
+    })();
+    return this.#discarding;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.discardAll(new Error('run ended'));
+      await this.#destinations.close();
+    } finally {
+      active.delete(this);
+    }
+  }
+
+  /** Removes the directories made for outputs, deepest first, as long as they are empty. */
+  async #removeCreatedDirs(): Promise<void> {
+    // Newest first: a directory made later may sit inside one made earlier.
+    for (const { dir: start, top } of [...this.#created].reverse()) {
+      for (let dir = start; ; dir = dirname(dir)) {
+        const removed = await rmdir(dir).then(
+          () => true,
+          () => false,
+        );
+        if (!removed || dir === top || dir === dirname(dir)) break;
+      }
+    }
+  }
+}
+
+/** Publishing failed part-way: say exactly what is out and what is not. */
+function partialPublish(
+  outputs: StagedSink[],
+  settled: PromiseSettledResult<SinkResult>[],
+): SpotifyBatchError {
+  const published: string[] = [];
+  const notPublished: string[] = [];
+  const unpublished: string[] = [];
+  let first: SpotifyBatchError | undefined;
+  outputs.forEach((sink, i) => {
+    const result = settled[i];
+    if (result?.status === 'fulfilled') {
+      published.push(sink.location);
+    } else {
+      const error = toSpotifyBatchError(result?.reason);
+      first ??= error;
+      notPublished.push(sink.location);
+      unpublished.push(`${sink.location} (${error.message})`);
+    }
+  });
+  const code: ErrorCode = first?.code ?? 'ERR_SINK';
+  const message =
+    published.length === 0
+      ? `no output was published: ${unpublished.join('; ')}`
+      : `publishing failed part-way, no manifest written: published ${published.join(', ')}; not published: ${unpublished.join('; ')}`;
+  return new SpotifyBatchError(code, message, {
+    cause: first,
+    context: { published, notPublished },
+  });
+}

@@ -1,0 +1,75 @@
+import { rm } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { type Destination, parseDestination, type S3Options } from '../core/options.ts';
+import type { StagedSink } from '../core/sink.ts';
+import { FileSink, fileError } from './file.ts';
+import type { S3Store } from './s3.ts';
+import { StdoutSink } from './stdout.ts';
+
+export interface OpenOptions {
+  /** S3 Content-Type. */
+  contentType: string;
+  /** Make missing parent directories (templated, partitioned file outputs). */
+  createDirs?: boolean;
+  /** The flag named in errors about this output. @default '--out' */
+  flag?: string;
+}
+
+/**
+ * Opens a run's outputs by location: stdout, files, S3 objects. One S3 client serves all of a
+ * run's S3 outputs, created (and the AWS SDK loaded) only when the first one is opened.
+ */
+export class Destinations {
+  readonly #s3Options: S3Options;
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #stdout: Writable;
+  #s3: Promise<S3Store> | undefined;
+
+  constructor(s3Options: S3Options, env: NodeJS.ProcessEnv, stdout: Writable) {
+    this.#s3Options = s3Options;
+    this.#env = env;
+    this.#stdout = stdout;
+  }
+
+  /** Opens an output; `createdDir` is the topmost directory made for it, if any. */
+  async open(
+    location: string,
+    { contentType, createDirs = false, flag = '--out' }: OpenOptions,
+  ): Promise<{ sink: StagedSink; createdDir?: string | undefined }> {
+    const destination = parseDestination(location);
+    switch (destination.kind) {
+      case 'stdout':
+        return { sink: new StdoutSink(this.#stdout) };
+      case 'file':
+        return FileSink.open(destination.path, { createDirs, flag });
+      case 's3': {
+        const store = await this.#store();
+        return { sink: await store.open({ ...destination, contentType }) };
+      }
+    }
+  }
+
+  /** Removes what is at `location`, if anything (the commit invalidates an old manifest). */
+  async delete(location: string): Promise<void> {
+    const destination: Destination = parseDestination(location);
+    if (destination.kind === 'file') {
+      await rm(destination.path, { force: true }).catch((cause: unknown) => {
+        throw fileError(cause, destination.path, 'remove');
+      });
+    } else if (destination.kind === 's3') {
+      await (await this.#store()).delete(destination.bucket, destination.key);
+    }
+  }
+
+  async close(): Promise<void> {
+    const store = await this.#s3?.catch(() => undefined);
+    store?.close();
+  }
+
+  #store(): Promise<S3Store> {
+    this.#s3 ??= import('./s3.ts').then(({ S3Store }) =>
+      S3Store.create(this.#s3Options, this.#env),
+    );
+    return this.#s3;
+  }
+}
