@@ -1,0 +1,173 @@
+/**
+ * The two-phase commit: a failed run leaves the destination byte-identical to before, nothing
+ * appears before every output is staged, and a publish that fails part-way says exactly what
+ * is out. Each re-run uses another catalogue seed, so an output it published by mistake would
+ * differ from the first run's bytes.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { after, before, test } from 'node:test';
+import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
+import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { emulatorEnv, runCli } from './helpers/cli.ts';
+
+let s3: LocalS3;
+let good: Emulator;
+/** Another catalogue; DE fails on its last page, after SE and US were pulled completely. */
+let failing: Emulator;
+const PAGES = 12; // 600 albums, 50 per page
+
+before(async () => {
+  s3 = await startS3();
+  good = await startEmulator({ seed: 1, albums: 600 });
+  failing = await startEmulator({
+    seed: 2,
+    albums: 600,
+    faults: [{ kind: '404', market: 'DE', offset: 550 }],
+  });
+});
+after(() => Promise.all([s3.stop(), good.stop(), failing.stop()]));
+
+/** Every file below `dir` (hidden ones too: a leftover `.partial` must show) with its bytes. */
+async function snapshot(dir: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    files.set(relative(dir, path), await readFile(path));
+  }
+  return files;
+}
+
+async function s3Snapshot(bucket: string): Promise<Map<string, Buffer>> {
+  const objects = new Map<string, Buffer>();
+  for (const key of await s3.listKeys(bucket)) {
+    objects.set(key, (await s3.getObject(bucket, key))?.body ?? Buffer.alloc(0));
+  }
+  return objects;
+}
+
+/** Requests the emulator got for one market's pages. */
+const marketRequests = (emulator: Emulator, market: string) =>
+  emulator.stats.log.filter((r) => r.query.includes(`country=${market}`)).length;
+
+const pull = ['new-releases', '--market', 'SE,US,DE', '--concurrency', '1'];
+
+test('files: a re-run that fails on its last market leaves the previous run byte-identical', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-commit-'));
+  const out = join(dir, 'dt=X', 'market={market}', 'albums.csv');
+  const first = await runCli([...pull, '--out', out], { env: emulatorEnv(good) });
+  assert.equal(first.status, 0, first.stderr);
+  const before = await snapshot(dir);
+  assert.deepEqual([...before.keys()].sort(), [
+    'dt=X/_manifest.json',
+    'dt=X/market=DE/albums.csv',
+    'dt=X/market=SE/albums.csv',
+    'dt=X/market=US/albums.csv',
+  ]);
+
+  const seBefore = marketRequests(failing, 'SE');
+  const second = await runCli([...pull, '--out', out], { env: emulatorEnv(failing) });
+  assert.equal(second.status, 4, second.stderr);
+  assert.match(second.stderr, /error: market DE: .*404/);
+  // SE was pulled completely (and staged) before DE failed: the take-back path ran.
+  assert.equal(marketRequests(failing, 'SE') - seBefore, PAGES);
+  assert.deepEqual(await snapshot(dir), before, 'the previous outputs and manifest are untouched');
+});
+
+test('S3: a re-run that fails on its last market sends nothing that publishes, and aborts what it opened', async () => {
+  const bucket = 'commit-rerun';
+  await s3.createBucket(bucket);
+  const out = `s3://${bucket}/dt=X/market={market}/albums.csv`;
+  const env = { ...emulatorEnv(good), ...s3.env };
+  const first = await runCli([...pull, '--out', out], { env });
+  assert.equal(first.status, 0, first.stderr);
+  const before = await s3Snapshot(bucket);
+  assert.equal(before.size, 4);
+
+  const mark = s3.calls.length;
+  const second = await runCli([...pull, '--out', out], {
+    env: { ...emulatorEnv(failing), ...s3.env },
+  });
+  assert.equal(second.status, 4, second.stderr);
+  // Small outputs are single PutObjects: held at the barrier, never sent.
+  assert.equal(s3.count('put', mark), 0);
+  assert.equal(s3.count('complete', mark), 0);
+  assert.equal(s3.count('delete', mark), 0, 'no run deletes what it did not create');
+  assert.deepEqual(await s3Snapshot(bucket), before);
+  assert.deepEqual(await s3.openUploads(bucket), []);
+});
+
+test('S3: a failed publish names what was published and what was not, and writes no manifest', async () => {
+  const bucket = 'commit-partial';
+  await s3.createBucket(bucket);
+  const out = `s3://${bucket}/dt=X/market={market}/albums.csv`;
+  const env = { ...emulatorEnv(good), ...s3.env };
+  const first = await runCli([...pull, '--out', out], { env });
+  assert.equal(first.status, 0, first.stderr);
+  const before = await s3Snapshot(bucket);
+
+  const fault = s3.fault({ kind: 'put', key: /market=US/, status: 403, times: Infinity });
+  try {
+    const mark = s3.calls.length;
+    const second = await runCli([...pull, '--out', out], {
+      env: { ...emulatorEnv(good), ...s3.env },
+    });
+    assert.equal(second.status, 5, second.stderr);
+    assert.match(
+      second.stderr,
+      /publishing failed part-way, no manifest written: published s3:\/\/commit-partial\/dt=X\/market=SE\/albums\.csv, s3:\/\/commit-partial\/dt=X\/market=DE\/albums\.csv; not published: s3:\/\/commit-partial\/dt=X\/market=US\/albums\.csv \(access denied/,
+    );
+    assert.ok(fault.fired >= 1);
+    const after = await s3Snapshot(bucket);
+    // The old manifest went before the first output changed; no new one was written.
+    assert.equal(after.has('dt=X/_manifest.json'), false);
+    assert.equal(s3.count('delete', mark), 1);
+    // US keeps the previous run's object; SE and DE are this run's (the same catalogue here).
+    assert.deepEqual(
+      after.get('dt=X/market=US/albums.csv'),
+      before.get('dt=X/market=US/albums.csv'),
+    );
+    assert.deepEqual(await s3.openUploads(bucket), []);
+  } finally {
+    fault.remove();
+  }
+});
+
+test('S3: no object appears while another output is still being pulled', async () => {
+  const bucket = 'commit-barrier';
+  await s3.createBucket(bucket);
+  // DE answers slowly and last (one market at a time): SE and US are staged long before it ends.
+  const slow = await startEmulator({ seed: 3, albums: 600, latencyMs: 20 });
+  try {
+    const mark = s3.calls.length;
+    let seenDuringDe = -1;
+    let putsDuringDe = -1;
+    const running = runCli([...pull, '--out', `s3://${bucket}/{market}.csv`], {
+      env: { ...emulatorEnv(slow), ...s3.env },
+    });
+    // Look while DE is being pulled (its first page arrived, its last has not).
+    while (seenDuringDe < 0) {
+      const de = marketRequests(slow, 'DE');
+      if (de >= 1 && de < PAGES) {
+        putsDuringDe = s3.count('put', mark);
+        seenDuringDe = (await s3.listKeys(bucket)).length;
+      } else if (de >= PAGES) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(seenDuringDe, 0, 'no object is visible before every output is staged');
+    assert.equal(putsDuringDe, 0, 'no PutObject was sent before every output is staged');
+    const result = await running;
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual((await s3.listKeys(bucket)).sort(), [
+      'DE.csv',
+      'SE.csv',
+      'US.csv',
+      '_manifest.json',
+    ]);
+  } finally {
+    await slow.stop();
+  }
+});
