@@ -1,0 +1,185 @@
+/**
+ * S3 failing at each step of an upload, through the local S3's fault injection: every case ends
+ * with the documented exit status, nothing new in the bucket, no multipart upload left open, and
+ * AbortMultipartUpload sent exactly once when a multipart upload had been created.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { type LocalS3, type S3FaultRule, startS3 } from '../scripts/local-s3.ts';
+import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { runToBuffer } from './helpers/run.ts';
+
+const BUCKET = 'faults';
+let s3: LocalS3;
+let small: Emulator;
+/** About 11 MiB of CSV: three parts of 5 MiB. */
+let medium: Emulator;
+
+before(async () => {
+  s3 = await startS3();
+  await s3.createBucket(BUCKET);
+  small = await startEmulator({ seed: 42, albums: 230 });
+  medium = await startEmulator({ seed: 9, albums: 36_000, cachePages: true });
+});
+after(() => Promise.all([s3.stop(), small.stop(), medium.stop()]));
+
+interface Outcome {
+  status: number | null;
+  stderr: string;
+  /** S3 calls of each kind during the run. */
+  count: (kind: Parameters<LocalS3['count']>[0]) => number;
+  /** Spotify API requests during the run. */
+  apiRequests: number;
+}
+
+/** One CLI run to `key` with `rule` active; asserts nothing was left behind. */
+async function runWithFault(
+  emulator: Emulator,
+  key: string,
+  rule: S3FaultRule | S3FaultRule[] | undefined,
+  extra: string[] = [],
+): Promise<Outcome> {
+  const faults = (rule === undefined ? [] : [rule].flat()).map((r) => s3.fault(r));
+  const mark = s3.calls.length;
+  const api = emulator.stats.apiRequests;
+  try {
+    const result = await runCli(
+      ['new-releases', '--out', `s3://${BUCKET}/${key}`, '--s3-part-size', '5', ...extra],
+      { env: { ...emulatorEnv(emulator), ...s3.env } },
+    );
+    for (const fault of faults) assert.ok(fault.fired >= 1, 'every fault fired');
+    assert.deepEqual(await s3.openUploads(BUCKET), [], 'no multipart upload left open');
+    return {
+      status: result.status,
+      stderr: result.stderr,
+      count: (kind) => s3.count(kind, mark),
+      apiRequests: emulator.stats.apiRequests - api,
+    };
+  } finally {
+    for (const fault of faults) fault.remove();
+  }
+}
+
+const keys = async () => s3.listKeys(BUCKET);
+
+test('a part that fails for good (500 after every retry): exit 5, no object, one abort', async () => {
+  const r = await runWithFault(medium, 'part500.csv', {
+    kind: 'part',
+    nth: 2,
+    status: 500,
+    times: Infinity,
+  });
+  assert.equal(r.status, 5, r.stderr);
+  assert.match(r.stderr, /error: S3 error writing s3:\/\/faults\/part500\.csv: InternalError/);
+  assert.ok(!(await keys()).includes('part500.csv'));
+  assert.equal(r.count('create'), 1);
+  assert.equal(r.count('abort'), 1);
+  assert.equal(r.count('complete'), 0);
+});
+
+test('a part refused with 403: exit 5 naming the permission, one abort, the fetching stopped at once', async () => {
+  // One part in flight, so lib-storage reads no further ahead than the part it is sending.
+  const r = await runWithFault(
+    medium,
+    'part403.csv',
+    { kind: 'part', status: 403, times: Infinity },
+    ['--s3-queue-size', '1'],
+  );
+  assert.equal(r.status, 5, r.stderr);
+  assert.match(r.stderr, /access denied writing s3:\/\/faults\/part403\.csv/);
+  assert.ok(!(await keys()).includes('part403.csv'));
+  assert.equal(r.count('abort'), 1);
+  // 720 pages in all, the first part about 330 of them: the failed call stopped the source.
+  assert.ok(r.apiRequests < 500, `fetched ${r.apiRequests} pages`);
+});
+
+test('CompleteMultipartUpload fails at publish: exit 5, nothing published, one abort', async () => {
+  const r = await runWithFault(medium, 'complete.csv', {
+    kind: 'complete',
+    status: 500,
+    times: Infinity,
+  });
+  assert.equal(r.status, 5, r.stderr);
+  assert.match(r.stderr, /no output was published: s3:\/\/faults\/complete\.csv \(S3 error/);
+  assert.ok(!(await keys()).includes('complete.csv'));
+  assert.ok(r.count('part') >= 3);
+  assert.equal(r.count('abort'), 1);
+});
+
+test('the single PutObject of a small output refused: exit 5, no object, nothing to abort', async () => {
+  const r = await runWithFault(small, 'put.csv', { kind: 'put', status: 403, times: Infinity });
+  assert.equal(r.status, 5, r.stderr);
+  assert.match(r.stderr, /access denied writing s3:\/\/faults\/put\.csv/);
+  assert.ok(!(await keys()).includes('put.csv'));
+  assert.equal(r.count('create'), 0);
+  assert.equal(r.count('abort'), 0);
+});
+
+test('CreateMultipartUpload refused: exit 5, no object, nothing to abort', async () => {
+  const r = await runWithFault(medium, 'create.csv', {
+    kind: 'create',
+    status: 403,
+    times: Infinity,
+  });
+  assert.equal(r.status, 5, r.stderr);
+  assert.ok(!(await keys()).includes('create.csv'));
+  assert.equal(r.count('part'), 0);
+  assert.equal(r.count('abort'), 0);
+});
+
+test('HeadBucket failing: exit 5 before any Spotify request', async () => {
+  const r = await runWithFault(small, 'head.csv', {
+    kind: 'headBucket',
+    status: 500,
+    times: Infinity,
+  });
+  assert.equal(r.status, 5, r.stderr);
+  assert.equal(r.apiRequests, 0);
+  assert.equal(r.count('put'), 0);
+});
+
+test('HeadBucket answering 403 (no s3:ListBucket) is not fatal: the upload goes on', async () => {
+  const expected = (await runToBuffer(small)).bytes;
+  const r = await runWithFault(small, 'head403.csv', { kind: 'headBucket', status: 403 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok((await s3.getObject(BUCKET, 'head403.csv'))?.body.equals(expected));
+});
+
+test('a slow S3 (every part delayed) and a 500 that a retry fixes: the object is exact', async () => {
+  const expected = (await runToBuffer(medium)).bytes;
+  // Faults act in the order added: the second part fails once, every other part is slow.
+  const r = await runWithFault(medium, 'slow.csv', [
+    { kind: 'part', nth: 2, status: 500 },
+    { kind: 'part', delayMs: 150, times: Infinity },
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok((await s3.getObject(BUCKET, 'slow.csv'))?.body.equals(expected));
+  assert.equal(r.count('part'), 4, 'three parts and one retry');
+  assert.equal(r.count('abort'), 0);
+});
+
+test('star model: one table failing leaves the previous three tables byte-identical', async () => {
+  const prefix = 'star/';
+  const first = await runWithFault(small, prefix, undefined, ['--model', 'star']);
+  assert.equal(first.status, 0, first.stderr);
+  const tables = ['star/bridge_album_artist.csv', 'star/dim_album.csv', 'star/dim_artist.csv'];
+  const before = new Map<string, Buffer | undefined>();
+  for (const key of tables) before.set(key, (await s3.getObject(BUCKET, key))?.body);
+  assert.ok([...before.values()].every((body) => body !== undefined && body.length > 0));
+
+  // dim_album of the larger catalogue is a multipart upload; its first part is refused.
+  const r = await runWithFault(
+    medium,
+    prefix,
+    { kind: 'part', key: /dim_album/, status: 403, times: Infinity },
+    ['--model', 'star'],
+  );
+  assert.equal(r.status, 5, r.stderr);
+  for (const key of tables) {
+    assert.deepEqual((await s3.getObject(BUCKET, key))?.body, before.get(key), key);
+  }
+  assert.ok((await keys()).includes('star/_manifest.json'), 'the previous manifest stays');
+  assert.equal(r.count('put'), 0, 'the other tables were held, never sent');
+  assert.equal(r.count('abort'), 1);
+});
