@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { discardActive } from '../src/commit.ts';
+import { abandonActive, discardActive } from '../src/commit.ts';
 import {
   ExitStatus,
   SpotifyBatchError,
@@ -161,9 +161,7 @@ function installExitHandlers(controller: AbortController): void {
     process.on(signal, () => {
       if (interrupted) {
         const grace = new Promise((resolve) => setTimeout(resolve, SECOND_SIGNAL_GRACE_MS));
-        void Promise.race([discardActive(signal), grace]).then(() =>
-          process.exit(SIGNAL_STATUS[signal]),
-        );
+        void Promise.race([abandonActive(), grace]).then(() => process.exit(SIGNAL_STATUS[signal]));
         return;
       }
       interrupted = true;

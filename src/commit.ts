@@ -12,6 +12,14 @@ export async function discardActive(reason: unknown): Promise<void> {
   await Promise.all([...active].map((commit) => commit.discardAll(reason)));
 }
 
+/**
+ * The process exits next (a second signal): send the cleanup every open output needs now (S3
+ * aborts), without waiting for the work in flight as a discard does.
+ */
+export async function abandonActive(): Promise<void> {
+  await Promise.all([...active].map((commit) => commit.abandonAll()));
+}
+
 export interface Manifest {
   location: string;
   /** The manifest's text, from what was published (S3 ETags are known only then). */
@@ -54,11 +62,14 @@ export class Commit implements AsyncDisposable {
 
   /** Throws some outputs away (a market skipped under `--on-market-error skip`). */
   async discard(sinks: StagedSink[], reason: unknown): Promise<void> {
+    // Still open while being discarded: a second signal may have to abandon them.
     await Promise.all(
-      sinks.map((sink) => {
-        this.#open.delete(sink);
-        return sink.discard(reason).catch(() => {});
-      }),
+      sinks.map((sink) =>
+        sink
+          .discard(reason)
+          .catch(() => {})
+          .finally(() => this.#open.delete(sink)),
+      ),
     );
   }
 
@@ -105,6 +116,11 @@ export class Commit implements AsyncDisposable {
       await this.#removeCreatedDirs();
     })();
     return this.#discarding;
+  }
+
+  /** Sends the cleanup each open output needs before the process exits (see StagedSink.abandon). */
+  async abandonAll(): Promise<void> {
+    await Promise.all([...this.#open].map((sink) => sink.abandon?.()));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

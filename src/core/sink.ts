@@ -34,4 +34,10 @@ export interface StagedSink {
   readonly stageable: boolean;
   publish(): Promise<SinkResult>;
   discard(reason: unknown): Promise<void>;
+  /**
+   * The last resort when the process must exit now (a second Ctrl+C): send whatever cleanup
+   * has to reach the destination (S3: AbortMultipartUpload) without waiting for the work in
+   * flight, as `discard()` does.
+   */
+  abandon?(): Promise<void>;
 }

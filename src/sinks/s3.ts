@@ -185,6 +185,8 @@ export class S3Sink implements StagedSink {
   readonly #endpoint: string | undefined;
   readonly #done: Promise<CompleteMultipartUploadCommandOutput>;
   readonly #unregister: () => void;
+  readonly #client: S3Client;
+  readonly #upload: Upload;
   #onStaged = () => {};
   #release = () => {};
   #refuse: (reason: Error) => void = () => {};
@@ -200,6 +202,7 @@ export class S3Sink implements StagedSink {
     unregister: () => void,
   ) {
     this.#object = object;
+    this.#client = client;
     this.#endpoint = options.endpoint;
     this.#unregister = unregister;
     this.location = `s3://${object.bucket}/${object.key}`;
@@ -227,6 +230,7 @@ export class S3Sink implements StagedSink {
         ...(tagging === '' ? {} : { Tagging: tagging }),
       },
     });
+    this.#upload = upload;
     upload.on('httpUploadProgress', (progress) => {
       this.#parts = Math.max(this.#parts, progress.part ?? 0);
     });
@@ -277,6 +281,21 @@ export class S3Sink implements StagedSink {
     // lib-storage settles done() after its AbortMultipartUpload went out (or was not needed).
     await this.#done.catch(() => {});
     this.#unregister();
+  }
+
+  async abandon(): Promise<void> {
+    const uploadId = this.#upload.uploadId;
+    if (this.#published || uploadId === undefined) return;
+    const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+    await this.#client
+      .send(
+        new AbortMultipartUploadCommand({
+          Bucket: this.#object.bucket,
+          Key: this.#object.key,
+          UploadId: uploadId,
+        }),
+      )
+      .catch(() => {}); // lib-storage's own abort may have come first (NoSuchUpload)
   }
 
   #error(error: unknown): SpotifyBatchError {
