@@ -154,6 +154,53 @@ test('emulator: emptyQueries match nothing; other queries match the catalogue', 
   assert.equal((await search('year:2026')).total, 120, 'cached pages are per query');
 });
 
+test('emulator: hold() keeps matching answers until released; a client that leaves is dropped', async () => {
+  const e = await emulator({ albums: 120 });
+  const token = (await (
+    await fetch(`${e.url}/api/token`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: e.clientId,
+        client_secret: e.clientSecret,
+      }),
+    })
+  ).json()) as { access_token: string };
+  const get = (offset: number, signal?: AbortSignal) =>
+    fetch(`${e.url}/v1/browse/new-releases?limit=50&offset=${offset}`, {
+      headers: { authorization: `Bearer ${token.access_token}` },
+      ...(signal ? { signal } : {}),
+    });
+  const hold = e.hold((r) => r.offset === 50);
+  assert.equal((await get(0)).status, 200, 'not matched: answered at once');
+  const pending = get(50);
+  while (hold.held < 1) await sleep(5);
+  const leaving = new AbortController();
+  const abandoned = get(50, leaving.signal).catch(() => 'aborted');
+  while (hold.held < 2) await sleep(5);
+  assert.deepEqual(
+    e.stats.log.map((r) => [r.offset, r.status]),
+    [
+      [0, 200],
+      [50, 0],
+      [50, 0],
+    ],
+    'logged on arrival, status filled in when answered',
+  );
+  leaving.abort();
+  assert.equal(await abandoned, 'aborted');
+  while (hold.held > 1) await sleep(5);
+  hold.release();
+  assert.equal((await pending).status, 200);
+  assert.equal(hold.held, 0);
+  assert.deepEqual(
+    e.stats.log.map((r) => r.status),
+    [200, 200, 0],
+    'the request whose client left was never answered',
+  );
+  assert.equal((await get(50)).status, 200, 'a released hold holds no more');
+});
+
 test('emulator: options that cannot make a catalogue are refused', async () => {
   await assert.rejects(startEmulator({ albums: -1 }), /albums must be an integer >= 0, got -1/);
   await assert.rejects(startEmulator({ albums: 1.5 }), /albums must be an integer >= 0/);

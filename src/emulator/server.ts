@@ -60,8 +60,16 @@ export interface RequestRecord {
   query: string;
   /** The `offset` parameter (0 without one). */
   offset: number;
-  /** The status answered; 0 for a connection reset. */
+  /** The status answered; 0 until then, and when no answer was sent (a reset, or the client left). */
   status: number;
+}
+
+/** A hold on API answers, from {@link Emulator.hold}. */
+export interface Hold {
+  /** Requests it holds right now (a request whose client went away is no longer held). */
+  readonly held: number;
+  /** Lets the held requests go on to be answered as usual, and holds no more. */
+  release(): void;
 }
 
 /** What the emulator saw; tests assert on these counts. */
@@ -72,7 +80,7 @@ export interface EmulatorStats {
   maxInFlight: number;
   faultsFired: number;
   byStatus: Record<number, number>;
-  /** API requests in arrival order (the last 100 000). */
+  /** API requests in arrival order (the first 100 000), each filled in with its status when answered. */
   log: RequestRecord[];
 }
 
@@ -102,6 +110,11 @@ export class Emulator {
   readonly #faults: FaultPlan;
   readonly #tokens = new Map<string, number>();
   readonly #pageCache = new Map<string, Buffer>();
+  readonly #holds: {
+    match: (request: RequestRecord) => boolean;
+    held: number;
+    released: Promise<void>;
+  }[] = [];
   readonly #server: Server;
   #url = '';
 
@@ -158,6 +171,32 @@ export class Emulator {
 
   get clientSecret(): string {
     return this.#options.clientSecret;
+  }
+
+  /**
+   * Holds the answers to API requests that `match` (all by default) until `release()`: a Spotify
+   * that takes requests and does not answer, so a test knows exactly which requests a client has
+   * out. Requests are counted and logged on arrival and their token is checked; the hold comes
+   * after `latencyMs` and before faults and the answer. A request waits for the first unreleased
+   * hold that matches it; if its client closes the connection, it is dropped unanswered.
+   */
+  hold(match: (request: RequestRecord) => boolean = () => true): Hold {
+    let resolve = () => {};
+    const released = new Promise<void>((r) => {
+      resolve = r;
+    });
+    const entry = { match, held: 0, released };
+    this.#holds.push(entry);
+    return {
+      get held() {
+        return entry.held;
+      },
+      release: () => {
+        const at = this.#holds.indexOf(entry);
+        if (at !== -1) this.#holds.splice(at, 1);
+        resolve();
+      },
+    };
   }
 
   async start(): Promise<this> {
@@ -241,16 +280,17 @@ export class Emulator {
     const o = this.#options;
     const offset = Number(url.searchParams.get('offset') ?? 0);
     const search = url.pathname === '/v1/search';
+    const entry: RequestRecord = {
+      at: Date.now(),
+      path: url.pathname,
+      query: url.search.slice(1),
+      offset,
+      status: 0,
+    };
+    if (this.stats.log.length < 100_000) this.stats.log.push(entry);
     const record = (status: number) => {
       this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
-      if (this.stats.log.length < 100_000)
-        this.stats.log.push({
-          at: Date.now(),
-          path: url.pathname,
-          query: url.search.slice(1),
-          offset,
-          status,
-        });
+      entry.status = status;
     };
     const auth = req.headers.authorization ?? '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
@@ -272,6 +312,21 @@ export class Emulator {
       o.latencyMs +
       (o.latencyJitterMs ? hash(o.seed, this.stats.apiRequests, 99) % (o.latencyJitterMs + 1) : 0);
     if (delay > 0) await sleep(delay);
+
+    const hold = this.#holds.find((h) => h.match(entry));
+    if (hold) {
+      let gone = false;
+      const left = new Promise<void>((resolve) =>
+        res.once('close', () => {
+          gone = true;
+          resolve();
+        }),
+      );
+      hold.held++;
+      await Promise.race([hold.released, left]);
+      hold.held--;
+      if (gone) return;
+    }
 
     const fault = this.#faults.pick(
       offset,
