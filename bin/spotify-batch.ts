@@ -68,8 +68,15 @@ function humanBytes(n: number): string {
   return `${(n / MiB).toFixed(1)} MiB`;
 }
 
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 function summary(r: RunReport): string {
-  const parts = [`${r.pages} pages`, `${r.albums} albums`, `${r.rows} rows`, humanBytes(r.bytes)];
+  const parts = [
+    plural(r.pages, 'page'),
+    plural(r.albums, 'album'),
+    plural(r.rows, 'row'),
+    humanBytes(r.bytes),
+  ];
   const target =
     r.outputs.length > 1
       ? `${r.outputs.length} outputs`
@@ -524,7 +531,24 @@ async function emulator(args: {
   process.once('SIGTERM', stop);
 }
 
-await yargs(hideBin(process.argv))
+/**
+ * yargs reads a lone `-` after a flag as an unknown argument, not as the flag's value: `--out -`
+ * (the documented way to say stdout) becomes `--out=-`, which it reads right.
+ */
+function dashValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (const arg of argv) {
+    const previous = out.at(-1);
+    if (arg === '-' && previous?.startsWith('-') && previous !== '--' && !previous.includes('=')) {
+      out[out.length - 1] = `${previous}=-`;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+await yargs(dashValues(hideBin(process.argv)))
   .scriptName(NAME)
   .usage(
     `$0 <command> [options]\n\nStream Spotify albums as one CSV row per (album, artist) to stdout, a file or S3.\nCredentials: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or CLIENT_ID / CLIENT_SECRET, or --env-file).`,

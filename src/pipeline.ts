@@ -131,7 +131,8 @@ export async function run(
         for (const table of fanout.tables) {
           const sink = await commit.open(table.location, {
             contentType: contentType(o),
-            createDirs: /\{(date|run_id|market)\}/.test(o.out),
+            // Partitions (dt=…/market=…) and a star's folder may not exist yet.
+            createDirs: o.model === 'star' || /\{(date|run_id|market)\}/.test(o.out),
           });
           opened.push({ sink, encoding: table.encoding, market: market ?? null, rows: table.rows });
           branches.push({ rows: table.rows$, stages: table.encoding.stages, sink });

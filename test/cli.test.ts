@@ -16,6 +16,16 @@ after(() => emulator.stop());
 
 const usage: [string, string[], RegExp][] = [
   ['an unknown flag', ['new-releases', '--bogus'], /Unknown argument: bogus/],
+  [
+    '--rejects to stdout',
+    ['new-releases', '--rejects', '-'],
+    /option --rejects needs a file path or s3:\/\/ key, got -/,
+  ],
+  [
+    '--rejects where --out writes',
+    ['new-releases', '--out', 'same.csv', '--rejects', 'same.csv'],
+    /options --rejects and --out name the same output: same\.csv/,
+  ],
   ['no command', [], /name a command/],
   [
     '--limit 0',
@@ -225,4 +235,18 @@ test('shell completion script is printed', async () => {
   assert.equal(result.status, 0);
   assert.match(result.stdout.toString(), /spotify-batch/);
   assert.match(result.stdout.toString(), /complete/);
+});
+
+test('--out -, -o - and --out=- all mean stdout (the contract)', async () => {
+  const expected = (
+    await runCli(['new-releases', '--max-items', '60'], { env: emulatorEnv(emulator) })
+  ).stdout;
+  assert.ok(expected.length > 0);
+  for (const form of [['--out', '-'], ['-o', '-'], ['--out=-']]) {
+    const result = await runCli(['new-releases', ...form, '--max-items', '60'], {
+      env: emulatorEnv(emulator),
+    });
+    assert.equal(result.status, 0, `${form.join(' ')}: ${result.stderr}`);
+    assert.ok(result.stdout.equals(expected), form.join(' '));
+  }
 });

@@ -247,6 +247,14 @@ export function normalizeOptions(
   env: NodeJS.ProcessEnv = process.env,
 ): NormalizedOptions {
   const rejects = nonEmpty(options.rejects);
+  if (rejects !== undefined) {
+    const kind = parseDestination(rejects).kind;
+    if (kind === 'stdout')
+      throw usageError('option --rejects needs a file path or s3:// key, got -');
+    if (rejects === (options.out ?? '-')) {
+      throw usageError(`options --rejects and --out name the same output: ${rejects}`);
+    }
+  }
   if (options.maxRejects !== undefined && !rejects) {
     throw usageError('option --max-rejects needs --rejects FILE');
   }
