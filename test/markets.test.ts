@@ -118,7 +118,7 @@ test('{market} in an S3 key: one object per market, then the manifest', async ()
   );
 });
 
-test('a failing market fails the run and takes back the markets that had completed', async () => {
+test('a failing market fails the run: the markets staged before it are discarded, none published', async () => {
   const failing = await startEmulator({
     seed: 42,
     albums: 230,
@@ -126,13 +126,15 @@ test('a failing market fails the run and takes back the markets that had complet
   });
   try {
     const out = `s3://${BUCKET}/fail/{market}.csv`;
+    const mark = s3.calls.length;
+    // One market at a time: SE is pulled completely and staged before DE fails.
     const result = await runCli(
-      ['new-releases', '--market', 'SE,DE,US', '--out', out, '--max-retries', '0'],
-      {
-        env: { ...emulatorEnv(failing), ...s3.env },
-      },
+      ['new-releases', '--market', 'SE,DE,US', '--out', out, '--max-retries', '0', '-c', '1'],
+      { env: { ...emulatorEnv(failing), ...s3.env } },
     );
     assert.equal(result.status, 4, result.stderr);
+    assert.equal(failing.stats.log.filter((r) => r.query.includes('country=SE')).length, 5);
+    assert.equal(s3.count('put', mark), 0, 'SE was held, never sent');
     assert.deepEqual(
       (await s3.listKeys(BUCKET)).filter((k) => k.startsWith('fail/')),
       [],
