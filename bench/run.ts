@@ -337,6 +337,27 @@ const parquetLibraries = quick
         (l) => JSON.parse(l) as { library: string; seconds: number; rssMiB: number; bytes: number },
       );
 
+// --- the commit barrier: last byte → every output published (bench/commit.ts) -----------------
+const commitRuns = quick ? 2 : 5;
+const commitCases = execFileSync(
+  process.execPath,
+  [join(root, 'bench/commit.ts'), String(commitRuns)],
+  { encoding: 'utf8' },
+)
+  .trim()
+  .split('\n')
+  .map(
+    (l) =>
+      JSON.parse(l) as {
+        case: string;
+        outputs: number;
+        commitSeconds: number;
+        commitMin: number;
+        commitMax: number;
+        runSeconds: number;
+      },
+  );
+
 // --- 6. memory of --dedupe ----------------------------------------------------------------------
 const dedupeAlbums = quick ? 100_000 : 1_000_000;
 const dedupe = JSON.parse(
@@ -426,6 +447,14 @@ ${latencyRows
   .join('\n')}
 
 "Run time" is the run's own \`seconds\` from its JSON report: from the start of the run to the output in place, including the token request and the first page, which must arrive alone (it carries \`total\`). "Process wall" adds Node's start-up and module loading.
+
+## The commit barrier (bench/commit.ts, ${commitRuns} runs after a warm-up, in-process, loopback S3)
+
+Every output is staged first and published only when all are (README, "All or nothing"). The cost is the time from the last byte of the last output to every output published, the manifest included: for S3 the held PutObject/CompleteMultipartUpload requests go out then (in parallel), for files the renames.
+
+| case | outputs | last byte → all published, median s (min–max) | whole run, median s |
+| --- | --- | --- | --- |
+${commitCases.map((c) => `| ${c.case} | ${c.outputs} | ${c.commitSeconds.toFixed(3)} (${c.commitMin.toFixed(3)}–${c.commitMax.toFixed(3)}) | ${c.runSeconds.toFixed(3)} |`).join('\n')}
 
 ## Memory of --dedupe (bench/dedupe.ts, ${dedupe.albums.toLocaleString('en')} distinct albums)
 

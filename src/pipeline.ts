@@ -53,6 +53,11 @@ export interface RunReport extends Omit<RunStats, 'totalAlbums' | 'searchLimit'>
   totalAlbums: number | null;
   searchLimit: number | null;
   seconds: number;
+  /**
+   * The commit's cost: seconds from the last byte of the last output to every output published
+   * (the manifest included).
+   */
+  commitSeconds: number;
   outputs: OutputReport[];
   /** Where the manifest went, when one was written. */
   manifest: string | null;
@@ -184,6 +189,7 @@ export async function run(
       }),
     );
     if (fatal !== undefined) throw fatal;
+    const lastByte = performance.now();
     // Reports and the manifest list markets in the order they were given.
     staged.sort((a, b) => a.index - b.index);
     marketsFailed.sort((a, b) => a.index - b.index);
@@ -246,6 +252,7 @@ export async function run(
       startedAt: startedAt.toISOString(),
       endedAt: endedAt.toISOString(),
       seconds: Math.round(performance.now() - started) / 1000,
+      commitSeconds: Math.round(performance.now() - lastByte) / 1000,
       outputs,
       manifest,
       marketsFailed: failures,
