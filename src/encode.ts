@@ -12,10 +12,11 @@ export interface OutputReport extends SinkResult {
   /** The market of a per-market output (`{market}` in `out`), else null. */
   market: string | null;
   rows: number;
-  /** Serialized bytes (before compression). */
-  bytes: number;
-  /** Bytes stored (after compression) and their SHA-256: computed when a manifest is written. */
-  storedBytes: number | null;
+  /** Bytes the serializer produced (before compression). */
+  serializedBytes: number;
+  /** Bytes stored (after compression). */
+  storedBytes: number;
+  /** SHA-256 of the stored bytes: computed when a manifest is written. */
   sha256: string | null;
 }
 
@@ -45,7 +46,8 @@ export async function encode(
   stats: RunStats,
 ): Promise<Encoding> {
   const coalescer = new Coalescer(stats);
-  const digest = o.digest ? new DigestTransform() : undefined;
+  // Without gzip the stored bytes are the serialized ones: counting them again costs a stage.
+  const digest = o.digest || o.gzip ? new DigestTransform({ hash: o.digest }) : undefined;
   const gzip = o.gzip
     ? [(await import('node:zlib')).createGzip({ chunkSize: COALESCE_BYTES })]
     : [];
@@ -61,8 +63,8 @@ export async function encode(
       ...result,
       market,
       rows,
-      bytes: coalescer.bytes,
-      storedBytes: digest?.bytes ?? null,
+      serializedBytes: coalescer.bytes,
+      storedBytes: digest?.bytes ?? coalescer.bytes,
       sha256: digest?.sha256 ?? null,
     }),
   };

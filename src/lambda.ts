@@ -1,16 +1,27 @@
 /**
- * AWS Lambda handler (`spotify-batch/lambda`): one pull per invocation, configured by the
- * function's environment, returning the run report. It stops itself a few seconds before
- * Lambda's deadline so the multipart upload is aborted cleanly rather than frozen mid-way.
+ * AWS Lambda handler (`spotify-batch/lambda`): one pull per invocation, returning the run report.
+ * It stops itself a few seconds before Lambda's deadline so every staged output is discarded
+ * cleanly rather than frozen mid-way.
  *
- * Environment: SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET (required), SPOTIFY_BATCH_OUT (required,
- * e.g. s3://bucket/spotify/albums.csv), and optionally SPOTIFY_BATCH_VIA, SPOTIFY_BATCH_QUERY,
- * SPOTIFY_BATCH_LIMIT, SPOTIFY_BATCH_CONCURRENCY, SPOTIFY_BATCH_MAX_ITEMS, plus what the CLI
- * reads (SPOTIFY_API_URL, AWS_REGION, AWS_ENDPOINT_URL_S3, …). An event may carry `options`
- * that override the environment.
+ * Configuration: the event's `options` (the library's {@link Options}) alone suffice; the
+ * function's environment can set the options a scheduled pull needs, and the event overrides it:
+ *
+ * | variable | option |
+ * | --- | --- |
+ * | SPOTIFY_BATCH_OUT | out (e.g. s3://bucket/dt={date}/market={market}/albums.csv) |
+ * | SPOTIFY_BATCH_MARKET | markets (comma list, or all) |
+ * | SPOTIFY_BATCH_FORMAT, SPOTIFY_BATCH_GZIP (true/false) | format, gzip |
+ * | SPOTIFY_BATCH_MODEL | model (flat or star) |
+ * | SPOTIFY_BATCH_COLUMNS | columns (comma list) |
+ * | SPOTIFY_BATCH_VIA, SPOTIFY_BATCH_QUERY | via, query |
+ * | SPOTIFY_BATCH_LIMIT, SPOTIFY_BATCH_CONCURRENCY, SPOTIFY_BATCH_MAX_ITEMS | limit, concurrency, maxItems |
+ * | SPOTIFY_BATCH_REJECTS, SPOTIFY_BATCH_ON_MARKET_ERROR | rejects, onMarketError |
+ *
+ * plus what the CLI reads (SPOTIFY_CLIENT_ID/SECRET, SPOTIFY_API_URL, AWS_REGION,
+ * AWS_ENDPOINT_URL_S3, …). Every value is validated as the CLI's flags are.
  */
-import { SpotifyBatchError } from './core/errors.ts';
-import type { Options, Via } from './core/options.ts';
+import { SpotifyBatchError, usageError } from './core/errors.ts';
+import { normalizeOptions, type Options, wholeNumber } from './core/options.ts';
 import { type RunReport, run } from './pipeline.ts';
 
 export interface LambdaEvent {
@@ -22,42 +33,54 @@ export interface LambdaContext {
   getRemainingTimeInMillis(): number;
 }
 
-/** Time kept back from Lambda's deadline for aborting the upload. */
+/** Time kept back from Lambda's deadline for discarding the staged outputs. */
 const ABORT_MARGIN_MS = 10_000;
 
+/** The options the environment sets (see the table above); unset variables set nothing. */
 export function optionsFromEnv(env: NodeJS.ProcessEnv): Options {
-  const out = env.SPOTIFY_BATCH_OUT;
-  if (!out) {
-    throw new SpotifyBatchError(
-      'ERR_CONFIG',
-      'SPOTIFY_BATCH_OUT must name the destination, e.g. s3://bucket/albums.csv',
-    );
-  }
-  const options: Options = { out };
-  const number = (name: string): number | undefined => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return undefined;
-    const value = Number(raw);
-    if (!Number.isFinite(value))
-      throw new SpotifyBatchError('ERR_CONFIG', `${name} must be a number, got ${raw}`);
-    return value;
+  const get = (name: string) => {
+    const value = env[`SPOTIFY_BATCH_${name}`];
+    return value === undefined || value === '' ? undefined : value;
   };
-  if (env.SPOTIFY_BATCH_VIA) options.via = env.SPOTIFY_BATCH_VIA as Via;
-  if (env.SPOTIFY_BATCH_QUERY) options.query = env.SPOTIFY_BATCH_QUERY;
-  const limit = number('SPOTIFY_BATCH_LIMIT');
-  if (limit !== undefined) options.limit = limit;
-  const concurrency = number('SPOTIFY_BATCH_CONCURRENCY');
-  if (concurrency !== undefined) options.concurrency = concurrency;
-  const maxItems = number('SPOTIFY_BATCH_MAX_ITEMS');
-  if (maxItems !== undefined) options.maxItems = maxItems;
-  return options;
+  const list = (name: string) => get(name)?.split(',');
+  const number = (name: string) => wholeNumber(`SPOTIFY_BATCH_${name}`, get(name));
+  const gzip = get('GZIP');
+  if (gzip !== undefined && gzip !== 'true' && gzip !== 'false') {
+    throw usageError(`SPOTIFY_BATCH_GZIP must be true or false, got ${gzip}`);
+  }
+  const options = {
+    out: get('OUT'),
+    markets: list('MARKET'),
+    format: get('FORMAT'),
+    gzip: gzip === undefined ? undefined : gzip === 'true',
+    model: get('MODEL'),
+    columns: list('COLUMNS'),
+    via: get('VIA'),
+    query: get('QUERY'),
+    limit: number('LIMIT'),
+    concurrency: number('CONCURRENCY'),
+    maxItems: number('MAX_ITEMS'),
+    rejects: get('REJECTS'),
+    onMarketError: get('ON_MARKET_ERROR'),
+  };
+  return Object.fromEntries(
+    Object.entries(options).filter(([, value]) => value !== undefined),
+  ) as Options;
 }
 
 export async function handler(
   event: LambdaEvent = {},
   context?: LambdaContext,
 ): Promise<RunReport> {
-  const options = { ...optionsFromEnv(process.env), ...event.options };
+  const merged = { ...optionsFromEnv(process.env), ...event.options };
+  // A function writes somewhere: stdout would go to its log.
+  if (merged.out === undefined || merged.out === '-') {
+    throw new SpotifyBatchError(
+      'ERR_CONFIG',
+      "name the destination: SPOTIFY_BATCH_OUT or the event's options.out, e.g. s3://bucket/albums.csv",
+    );
+  }
+  const options = normalizeOptions(merged);
   const remaining = context?.getRemainingTimeInMillis();
   if (remaining === undefined) return run(options);
   const controller = new AbortController();
@@ -66,7 +89,7 @@ export async function handler(
       controller.abort(
         new SpotifyBatchError(
           'ERR_INTERRUPTED',
-          'stopped before the Lambda deadline; nothing was written',
+          'stopped before the Lambda deadline; nothing was published',
         ),
       );
     },

@@ -1,21 +1,14 @@
-import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { type Branch, runBranches } from './branches.ts';
 import { Commit } from './commit.ts';
 import type { Column } from './core/columns.ts';
 import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
-import {
-  expandOut,
-  type NormalizedOptions,
-  normalizeOptions,
-  type Options,
-  type OutVars,
-  parseDestination,
-} from './core/options.ts';
+import { type NormalizedOptions, normalizeOptions, type Options } from './core/options.ts';
 import type { SinkResult, StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
 import { contentType, type Encoding, encode, type OutputReport } from './encode.ts';
-import { manifestLocation, manifestObject } from './manifest.ts';
+import { manifestObject } from './manifest.ts';
+import { planOutputs, runVars } from './plan.ts';
 import { Destinations } from './sinks/open.ts';
 import { isBrokenPipe } from './sinks/stdout.ts';
 import { AlbumSource } from './sources/albums.ts';
@@ -46,7 +39,13 @@ export interface MarketFailure {
 }
 
 /** What a finished run reports (also the CLI's summary line and JSON report). */
-export interface RunReport extends Omit<RunStats, 'totalAlbums' | 'searchLimit'>, SinkResult {
+export interface RunReport
+  extends Omit<RunStats, 'totalAlbums' | 'searchLimit' | 'bytes'>,
+    SinkResult {
+  /** Bytes the serializers produced, all outputs together (before compression). */
+  serializedBytes: number;
+  /** Bytes stored at the destinations, all outputs together (after compression). */
+  storedBytes: number;
   runId: string;
   startedAt: string;
   endedAt: string;
@@ -98,13 +97,14 @@ export async function run(
   const env = context.env ?? process.env;
   const o = 'perMarket' in options ? options : normalizeOptions(options, env);
   const stats = context.stats ?? createStats();
-  const vars: OutVars = { date: startedAt.toISOString().slice(0, 10), runId: runIdFor(startedAt) };
+  const vars = runVars(startedAt);
   // The run's own controller: a failure anywhere stops every request of the shared client.
   const controller = new AbortController();
   const signal = context.signal
     ? AbortSignal.any([context.signal, controller.signal])
     : controller.signal;
   const stdout = (context.stdout ?? process.stdout) as Writable;
+  const plan = planOutputs(o, vars);
   await using commit = new Commit(new Destinations(o.s3, env, stdout));
   const client = new SpotifyClient({ ...o, stats, signal, onEvent: context.onEvent });
   const markets: (string | undefined)[] = o.perMarket ? o.markets : [undefined];
@@ -118,20 +118,20 @@ export async function run(
   let outputClosed = false;
   try {
     const rejects =
-      o.rejects === undefined
+      plan.rejects === undefined
         ? undefined
-        : await commit.open(o.rejects, {
+        : await commit.open(plan.rejects, {
             contentType: 'application/x-ndjson',
             flag: '--rejects',
           });
     const onReject = rejects && rejectHandler(rejects.writable, o.maxRejects, stats);
     let fatal: SpotifyBatchError | undefined;
     const runMarket = async (market: string | undefined, index: number): Promise<void> => {
-      const out = expandOut(o.out, { ...vars, market });
-      const toStdout = o.model === 'flat' && parseDestination(out).kind === 'stdout';
+      const locations = plan.outputs.filter((p) => p.market === market).map((p) => p.location);
+      const toStdout = locations[0] === '-';
       const opened: Staged[] = [];
       try {
-        const fanout = await fanOut(o, out, stats, onReject);
+        const fanout = await fanOut(o, locations, stats, onReject);
         const branches: Branch[] = [];
         for (const table of fanout.tables) {
           const sink = await commit.open(table.location, {
@@ -204,7 +204,7 @@ export async function run(
     // The commit point: a signal that came in while the outputs were staged still wins.
     if (signal.aborted) throw abortReason(signal.reason);
     let endedAt = new Date();
-    const manifest = o.manifest && !outputClosed ? manifestLocation(o.out, vars) : null;
+    const manifest = !outputClosed ? (plan.manifest ?? null) : null;
     const results = await commit.publish(
       publishing,
       manifest === null
@@ -224,7 +224,12 @@ export async function run(
                   api: o.apiUrl,
                 },
                 markets: {
-                  done: outputs.flatMap((out) => (out.market !== null ? [out.market] : o.markets)),
+                  // A star's three tables hold the same markets: each listed once.
+                  done: [
+                    ...new Set(
+                      outputs.flatMap((out) => (out.market !== null ? [out.market] : o.markets)),
+                    ),
+                  ],
                   failed: failures,
                 },
                 pages: stats.pages,
@@ -241,8 +246,11 @@ export async function run(
     if (manifest === null) endedAt = new Date();
     const outputs = outputClosed ? [] : describe(results);
     const first: SinkResult = outputs[0] ?? { location: staged[0]?.sink.location ?? '-' };
+    const { bytes, ...counts } = stats;
     return {
-      ...stats,
+      ...counts,
+      serializedBytes: bytes,
+      storedBytes: outputs.reduce((sum, out) => sum + out.storedBytes, 0),
       totalAlbums: stats.totalAlbums ?? null,
       searchLimit: stats.searchLimit ?? null,
       location: first.location,
@@ -283,7 +291,7 @@ interface FanOut {
  */
 async function fanOut(
   o: NormalizedOptions,
-  out: string,
+  locations: string[],
   stats: RunStats,
   onReject: RejectHandler | undefined,
 ): Promise<FanOut> {
@@ -293,27 +301,27 @@ async function fanOut(
     return {
       head: rows,
       tables: [
-        { location: out, rows$: rows, rows: () => rows.rows, encoding: await enc(o.columns) },
+        {
+          location: locations[0] as string,
+          rows$: rows,
+          rows: () => rows.rows,
+          encoding: await enc(o.columns),
+        },
       ],
     };
   }
   const splitter = new StarSplitter(stats, onReject);
-  const ext = `${o.format}${o.gzip ? '.gz' : ''}`;
   return {
     head: splitter,
     tables: await Promise.all(
-      STAR_TABLE_NAMES.map(async (table) => ({
-        location: `${out}${table}.${ext}`,
+      STAR_TABLE_NAMES.map(async (table, i) => ({
+        location: locations[i] as string,
         rows$: splitter.outputs[table],
         rows: () => splitter.rows[table],
         encoding: await enc(STAR_TABLES[table]),
       })),
     ),
   };
-}
-
-function runIdFor(date: Date): string {
-  return `${date.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`;
 }
 
 /** Whatever aborted the run, as an ERR_INTERRUPTED error (signals bring their own). */

@@ -28,7 +28,7 @@ test('the handler pulls into S3 and returns the run report', async () => {
   const report = await handler({}, { getRemainingTimeInMillis: () => 900_000 });
   assert.equal(report.albums, 230);
   assert.equal(report.location, 's3://lambda-bucket/albums.csv');
-  assert.equal(report.bytes, golden.length);
+  assert.equal(report.serializedBytes, golden.length);
   assert.ok((await s3.getObject('lambda-bucket', 'albums.csv'))?.body.equals(golden));
 });
 
@@ -61,12 +61,70 @@ test('near the deadline it stops, aborts the upload and leaves nothing', async (
   }
 });
 
-test('a missing SPOTIFY_BATCH_OUT is a configuration error', async () => {
-  const out = process.env.SPOTIFY_BATCH_OUT;
-  delete process.env.SPOTIFY_BATCH_OUT;
+/** Runs `body` with some SPOTIFY_BATCH_* variables set (undefined: removed), then restores them. */
+async function withEnv(vars: Record<string, string | undefined>, body: () => Promise<void>) {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const apply = (values: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(values)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  apply(vars);
   try {
-    await assert.rejects(handler(), /SPOTIFY_BATCH_OUT must name the destination/);
+    await body();
   } finally {
-    process.env.SPOTIFY_BATCH_OUT = out;
+    apply(saved);
   }
+}
+
+test('no destination at all is a configuration error naming both ways to give one', async () => {
+  await withEnv({ SPOTIFY_BATCH_OUT: undefined }, async () => {
+    await assert.rejects(
+      handler(),
+      /name the destination: SPOTIFY_BATCH_OUT or the event's options\.out/,
+    );
+  });
+});
+
+test("the event's options alone suffice (no SPOTIFY_BATCH_OUT)", async () => {
+  await withEnv({ SPOTIFY_BATCH_OUT: undefined }, async () => {
+    const report = await handler({ options: { out: 's3://lambda-bucket/from-event.csv' } });
+    assert.equal(report.albums, 230);
+    assert.ok((await s3.getObject('lambda-bucket', 'from-event.csv'))?.body.equals(golden));
+  });
+});
+
+test('the environment sets markets, format, model and columns, validated like the flags', async () => {
+  await withEnv(
+    {
+      SPOTIFY_BATCH_OUT: 's3://lambda-bucket/env/{market}.ndjson.gz',
+      SPOTIFY_BATCH_MARKET: 'SE,DE',
+      SPOTIFY_BATCH_FORMAT: 'ndjson',
+      SPOTIFY_BATCH_MODEL: 'flat',
+      SPOTIFY_BATCH_COLUMNS: 'album_id,artist_id,market',
+    },
+    async () => {
+      const report = await handler();
+      assert.deepEqual(
+        report.outputs.map((o) => o.location),
+        ['s3://lambda-bucket/env/SE.ndjson.gz', 's3://lambda-bucket/env/DE.ndjson.gz'],
+      );
+      const { gunzipSync } = await import('node:zlib');
+      const se = await s3.getObject('lambda-bucket', 'env/SE.ndjson.gz');
+      const first = JSON.parse(
+        gunzipSync(se?.body ?? Buffer.alloc(0))
+          .toString()
+          .split('\n')[0] ?? '',
+      );
+      assert.deepEqual(Object.keys(first), ['album_id', 'artist_id', 'market']);
+      assert.equal(first.market, 'SE');
+    },
+  );
+  await withEnv({ SPOTIFY_BATCH_LIMIT: '1e1' }, async () => {
+    await assert.rejects(handler(), /SPOTIFY_BATCH_LIMIT must be a whole number, got "1e1"/);
+  });
+  await withEnv({ SPOTIFY_BATCH_MODEL: 'snowflake' }, async () => {
+    await assert.rejects(handler(), /option --model must be flat or star, got snowflake/);
+  });
 });

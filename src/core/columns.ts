@@ -1,4 +1,5 @@
 import { usageError } from './errors.ts';
+import { didYouMean } from './suggest.ts';
 
 /** The CSV contract's columns, in order: what the tutorial writes. */
 export const CONTRACT_COLUMNS = [
@@ -43,10 +44,13 @@ export function resolveColumns(
     .flatMap((c) => c.split(','))
     .map((c) => c.trim())
     .filter(Boolean);
+  if (columns.length === 0) throw usageError('option --columns is empty: name at least one column');
   const seen = new Set<string>();
   for (const column of columns) {
     if (!ALL.has(column)) {
-      throw usageError(`option --columns: unknown column ${column}; one of ${[...ALL].join(', ')}`);
+      throw usageError(
+        `option --columns: unknown column ${column}${didYouMean(column, [...ALL])}; one of ${[...ALL].join(', ')}`,
+      );
     }
     if (seen.has(column)) throw usageError(`option --columns: ${column} is named twice`);
     seen.add(column);

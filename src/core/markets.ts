@@ -212,5 +212,8 @@ export function parseMarkets(values: readonly string[]): string[] {
       if (!out.includes(c)) out.push(c);
     }
   }
+  if (values.length > 0 && out.length === 0) {
+    throw usageError('option --market is empty: name ISO codes (SE,US), or all');
+  }
   return out;
 }

@@ -1,6 +1,7 @@
 import { type Column, resolveColumns } from './columns.ts';
 import { usageError } from './errors.ts';
 import { parseMarkets } from './markets.ts';
+import { didYouMean } from './suggest.ts';
 
 export type Via = 'new-releases' | 'search';
 export type Format = 'csv' | 'ndjson' | 'parquet';
@@ -92,6 +93,11 @@ export interface Options {
   format?: Format;
   /** Compress the output with gzip. @default true when the output name ends in `.gz` */
   gzip?: boolean;
+  /**
+   * Write even when the output's name says another format or compression than `format`/`gzip`
+   * (`--format ndjson --out x.csv`), or has an extension of no known format. @default false
+   */
+  force?: boolean;
   /** Rows per Parquet row group: memory holds one row group. @default 20000 */
   parquetRowGroupRows?: number;
   /** NDJSON file that receives records that fail validation, instead of failing the run. */
@@ -165,6 +171,78 @@ export interface S3Options {
 }
 
 export const MiB = 1024 * 1024;
+
+/**
+ * A whole number as typed (a flag, an environment variable): digits only. `1e1`, `0x10`, `1.5`,
+ * `-3` and `abc` are refused with the input echoed; `what` names the source, e.g. `option --limit`.
+ */
+export function wholeNumber(what: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw.trim())) {
+    throw usageError(
+      `${what} must be a whole number, got ${raw === '' ? 'nothing' : JSON.stringify(raw)}`,
+    );
+  }
+  return Number(raw);
+}
+
+/** A number as typed: digits, optionally with a decimal part (seconds). */
+export function decimalNumber(what: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(raw.trim())) {
+    throw usageError(
+      `${what} must be a number, got ${raw === '' ? 'nothing' : JSON.stringify(raw)}`,
+    );
+  }
+  return Number(raw);
+}
+
+/** The options that have a fixed default (the others default from the environment or the run). */
+type Defaulted =
+  | 'out'
+  | 'via'
+  | 'query'
+  | 'onMarketError'
+  | 'model'
+  | 'limit'
+  | 'concurrency'
+  | 'apiUrl'
+  | 'accountsUrl'
+  | 'maxRetries'
+  | 'retryDelay'
+  | 'maxRetryAfter'
+  | 'maxRateLimitWait'
+  | 'requestTimeout'
+  | 'csvEscapeFormulas'
+  | 'parquetRowGroupRows'
+  | 's3PartSize'
+  | 's3QueueSize';
+
+/**
+ * Every fixed default, in one place: the library's normalizer and the CLI's help text both read
+ * it. Typed so that a missing or misspelt key fails to compile.
+ */
+export const DEFAULTS = {
+  out: '-',
+  via: 'new-releases',
+  query: 'tag:new',
+  onMarketError: 'fail',
+  model: 'flat',
+  limit: 50,
+  concurrency: 4,
+  apiUrl: 'https://api.spotify.com',
+  accountsUrl: 'https://accounts.spotify.com',
+  maxRetries: 6,
+  retryDelay: 500,
+  maxRetryAfter: 60,
+  maxRateLimitWait: 900,
+  requestTimeout: 30_000,
+  csvEscapeFormulas: false,
+  parquetRowGroupRows: 20_000,
+  s3PartSize: 8 * MiB,
+  s3QueueSize: 4,
+} as const satisfies Required<Pick<Options, Defaulted>>;
+
 const S3_MIN_PART = 5 * MiB;
 const S3_MAX_PART = 5 * 1024 * MiB;
 
@@ -238,6 +316,77 @@ function baseUrl(name: string, value: string): string {
 const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
   values.find((v) => v !== undefined && v !== '');
 
+const PLACEHOLDERS = ['date', 'run_id', 'market'];
+
+/** `{bogus}` in a location would be written literally: refuse it, naming the known ones. */
+function checkPlaceholders(flag: string, location: string): void {
+  for (const [, name = ''] of location.matchAll(/\{([^}]*)\}/g)) {
+    if (!PLACEHOLDERS.includes(name)) {
+      throw usageError(
+        `option ${flag}: unknown placeholder {${name}}${didYouMean(name, PLACEHOLDERS)}; the known ones are {date}, {run_id} and {market}`,
+      );
+    }
+  }
+}
+
+/** A choice option's value, checked against its choices (with a "did you mean"). */
+function choice<T extends string>(
+  flag: string,
+  value: string | undefined,
+  choices: readonly T[],
+): T | undefined {
+  if (value === undefined) return undefined;
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  throw usageError(
+    `option ${flag} must be ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}, got ${value === '' ? 'nothing' : value}${didYouMean(value, choices)}`,
+  );
+}
+
+/**
+ * The format and compression, from `--format`/`--gzip` and the output's name. A name that says
+ * one thing while the flags say another (`--format parquet --out f.csv`, `--gzip` without `.gz`)
+ * is a mistake someone finds a week later in a data lake, so it is refused unless `force`.
+ * Names with an extension of no known format (`f.json`, `f.txt`) are refused too; names without
+ * one (`/dev/null`, `-`) are CSV.
+ */
+function outputFormat(
+  out: string,
+  model: 'flat' | 'star',
+  format: Format | undefined,
+  gzip: boolean | undefined,
+  force = false,
+): { format: Format; gzip: boolean } {
+  const inferred = model === 'star' ? { format: undefined, gzip: false } : formatFromName(out);
+  const named = model === 'flat' && out !== '-' && !out.endsWith('/');
+  const base = out.split('/').at(-1) ?? '';
+  const extension = /\.([A-Za-z0-9]+)(\.gz)?$/i.exec(base)?.[1]?.toLowerCase();
+  if (named && inferred.format === undefined && extension !== undefined && !force) {
+    throw usageError(
+      `option --out: cannot tell the format from .${extension}: name the output .csv, .ndjson (or .jsonl) or .parquet, with .gz to compress, or pass --format with --force`,
+    );
+  }
+  if (named && !force) {
+    if (format !== undefined && inferred.format !== undefined && format !== inferred.format) {
+      throw usageError(
+        `option --format ${format} but --out ends in .${inferred.format}: rename the output, or pass --force to write ${format} under that name`,
+      );
+    }
+    if (gzip === true && !inferred.gzip) {
+      throw usageError(
+        'option --gzip but --out does not end in .gz: add .gz to the name, or pass --force',
+      );
+    }
+    if (gzip === false && inferred.gzip) {
+      throw usageError('option --no-gzip but --out ends in .gz: drop the .gz, or pass --force');
+    }
+  }
+  const result = { format: format ?? inferred.format ?? 'csv', gzip: gzip ?? inferred.gzip };
+  if (result.format === 'parquet' && result.gzip) {
+    throw usageError('Parquet compresses its own pages (SNAPPY): drop --gzip / .gz');
+  }
+  return result;
+}
+
 /**
  * Validates options and fills every default, once. Environment variables are read from `env`
  * (not `process.env` directly) so tests and the library API can pass their own.
@@ -246,23 +395,27 @@ export function normalizeOptions(
   options: Options,
   env: NodeJS.ProcessEnv = process.env,
 ): NormalizedOptions {
-  const rejects = nonEmpty(options.rejects);
+  const out = options.out ?? DEFAULTS.out;
+  if (out.trim() === '') {
+    throw usageError('option --out is empty: give - (stdout), a file path or s3://bucket/key');
+  }
+  checkPlaceholders('--out', out);
+  const rejects = options.rejects;
   if (rejects !== undefined) {
-    const kind = parseDestination(rejects).kind;
-    if (kind === 'stdout')
+    if (rejects.trim() === '')
+      throw usageError('option --rejects is empty: give a file path or s3:// key');
+    checkPlaceholders('--rejects', rejects);
+    if (parseDestination(rejects).kind === 'stdout') {
       throw usageError('option --rejects needs a file path or s3:// key, got -');
-    if (rejects === (options.out ?? '-')) {
-      throw usageError(`options --rejects and --out name the same output: ${rejects}`);
     }
   }
-  if (options.maxRejects !== undefined && !rejects) {
+  if (options.maxRejects !== undefined && rejects === undefined) {
     throw usageError('option --max-rejects needs --rejects FILE');
   }
   const endpoint = nonEmpty(options.s3Endpoint, env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL);
   if (options.s3SseKmsKeyId && options.s3Sse !== 'aws:kms') {
     throw usageError('option --s3-sse-kms-key-id needs --s3-sse aws:kms');
   }
-  const out = options.out ?? '-';
   const markets = parseMarkets(options.markets ?? []);
   const perMarket = out.includes('{market}');
   if (perMarket && markets.length === 0)
@@ -270,9 +423,7 @@ export function normalizeOptions(
   if (perMarket && out !== '-' && parseDestination(out).kind === 'stdout') {
     throw usageError('option --out: {market} needs a file path or s3:// key');
   }
-  const model = options.model ?? 'flat';
-  if (model !== 'flat' && model !== 'star')
-    throw usageError(`option --model must be flat or star, got ${String(model)}`);
+  const model = choice('--model', options.model, ['flat', 'star'] as const) ?? DEFAULTS.model;
   if (model === 'star') {
     if (!out.endsWith('/')) {
       throw usageError(
@@ -286,37 +437,20 @@ export function normalizeOptions(
   // Validate the shape now, with sample values, so a bad --out fails before any request.
   const sample = expandOut(out, { date: '2026-01-01', runId: 'run', market: 'SE' });
   parseDestination(model === 'star' ? `${sample}dim_album.csv` : sample);
-  if (options.onMarketError === 'skip' && !perMarket) {
+  const onMarketError =
+    choice('--on-market-error', options.onMarketError, ['fail', 'skip'] as const) ??
+    DEFAULTS.onMarketError;
+  if (onMarketError === 'skip' && !perMarket) {
     throw usageError(
       'option --on-market-error skip needs one object per market: put {market} in --out',
     );
   }
-  if (
-    options.onMarketError !== undefined &&
-    options.onMarketError !== 'fail' &&
-    options.onMarketError !== 'skip'
-  ) {
-    throw usageError(
-      `option --on-market-error must be fail or skip, got ${String(options.onMarketError)}`,
-    );
-  }
-  if (options.format !== undefined && !['csv', 'ndjson', 'parquet'].includes(options.format)) {
-    throw usageError(
-      `option --format must be csv, ndjson or parquet, got ${String(options.format)}`,
-    );
-  }
-  const inferred = formatFromName(out);
-  const format = options.format ?? inferred.format ?? 'csv';
-  if (format === 'parquet' && (options.gzip ?? inferred.gzip)) {
-    throw usageError('Parquet compresses its own pages (SNAPPY): drop --gzip / .gz');
-  }
+  const explicitFormat = choice('--format', options.format, ['csv', 'ndjson', 'parquet'] as const);
+  const { format, gzip } = outputFormat(out, model, explicitFormat, options.gzip, options.force);
   if (options.csvEscapeFormulas && format !== 'csv') {
     throw usageError('option --csv-escape-formulas applies to CSV output only');
   }
-  const via = options.via ?? 'new-releases';
-  if (via !== 'new-releases' && via !== 'search') {
-    throw usageError(`option --via must be new-releases or search, got ${String(via)}`);
-  }
+  const via = choice('--via', options.via, ['new-releases', 'search'] as const) ?? DEFAULTS.via;
   if (options.query !== undefined && via !== 'search') {
     throw usageError('option --query needs --via search');
   }
@@ -337,55 +471,68 @@ export function normalizeOptions(
     perMarket,
     markets,
     dedupe: options.dedupe ?? (markets.length > 1 && !perMarket),
-    onMarketError: options.onMarketError ?? 'fail',
+    onMarketError,
     manifest: options.manifest ?? (perMarket || model === 'star'),
     model,
     via,
-    query: nonEmpty(options.query) ?? 'tag:new',
+    query: nonEmpty(options.query) ?? DEFAULTS.query,
     maxItems:
       options.maxItems === undefined
         ? Number.POSITIVE_INFINITY
         : integer('max-items', options.maxItems, 0, 1, Number.MAX_SAFE_INTEGER),
-    limit: integer('limit', options.limit, 50, 1, 50),
-    concurrency: integer('concurrency', options.concurrency, 4, 1, 64),
+    limit: integer('limit', options.limit, DEFAULTS.limit, 1, 50),
+    concurrency: integer('concurrency', options.concurrency, DEFAULTS.concurrency, 1, 64),
     clientId,
     clientSecret,
-    apiUrl: baseUrl(
-      'api-url',
-      nonEmpty(options.apiUrl, env.SPOTIFY_API_URL) ?? 'https://api.spotify.com',
-    ),
+    apiUrl: baseUrl('api-url', nonEmpty(options.apiUrl, env.SPOTIFY_API_URL) ?? DEFAULTS.apiUrl),
     accountsUrl: baseUrl(
       'accounts-url',
-      nonEmpty(options.accountsUrl, env.SPOTIFY_ACCOUNTS_URL) ?? 'https://accounts.spotify.com',
+      nonEmpty(options.accountsUrl, env.SPOTIFY_ACCOUNTS_URL) ?? DEFAULTS.accountsUrl,
     ),
-    maxRetries: integer('max-retries', options.maxRetries, 6, 0, 100),
-    retryDelay: integer('retry-delay', options.retryDelay, 500, 0, 60_000),
-    maxRetryAfter: positive('max-retry-after', options.maxRetryAfter, 60),
-    maxRateLimitWait: positive('max-rate-limit-wait', options.maxRateLimitWait, 900),
-    requestTimeout: integer('request-timeout', options.requestTimeout, 30_000, 1, 3_600_000),
-    csvEscapeFormulas: options.csvEscapeFormulas ?? false,
+    maxRetries: integer('max-retries', options.maxRetries, DEFAULTS.maxRetries, 0, 100),
+    retryDelay: integer('retry-delay', options.retryDelay, DEFAULTS.retryDelay, 0, 60_000),
+    maxRetryAfter: positive('max-retry-after', options.maxRetryAfter, DEFAULTS.maxRetryAfter),
+    maxRateLimitWait: positive(
+      'max-rate-limit-wait',
+      options.maxRateLimitWait,
+      DEFAULTS.maxRateLimitWait,
+    ),
+    requestTimeout: integer(
+      'request-timeout',
+      options.requestTimeout,
+      DEFAULTS.requestTimeout,
+      1,
+      3_600_000,
+    ),
+    csvEscapeFormulas: options.csvEscapeFormulas ?? DEFAULTS.csvEscapeFormulas,
     columns: resolveColumns(options.columns, markets.length > 1 && !perMarket, markets.length > 0),
     format,
     parquetRowGroupRows: integer(
       'parquet-row-group',
       options.parquetRowGroupRows,
-      20_000,
+      DEFAULTS.parquetRowGroupRows,
       1_000,
       10_000_000,
     ),
-    gzip: options.gzip ?? inferred.gzip,
+    gzip,
     rejects,
     maxRejects:
       options.maxRejects === undefined
         ? Number.POSITIVE_INFINITY
         : integer('max-rejects', options.maxRejects, 0, 0, Number.MAX_SAFE_INTEGER),
     s3: {
-      partSize: integer('s3-part-size', options.s3PartSize, 8 * MiB, S3_MIN_PART, S3_MAX_PART),
-      queueSize: integer('s3-queue-size', options.s3QueueSize, 4, 1, 64),
+      partSize: integer(
+        's3-part-size',
+        options.s3PartSize,
+        DEFAULTS.s3PartSize,
+        S3_MIN_PART,
+        S3_MAX_PART,
+      ),
+      queueSize: integer('s3-queue-size', options.s3QueueSize, DEFAULTS.s3QueueSize, 1, 64),
       endpoint: endpoint === undefined ? undefined : baseUrl('s3-endpoint', endpoint),
       forcePathStyle: options.s3ForcePathStyle ?? endpoint !== undefined,
       region: nonEmpty(options.s3Region),
-      sse: options.s3Sse,
+      sse: choice('--s3-sse', options.s3Sse, ['AES256', 'aws:kms'] as const),
       sseKmsKeyId: nonEmpty(options.s3SseKmsKeyId),
       storageClass: nonEmpty(options.s3StorageClass),
       tags: options.s3Tags ?? {},

@@ -6,6 +6,7 @@
 
 export const FAULT_KINDS = [
   '429',
+  'quota',
   '500',
   '502',
   '503',
@@ -30,7 +31,7 @@ export interface FaultRule {
   market?: string;
   /** Fire at most this many times. @default unlimited */
   times?: number;
-  /** 429 only: the Retry-After header value; `null` sends none. @default '1' */
+  /** 429 and quota: the Retry-After header value; `null` sends none. @default '1' (quota: '48925') */
   retryAfter?: string | null;
   /** 429 only: answer with an empty body instead of Spotify's JSON error. */
   emptyBody?: boolean;

@@ -407,6 +407,16 @@ export class Emulator {
         }
         return true;
       }
+      case 'quota': {
+        // The Development Mode daily quota (since July 2026): hours to wait, and a reason.
+        record(429);
+        const retryAfter = fault.retryAfter === undefined ? '48925' : fault.retryAfter;
+        if (retryAfter !== null) res.setHeader('retry-after', retryAfter);
+        this.#json(res, 429, {
+          error: { status: 429, message: 'Too many requests', reason: 'QUOTA_EXCEEDED' },
+        });
+        return true;
+      }
       default: {
         const status = Number(fault.kind);
         record(status);

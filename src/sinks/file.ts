@@ -158,7 +158,7 @@ export class FileSink implements StagedSink {
 
   async discard(reason: unknown): Promise<void> {
     if (this.#published) return;
-    if (!this.writable.destroyed) {
+    if (!this.writable.destroyed && !this.writable.writableFinished) {
       this.writable.destroy(reason instanceof Error ? reason : new Error(String(reason)));
     }
     await finished(this.writable).catch(() => {});

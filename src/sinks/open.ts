@@ -1,5 +1,8 @@
-import { rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
+import { SpotifyBatchError } from '../core/errors.ts';
 import { type Destination, parseDestination, type S3Options } from '../core/options.ts';
 import type { StagedSink } from '../core/sink.ts';
 import { FileSink, fileError } from './file.ts';
@@ -47,6 +50,36 @@ export class Destinations {
         return { sink: await store.open({ ...destination, contentType }) };
       }
     }
+  }
+
+  /**
+   * Checks that an output could be written at `location`, writing nothing that stays: a file's
+   * directory (or, when it would be created, the nearest existing one) must be writable; an S3
+   * key gets a multipart upload created and aborted.
+   */
+  async probe(
+    location: string,
+    { contentType, createDirs = false, flag = '--out' }: OpenOptions,
+  ): Promise<void> {
+    const destination = parseDestination(location);
+    if (destination.kind === 's3') {
+      await (await this.#store()).probe({ ...destination, contentType });
+      return;
+    }
+    if (destination.kind !== 'file') return;
+    let dir = dirname(destination.path);
+    if (createDirs) {
+      while (!(await stat(dir).catch(() => undefined)) && dirname(dir) !== dir) dir = dirname(dir);
+    }
+    const info = await stat(dir).catch(() => undefined);
+    if (!info?.isDirectory()) {
+      throw new SpotifyBatchError('ERR_CONFIG', `option ${flag}: directory ${dir} does not exist`, {
+        context: { path: location },
+      });
+    }
+    await access(dir, constants.W_OK).catch((cause: unknown) => {
+      throw fileError(cause, dir, 'write into');
+    });
   }
 
   /** Removes what is at `location`, if anything (the commit invalidates an old manifest). */

@@ -137,6 +137,41 @@ export class S3Store {
     }
   }
 
+  /**
+   * Proves an object could be written at `key` without writing it: the bucket check, then a
+   * multipart upload created and aborted at once (no object ever appears).
+   */
+  async probe(object: S3Object): Promise<void> {
+    await this.#checkBucket(object);
+    const { CreateMultipartUploadCommand, AbortMultipartUploadCommand } = await import(
+      '@aws-sdk/client-s3'
+    );
+    const where = { ...object, endpoint: this.#options.endpoint };
+    let uploadId: string | undefined;
+    try {
+      ({ UploadId: uploadId } = await this.#client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: object.bucket,
+          Key: object.key,
+          ContentType: object.contentType,
+        }),
+      ));
+    } catch (error) {
+      throw s3Error(error, where);
+    }
+    try {
+      await this.#client.send(
+        new AbortMultipartUploadCommand({
+          Bucket: object.bucket,
+          Key: object.key,
+          UploadId: uploadId,
+        }),
+      );
+    } catch (error) {
+      throw s3Error(error, where);
+    }
+  }
+
   close(): void {
     this.#client.destroy();
   }

@@ -59,8 +59,10 @@ export class SpotifyClient {
     const { maxRetries, retryDelay, stats } = this.#options;
     const signal = caller ? AbortSignal.any([this.#options.signal, caller]) : this.#options.signal;
     let unauthorized = 0;
+    let attempts = 0;
     return pRetry(
       async () => {
+        attempts++;
         await this.#throttle.acquire(signal);
         try {
           const body = await this.#attempt(url, offset, signal, () => ++unauthorized);
@@ -101,7 +103,13 @@ export class SpotifyClient {
           return retry;
         },
       },
-    );
+    ).catch((error: unknown) => {
+      // Only the final error says the retries are spent; retry lines name each attempt.
+      if (error instanceof SpotifyBatchError && error.retryable && attempts > 1) {
+        error.message += ` (gave up after ${attempts} attempts)`;
+      }
+      throw error;
+    });
   }
 
   async #attempt(
@@ -159,6 +167,7 @@ export class SpotifyClient {
     }
     if (status === 429) {
       const retryAfter = parseRetryAfter(response.headers['retry-after']);
+      if (spotifyReason(text) === 'QUOTA_EXCEEDED') throw quotaError(retryAfter, context);
       this.#throttle.rateLimited(retryAfter, url);
       this.#options.onEvent?.({
         event: 'rate-limited',
@@ -166,15 +175,11 @@ export class SpotifyClient {
         retryAfter: retryAfter ?? null,
         concurrency: this.#throttle.limit,
       });
-      throw new SpotifyBatchError(
-        'ERR_RATE_LIMIT',
-        `Spotify rate limit (429) for ${where}, retries exhausted`,
-        {
-          context:
-            retryAfter === undefined ? { ...context, status } : { ...context, status, retryAfter },
-          retryable: true,
-        },
-      );
+      throw new SpotifyBatchError('ERR_RATE_LIMIT', `Spotify rate limit (429) for ${where}`, {
+        context:
+          retryAfter === undefined ? { ...context, status } : { ...context, status, retryAfter },
+        retryable: true,
+      });
     }
     if (status === 403) {
       throw new SpotifyBatchError('ERR_SPOTIFY_FORBIDDEN', forbiddenMessage(where, message), {
@@ -184,7 +189,7 @@ export class SpotifyClient {
     const retryable = status >= 500 || status === 408;
     throw new SpotifyBatchError(
       'ERR_SPOTIFY_HTTP',
-      `Spotify answered HTTP ${status} for ${where}${message ? `: ${message}` : ''}${retryable ? ' (retries exhausted)' : ''}`,
+      `Spotify answered HTTP ${status} for ${where}${message ? `: ${message}` : ''}`,
       { context: { ...context, status }, retryable },
     );
   }
@@ -192,6 +197,39 @@ export class SpotifyClient {
   async close(): Promise<void> {
     await this.#dispatcher.destroy();
   }
+}
+
+/** `reason` of Spotify's error body (`QUOTA_EXCEEDED` since July 2026), if any. */
+function spotifyReason(text: string): string | undefined {
+  try {
+    const reason = (JSON.parse(text) as { error?: { reason?: unknown } }).error?.reason;
+    return typeof reason === 'string' ? reason : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Spotify's daily quota (Development Mode, per developer account and shared by all its apps) is
+ * spent: waiting is hours, not a retry. Say so, and what to do.
+ */
+function quotaError(retryAfter: number | undefined, context: { url: string }): SpotifyBatchError {
+  const hours = retryAfter === undefined ? undefined : retryAfter / 3600;
+  const when =
+    hours === undefined
+      ? 'Spotify did not say when it resets'
+      : `it resets in about ${hours < 1 ? `${Math.ceil((retryAfter as number) / 60)} minutes` : `${hours.toFixed(1)} hours`} (Retry-After ${retryAfter} s)`;
+  return new SpotifyBatchError(
+    'ERR_RATE_LIMIT',
+    `Spotify's daily request quota is used up (429 QUOTA_EXCEEDED): ${when}. The quota is per developer account, shared by all its Development Mode apps; wait, or use an app with Extended Quota`,
+    {
+      context: {
+        ...context,
+        status: 429,
+        ...(retryAfter === undefined ? {} : { retryAfter }),
+      },
+    },
+  );
 }
 
 function networkError(

@@ -1,20 +1,28 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
-/** Bytes pass through unchanged; their count and SHA-256 are kept for the run's manifest. */
+/**
+ * Bytes pass through unchanged; their count is kept, and their SHA-256 when `hash` (for the
+ * run's manifest).
+ */
 export class DigestTransform extends Transform {
-  readonly #hash: Hash = createHash('sha256');
+  readonly #hash: Hash | undefined;
   #bytes = 0;
   #hex: string | undefined;
 
+  constructor({ hash = true } = {}) {
+    super();
+    this.#hash = hash ? createHash('sha256') : undefined;
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#hash.update(chunk);
+    this.#hash?.update(chunk);
     this.#bytes += chunk.length;
     callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    this.#hex = this.#hash.digest('hex');
+    this.#hex = this.#hash?.digest('hex');
     callback();
   }
 

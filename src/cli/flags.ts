@@ -1,0 +1,260 @@
+import type { Argv } from 'yargs';
+import { usageError } from '../core/errors.ts';
+import { DEFAULTS, decimalNumber, MiB, type Options, wholeNumber } from '../core/options.ts';
+
+/** A list flag given with no value (`--market` at the end of a line) is a mistake, not "none". */
+function list(flag: string, values: (string | number)[] | undefined): string[] | undefined {
+  if (values === undefined) return undefined;
+  const strings = values.map(String);
+  if (strings.length === 0 || strings.every((v) => v.trim() === '')) {
+    throw usageError(`option --${flag} needs a value`);
+  }
+  return strings;
+}
+
+const S3_PART_MIB = { min: 5, max: 5 * 1024 };
+
+const text = (describe: string) => ({ type: 'string', requiresArg: true, describe }) as const;
+const number = (describe: string) => ({ type: 'string', requiresArg: true, describe }) as const;
+
+/**
+ * The options of every command that pulls (new-releases, check). Defaults are shown from
+ * {@link DEFAULTS}, never given to yargs: the library's normalizer applies them, once.
+ */
+export const pullOptions = (y: Argv) =>
+  y
+    .option('out', {
+      alias: 'o',
+      ...text(
+        `Destination: - (stdout), a file path, or s3://bucket/key. Templates {date} (UTC), {run_id}, {market} (one output per market). With --model star, a folder or prefix ending in /. Files and S3 objects appear only when the whole run succeeded [default: ${DEFAULTS.out}]`,
+      ),
+    })
+    .option('limit', number(`Albums per page, 1..50 [default: ${DEFAULTS.limit}]`))
+    .option('concurrency', {
+      alias: 'c',
+      ...number(
+        `Pages in flight at once, 1..64; output order is kept [default: ${DEFAULTS.concurrency}]`,
+      ),
+    })
+    .option(
+      'via',
+      text(
+        `Endpoint: new-releases, or search (for Development Mode apps, which get 403 on new-releases) [default: ${DEFAULTS.via}]`,
+      ),
+    )
+    .option('query', text(`Search query with --via search [default: ${DEFAULTS.query}]`))
+    .option(
+      'model',
+      text(
+        `flat: one row per album × artist; star: dim_album, dim_artist, bridge_album_artist under --out (a folder/prefix ending in /) [default: ${DEFAULTS.model}]`,
+      ),
+    )
+    .option('columns', {
+      type: 'string',
+      array: true,
+      describe:
+        'Columns and order (comma list): the seven, album_type, total_tracks, release_date_precision, album_uri, artist_uri, artist_position, market, fetched_at',
+    })
+    .option(
+      'format',
+      text(
+        'Output format: csv, ndjson or parquet [default: from the --out name (.csv, .ndjson, .jsonl, .parquet), else csv]',
+      ),
+    )
+    .option('force', {
+      type: 'boolean',
+      describe:
+        "Write even when --format/--gzip disagree with the output's name, or binary output to a terminal",
+    })
+    .option(
+      'parquet-row-group',
+      number(
+        `Rows per Parquet row group (memory holds one: about 60 MiB more per 10,000 rows) [default: ${DEFAULTS.parquetRowGroupRows}]`,
+      ),
+    )
+    .option('gzip', {
+      type: 'boolean',
+      describe:
+        'Compress with gzip; --no-gzip to refuse [default: on when the --out name ends in .gz]',
+    })
+    .option('market', {
+      alias: 'm',
+      type: 'string',
+      array: true,
+      describe:
+        'Markets (ISO codes, repeat or comma list, or all; `spotify-batch markets` lists them). Several into one output add a market column',
+    })
+    .option('dedupe', {
+      type: 'boolean',
+      describe:
+        'Keep the first row per (album, artist); --no-dedupe keeps all [default: on with several markets in one output]',
+    })
+    .option(
+      'on-market-error',
+      text(
+        `With {market} in --out: fail (nothing is published) or skip (the other markets are published, exit 7) [default: ${DEFAULTS.onMarketError}]`,
+      ),
+    )
+    .option('manifest', {
+      type: 'boolean',
+      describe:
+        'Write _manifest.json beside the data, last; --no-manifest to leave it out [default: on with {market} in --out or --model star]',
+    })
+    .option('max-items', number('Stop after N albums (the output is complete and valid)'))
+    .option(
+      'env-file',
+      text(
+        'Read variables from a .env file (SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET, AWS_*, …): they count for everything the tool and the AWS SDK read; variables already set win',
+      ),
+    )
+    .option('api-url', text(`Web API base URL [env SPOTIFY_API_URL, default ${DEFAULTS.apiUrl}]`))
+    .option(
+      'accounts-url',
+      text(`Accounts base URL [env SPOTIFY_ACCOUNTS_URL, default ${DEFAULTS.accountsUrl}]`),
+    )
+    .option(
+      'max-retries',
+      number(`Retries per page for network errors, 5xx and 429 [default: ${DEFAULTS.maxRetries}]`),
+    )
+    .option(
+      'retry-delay',
+      number(
+        `First retry delay (ms); doubles per retry, with jitter [default: ${DEFAULTS.retryDelay}]`,
+      ),
+    )
+    .option(
+      'max-retry-after',
+      number(
+        `Fail when Spotify asks to wait longer than this (seconds) [default: ${DEFAULTS.maxRetryAfter}]`,
+      ),
+    )
+    .option(
+      'max-rate-limit-wait',
+      number(
+        `Fail when rate-limit pauses add up to more than this (seconds) [default: ${DEFAULTS.maxRateLimitWait}]`,
+      ),
+    )
+    .option(
+      'request-timeout',
+      number(`Connect/headers/body timeout per request (ms) [default: ${DEFAULTS.requestTimeout}]`),
+    )
+    .option(
+      'rejects',
+      text(
+        'Write albums that fail validation to this NDJSON file or s3:// key and go on (default: fail the run); published with the data',
+      ),
+    )
+    .option('max-rejects', number('With --rejects: fail once more than N albums were rejected'))
+    .option('csv-escape-formulas', {
+      type: 'boolean',
+      describe: "Prefix cells starting with = + - @ with ' (for spreadsheets; changes the bytes)",
+    })
+    .option(
+      's3-part-size',
+      number(
+        `S3 part size in MiB, ${S3_PART_MIB.min}..${S3_PART_MIB.max}. S3 memory ≈ part size × (queue size + 1) [default: ${DEFAULTS.s3PartSize / MiB}]`,
+      ),
+    )
+    .option(
+      's3-queue-size',
+      number(`S3 parts uploaded in parallel, 1..64 [default: ${DEFAULTS.s3QueueSize}]`),
+    )
+    .option(
+      's3-endpoint',
+      text('S3-compatible endpoint [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]'),
+    )
+    .option('s3-force-path-style', {
+      type: 'boolean',
+      describe: 'Path-style addressing [default: on with a custom endpoint]',
+    })
+    .option(
+      's3-region',
+      text(
+        "S3 region [default: the AWS SDK's chain (AWS_REGION, profile); us-east-1 with a custom endpoint]",
+      ),
+    )
+    .option('s3-sse', text('Server-side encryption: AES256 or aws:kms'))
+    .option('s3-sse-kms-key-id', text('KMS key for --s3-sse aws:kms'))
+    .option('s3-storage-class', text('Storage class, e.g. STANDARD_IA'))
+    .option('s3-tag', {
+      type: 'string',
+      array: true,
+      describe: 'Object tag KEY=VALUE (repeatable)',
+    })
+    .option(
+      'log-format',
+      text('Log lines as text, or json (one JSON object per line) [default: text]'),
+    )
+    .option('quiet', {
+      alias: 'q',
+      type: 'boolean',
+      describe: 'No summary on success',
+    })
+    .option('progress', {
+      type: 'boolean',
+      describe:
+        'Live progress line on stderr; --no-progress to turn it off [default: on when stderr is a terminal, off in CI, with --quiet or JSON logs]',
+    })
+    .option('debug', {
+      type: 'boolean',
+      describe: 'Show stack traces and causes on errors',
+    });
+
+export type PullArgs = Awaited<ReturnType<typeof pullOptions>['argv']>;
+
+/** The flags as library options: numbers parsed strictly, sizes from MiB, nothing defaulted. */
+export function toOptions(args: PullArgs): Options {
+  const tags: Record<string, string> = {};
+  for (const tag of list('s3-tag', args['s3-tag']) ?? []) {
+    const eq = tag.indexOf('=');
+    if (eq < 1) throw usageError(`option --s3-tag must be KEY=VALUE, got ${tag}`);
+    tags[tag.slice(0, eq)] = tag.slice(eq + 1);
+  }
+  const partMiB = wholeNumber('option --s3-part-size', args['s3-part-size']);
+  if (partMiB !== undefined && (partMiB < S3_PART_MIB.min || partMiB > S3_PART_MIB.max)) {
+    throw usageError(
+      `option --s3-part-size must be ${S3_PART_MIB.min}..${S3_PART_MIB.max} (MiB), got ${partMiB}`,
+    );
+  }
+  const options = {
+    out: args.out,
+    limit: wholeNumber('option --limit', args.limit),
+    concurrency: wholeNumber('option --concurrency', args.concurrency),
+    via: args.via,
+    query: args.query,
+    model: args.model,
+    columns: list('columns', args.columns),
+    format: args.format,
+    force: args.force,
+    parquetRowGroupRows: wholeNumber('option --parquet-row-group', args['parquet-row-group']),
+    gzip: args.gzip,
+    markets: list('market', args.market),
+    dedupe: args.dedupe,
+    onMarketError: args['on-market-error'],
+    manifest: args.manifest,
+    maxItems: wholeNumber('option --max-items', args['max-items']),
+    apiUrl: args['api-url'],
+    accountsUrl: args['accounts-url'],
+    maxRetries: wholeNumber('option --max-retries', args['max-retries']),
+    retryDelay: wholeNumber('option --retry-delay', args['retry-delay']),
+    maxRetryAfter: decimalNumber('option --max-retry-after', args['max-retry-after']),
+    maxRateLimitWait: decimalNumber('option --max-rate-limit-wait', args['max-rate-limit-wait']),
+    requestTimeout: wholeNumber('option --request-timeout', args['request-timeout']),
+    rejects: args.rejects,
+    maxRejects: wholeNumber('option --max-rejects', args['max-rejects']),
+    csvEscapeFormulas: args['csv-escape-formulas'],
+    s3PartSize: partMiB === undefined ? undefined : partMiB * MiB,
+    s3QueueSize: wholeNumber('option --s3-queue-size', args['s3-queue-size']),
+    s3Endpoint: args['s3-endpoint'],
+    s3ForcePathStyle: args['s3-force-path-style'],
+    s3Region: args['s3-region'],
+    s3Sse: args['s3-sse'],
+    s3SseKmsKeyId: args['s3-sse-kms-key-id'],
+    s3StorageClass: args['s3-storage-class'],
+    s3Tags: tags,
+  };
+  // Flags not given stay absent (exactOptionalPropertyTypes): the normalizer defaults them.
+  return Object.fromEntries(
+    Object.entries(options).filter(([, value]) => value !== undefined),
+  ) as Options;
+}

@@ -1,0 +1,305 @@
+import { readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { check } from '../check.ts';
+import { abandonActive, discardActive } from '../commit.ts';
+import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
+import { SPOTIFY_MARKETS } from '../core/markets.ts';
+import { type NormalizedOptions, normalizeOptions } from '../core/options.ts';
+import { createStats } from '../core/stats.ts';
+import { didYouMean } from '../core/suggest.ts';
+import { run } from '../pipeline.ts';
+import { type EmulatorArgs, emulatorOptions, runEmulator } from './emulator.ts';
+import { type PullArgs, pullOptions, toOptions } from './flags.ts';
+import { humanBytes, Log, NAME } from './output.ts';
+
+const SIGNAL_STATUS = {
+  SIGINT: ExitStatus.sigint,
+  SIGTERM: ExitStatus.sigterm,
+  SIGHUP: ExitStatus.sighup,
+} as const;
+
+/** How long a second signal waits for the aborts it sends before exiting. */
+const SECOND_SIGNAL_GRACE_MS = 2_000;
+
+const isCi = (env: NodeJS.ProcessEnv) =>
+  env.CI !== undefined && env.CI !== '' && env.CI !== 'false';
+
+/**
+ * SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped ssh session) stop the run: requests
+ * are cancelled and every staged output is discarded before the exit status says which signal.
+ * A second signal exits at once, after sending the S3 aborts (at most 2 s). An uncaught error
+ * discards the staged outputs too, then exits 1.
+ */
+function installExitHandlers(controller: AbortController, log: Log): void {
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      if (interrupted) {
+        const grace = new Promise((resolve) => setTimeout(resolve, SECOND_SIGNAL_GRACE_MS));
+        void Promise.race([abandonActive(), grace]).then(() => process.exit(SIGNAL_STATUS[signal]));
+        return;
+      }
+      interrupted = true;
+      log.line(
+        `${NAME}: ${signal}: stopping, discarding what this run staged (again to exit at once)`,
+      );
+      controller.abort(
+        new SpotifyBatchError('ERR_INTERRUPTED', `interrupted by ${signal}`, {
+          context: { signal },
+        }),
+      );
+    });
+  }
+  const crash = (error: unknown) => {
+    void discardActive(error)
+      .catch(() => {})
+      .then(() => {
+        log.error(error);
+        process.exit(ExitStatus.internal);
+      });
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
+}
+
+/**
+ * `--env-file`: its variables count for everything this process reads — the tool, and the AWS
+ * SDK's own chains (profiles, region, endpoint, credentials) — as with `node --env-file`;
+ * variables already set in the environment win.
+ */
+function loadEnvFile(path: string | undefined): NodeJS.ProcessEnv {
+  if (path === undefined) return process.env;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw usageError(
+      `option --env-file: cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? cause}`,
+    );
+  }
+  for (const [key, value] of Object.entries(parseEnv(text))) {
+    if (process.env[key] === undefined) process.env[key] = value;
+  }
+  return process.env;
+}
+
+function logFor(args: PullArgs, command: 'pull' | 'check'): Log {
+  const format = args['log-format'] ?? 'text';
+  if (format !== 'text' && format !== 'json') {
+    throw usageError(
+      `option --log-format must be text or json, got ${format}${didYouMean(format, ['text', 'json'])}`,
+    );
+  }
+  const json = format === 'json';
+  const quiet = args.quiet ?? false;
+  return new Log({
+    json,
+    quiet,
+    debug: args.debug ?? false,
+    progress:
+      command === 'pull' &&
+      (args.progress ?? (process.stderr.isTTY === true && !quiet && !json && !isCi(process.env))),
+  });
+}
+
+/** The options as the run will take them, and what only the CLI can check (its terminal). */
+function pullSetup(args: PullArgs): { o: NormalizedOptions; env: NodeJS.ProcessEnv } {
+  const env = loadEnvFile(args['env-file']);
+  const o = normalizeOptions(toOptions(args), env);
+  if (o.out === '-' && (o.format === 'parquet' || o.gzip) && process.stdout.isTTY && !args.force) {
+    throw usageError(
+      `${o.format === 'parquet' ? 'Parquet' : 'gzip'} is binary: redirect stdout to a file or a pipe, or pass --force to write it to the terminal`,
+    );
+  }
+  return { o, env };
+}
+
+async function newReleases(args: PullArgs): Promise<void> {
+  const log = logFor(args, 'pull');
+  const controller = new AbortController();
+  installExitHandlers(controller, log);
+  const stats = createStats();
+  let toStdout = false;
+  try {
+    const { o, env } = pullSetup(args);
+    toStdout = o.out === '-';
+    log.startProgress(stats);
+    const report = await run(o, {
+      signal: controller.signal,
+      env,
+      onEvent: (event) => log.event(event),
+      stats,
+    });
+    if (controller.signal.aborted) {
+      log.line(
+        `${NAME}: the signal came while the outputs were being published: the run completed`,
+      );
+    }
+    log.report(report);
+    if (report.marketsFailed.length > 0) {
+      log.line(
+        `${NAME}: error: ${report.marketsFailed.length} market(s) failed and were skipped: ${report.marketsFailed.map((f) => f.market).join(', ')}`,
+      );
+      process.exitCode = ExitStatus.partial;
+    }
+  } catch (error) {
+    if (error instanceof SpotifyBatchError && error.code === 'ERR_INTERRUPTED') {
+      // Say what the stop left behind: staged outputs are gone, stdout cannot take bytes back.
+      error.message += !toStdout
+        ? '; nothing was published'
+        : stats.bytes > 0
+          ? `; stdout had already received ${humanBytes(stats.bytes)}`
+          : '; nothing was written';
+    }
+    process.exit(log.error(error).exitStatus);
+  }
+}
+
+async function checkCommand(args: PullArgs): Promise<void> {
+  const log = logFor(args, 'check');
+  try {
+    const { o, env } = pullSetup(args);
+    const report = await check(o, { env });
+    if (args['log-format'] === 'json') {
+      process.stderr.write(
+        `${JSON.stringify({ time: new Date().toISOString(), event: 'check', ok: true, ...report })}\n`,
+      );
+      return;
+    }
+    const lines = [
+      `Spotify: token ok; ${report.spotify.url} answered${report.spotify.total === null ? '' : ` (total ${report.spotify.total} albums)`}`,
+      ...report.writable.map((w) => `writable: ${w}`),
+      `plan: ${report.source.via}${report.source.query === null ? '' : ` "${report.source.query}"`}, ${report.markets.length === 0 ? "Spotify's default market" : `${report.markets.length} market(s): ${report.markets.join(', ')}`}`,
+      `  first page${report.source.urls.length === 1 ? '' : 's'}: ${report.source.urls.join(' ')}`,
+      `  ${report.model === 'star' ? 'star tables' : 'outputs'} (${report.outputs.length}, ${report.format}${report.gzip ? ', gzip' : ''}): ${report.outputs.join(' ')}`,
+      `  rejects: ${report.rejects ?? 'none (a bad record fails the run)'}`,
+      `  manifest: ${report.manifest ?? 'none'}`,
+      'ok: ready to run',
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } catch (error) {
+    process.exit(log.error(error).exitStatus);
+  }
+}
+
+/**
+ * yargs reads a lone `-` after a flag as an unknown argument, not as the flag's value: `--out -`
+ * (the documented way to say stdout) becomes `--out=-`, which it reads right.
+ */
+export function dashValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (const arg of argv) {
+    const previous = out.at(-1);
+    if (arg === '-' && previous?.startsWith('-') && previous !== '--' && !previous.includes('=')) {
+      out[out.length - 1] = `${previous}=-`;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+const EXIT_STATUSES =
+  'Exit statuses: 0 ok, 1 internal error, 2 usage/configuration, 3 Spotify rejected the credentials, 4 Spotify API error, 5 destination (S3/file) error, 6 bad record, 7 some markets skipped (--on-market-error skip), 129 SIGHUP, 130 SIGINT, 143 SIGTERM.';
+
+export async function main(argv = process.argv): Promise<void> {
+  const args = dashValues(hideBin(argv));
+  const json = args.some(
+    (a, i) => a === '--log-format=json' || (a === '--log-format' && args[i + 1] === 'json'),
+  );
+  await yargs(args)
+    .scriptName(NAME)
+    .usage(
+      `$0 <command> [options]\n\nStream Spotify albums as one CSV row per (album, artist) to stdout, a file or S3.\nCredentials: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or CLIENT_ID / CLIENT_SECRET, or --env-file).`,
+    )
+    .command(
+      'new-releases',
+      'Pull the new-releases list (or a search) and write the rows',
+      (y) =>
+        pullOptions(y)
+          .example('$0 new-releases --out - | head -3', 'CSV on stdout')
+          .example('$0 new-releases --out albums.csv', 'a file: appears only when complete')
+          .example(
+            '$0 new-releases --out s3://my-bucket/spotify/album_details.csv',
+            'multipart upload to S3',
+          )
+          .example(
+            "$0 new-releases --market SE,US,DE --out 's3://my-bucket/new_releases/dt={date}/market={market}/albums.csv'",
+            'one object per market, published together, then _manifest.json',
+          )
+          .example(
+            '$0 new-releases --model star --out star/',
+            'dim_album, dim_artist, bridge_album_artist',
+          )
+          .example(
+            '$0 new-releases --via search --limit 10',
+            'Development Mode apps (no new-releases since Feb 2026)',
+          )
+          .epilog(EXIT_STATUSES),
+      (a) => newReleases(a as PullArgs),
+    )
+    .command(
+      'check',
+      'Dry run: a token, one page, every destination proven writable, and the plan',
+      (y) =>
+        pullOptions(y)
+          .example(
+            "$0 check --market SE,US --out 's3://my-bucket/dt={date}/market={market}/albums.csv'",
+            'before scheduling a pull',
+          )
+          .epilog(EXIT_STATUSES),
+      (a) => checkCommand(a as PullArgs),
+    )
+    .command(
+      'markets',
+      'Print the markets --market accepts (ISO codes; all means every one)',
+      (y) => y,
+      () => {
+        process.stdout.write(`${SPOTIFY_MARKETS.join('\n')}\n`);
+      },
+    )
+    .command(
+      'emulator',
+      'Run the local Spotify-compatible API (for offline runs and tests)',
+      emulatorOptions,
+      (a) =>
+        runEmulator(a as EmulatorArgs).catch((error: unknown) =>
+          process.exit(
+            new Log({ json: false, quiet: false, progress: false, debug: false }).error(error)
+              .exitStatus,
+          ),
+        ),
+    )
+    .completion(
+      'completion',
+      'Print a bash/zsh completion script (spotify-batch completion >> ~/.bashrc)',
+    )
+    .demandCommand(1, 'name a command: new-releases, check, markets or emulator')
+    .recommendCommands()
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((message, error) => {
+      const log = new Log({ json, quiet: false, progress: false, debug: args.includes('--debug') });
+      // yargs reports some of its own checks (a flag without its value) as a YError.
+      if (error && error.name !== 'YError') process.exit(log.error(error).exitStatus);
+      message ||= error?.message ?? 'bad arguments';
+      if (message.startsWith('Did you mean')) message = `unknown command ${args[0]}: ${message}`;
+      // yargs' messages can span lines; one line, with the way to more help.
+      const flag = /Unknown arguments?: (\S+?),?$/m.exec(message)?.[1];
+      const known = Object.keys(
+        // yargs' own list of the pull options (getOptions is public, but not in its types).
+        (
+          pullOptions(yargs([])) as unknown as { getOptions(): { key: Record<string, unknown> } }
+        ).getOptions().key,
+      );
+      const hint = flag ? didYouMean(flag, known).replace('mean ', 'mean --') : '';
+      log.error(usageError(`${message.replace(/\s*\n+\s*/g, '; ')}${hint} (see ${NAME} --help)`));
+      process.exit(ExitStatus.usage);
+    })
+    .parseAsync();
+}

@@ -1,0 +1,193 @@
+import { SpotifyBatchError, toSpotifyBatchError } from '../core/errors.ts';
+import { MiB } from '../core/options.ts';
+import type { RunEvent, RunStats } from '../core/stats.ts';
+import type { RunReport } from '../pipeline.ts';
+
+export const NAME = 'spotify-batch';
+
+/**
+ * stderr may go away (`2>&1 | head -1`, a log shipper that died): a lost log line is not a lost
+ * output, so write errors on it (EPIPE, EBADF) are ignored instead of crashing the run.
+ */
+process.stderr.on('error', () => {});
+
+function write(text: string): void {
+  if (!process.stderr.destroyed) process.stderr.write(text);
+}
+
+export function humanBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < MiB) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / MiB).toFixed(1)} MiB`;
+}
+
+export const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
+export function duration(seconds: number): string {
+  if (seconds < 60) return `${Math.ceil(seconds)} s`;
+  const m = Math.floor(seconds / 60);
+  return m < 60
+    ? `${m} min ${Math.round(seconds % 60)} s`
+    : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** The text summary: one line for the run, then one per output when there are several. */
+export function summary(r: RunReport): string {
+  const counts = [plural(r.pages, 'page'), plural(r.albums, 'album'), plural(r.rows, 'row')];
+  const one = r.outputs.length <= 1;
+  const only = r.outputs[0];
+  const target = !one
+    ? plural(r.outputs.length, 'output')
+    : r.location === '-'
+      ? 'stdout'
+      : r.location;
+  const extra = [];
+  if (one && only !== undefined && only.location !== '-') {
+    extra.push(...describeOutput(only).slice(1));
+    if (only.etag !== undefined) extra.push(`ETag ${only.etag}`);
+  }
+  if (r.retries) extra.push(`${r.retries} ${r.retries === 1 ? 'retry' : 'retries'}`);
+  if (r.rateLimited)
+    extra.push(`${r.rateLimited}× 429, waited ${(r.rateLimitWaitMs / 1000).toFixed(1)} s`);
+  if (r.rejected) extra.push(`${r.rejected} rejected`);
+  if (r.searchCapped) extra.push("stopped at Spotify's search cap of 1000");
+  if (r.searchLimit !== null) extra.push(`search limit stepped down to ${r.searchLimit}`);
+  if (r.outputClosed) extra.push('reader closed the output early');
+  if (r.manifest !== null) extra.push(`manifest ${r.manifest}`);
+  const head = `${NAME}: ${counts.join(', ')}, ${humanBytes(r.serializedBytes)} → ${target} in ${r.seconds.toFixed(2)} s${extra.length ? ` (${extra.join(', ')})` : ''}`;
+  if (one) return head;
+  return [head, ...r.outputs.map((o) => `  ${describeOutput(o).join(', ')}`)].join('\n');
+}
+
+/** `location: N rows, X stored, K parts` */
+function describeOutput(o: RunReport['outputs'][number]): string[] {
+  const parts = o.parts === undefined ? [] : [plural(o.parts, 'part')];
+  return [
+    `${o.location}: ${plural(o.rows, 'row')}`,
+    ...(o.storedBytes === o.serializedBytes ? [] : [`${humanBytes(o.storedBytes)} stored`]),
+    ...parts,
+  ];
+}
+
+export function describeEvent(e: RunEvent): string {
+  switch (e.event) {
+    case 'retry':
+      return `${NAME}: retrying: attempt ${e.attempt} failed: ${e.reason} (next try in ${(e.delayMs / 1000).toFixed(1)} s)`;
+    case 'market-failed':
+      return `${NAME}: market ${e.market} failed and is skipped: ${e.reason}`;
+    case 'rate-limited':
+      return e.retryAfter === null || e.retryAfter === 0
+        ? `${NAME}: rate limited (429, no Retry-After): backing off, concurrency now ${e.concurrency}`
+        : `${NAME}: rate limited (429): all requests pause ${e.retryAfter} s, concurrency now ${e.concurrency}`;
+  }
+}
+
+const CLEAR_LINE = '\r\u001b[2K';
+
+export interface LogOptions {
+  json: boolean;
+  quiet: boolean;
+  /** Draw a live progress line (a terminal only). */
+  progress: boolean;
+  debug: boolean;
+}
+
+/**
+ * Everything the CLI says on stderr. Text mode: lines for people, a progress line on a terminal
+ * (cut to its width, erased before any other line). JSON mode: only JSON lines, each with an
+ * ISO timestamp and an event name, the final report last.
+ */
+export class Log {
+  readonly #o: LogOptions;
+  #progress: (() => string) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: LogOptions) {
+    this.#o = options;
+  }
+
+  #json(event: string, body: object): void {
+    write(`${JSON.stringify({ time: new Date().toISOString(), event, ...body })}\n`);
+  }
+
+  /** A line for people (text mode only), with the progress line erased first and redrawn after. */
+  line(text: string): void {
+    if (this.#o.json) return;
+    write(`${this.#progress ? CLEAR_LINE : ''}${text}\n`);
+    this.#draw();
+  }
+
+  event(e: RunEvent): void {
+    const { event, ...rest } = e;
+    if (this.#o.json) this.#json(event, rest);
+    else if (!this.#o.quiet) this.line(describeEvent(e));
+  }
+
+  report(r: RunReport): void {
+    this.stopProgress();
+    if (this.#o.json) this.#json('report', { ok: true, ...r });
+    else if (!this.#o.quiet) this.line(summary(r));
+  }
+
+  /** One line for the error (the stack and causes too with --debug); JSON: the failed report. */
+  error(error: unknown): SpotifyBatchError {
+    this.stopProgress();
+    const err = toSpotifyBatchError(error);
+    if (this.#o.json) {
+      this.#json('report', {
+        ok: false,
+        code: err.code,
+        exitStatus: err.exitStatus,
+        message: err.message,
+        context: err.context,
+      });
+      return err;
+    }
+    write(`${NAME}: error: ${err.message}\n`);
+    if (this.#o.debug) {
+      let cause: unknown = err;
+      while (cause) {
+        write(`${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}\n`);
+        if (cause instanceof SpotifyBatchError && Object.keys(cause.context).length > 0) {
+          write(`context: ${JSON.stringify(cause.context)}\n`);
+        }
+        cause = cause instanceof Error ? cause.cause : undefined;
+        if (cause) write('caused by: ');
+      }
+    }
+    return err;
+  }
+
+  /** Redraws `text()` every 250 ms on a terminal, cut to its width. */
+  startProgress(stats: RunStats): void {
+    if (!this.#o.progress) return;
+    const started = performance.now();
+    this.#progress = () => progressLine(stats, (performance.now() - started) / 1000);
+    this.#timer = setInterval(() => this.#draw(), 250);
+    this.#timer.unref();
+  }
+
+  stopProgress(): void {
+    if (this.#timer === undefined) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#progress = undefined;
+    write(CLEAR_LINE);
+  }
+
+  #draw(): void {
+    if (this.#progress === undefined) return;
+    const width = process.stderr.columns || 80;
+    // One character short of the width: a line that fills it wraps on some terminals.
+    write(`${CLEAR_LINE}${this.#progress().slice(0, Math.max(10, width - 1))}`);
+  }
+}
+
+export function progressLine(stats: RunStats, seconds: number): string {
+  const rate = seconds > 0 ? stats.albums / seconds : 0;
+  const total = stats.totalAlbums;
+  const of = total === undefined ? '' : ` of ${total.toLocaleString('en')}`;
+  const eta =
+    total !== undefined && rate > 0 ? ` · ETA ${duration((total - stats.albums) / rate)}` : '';
+  return `${NAME}: ${stats.albums.toLocaleString('en')}${of} albums · ${stats.rows.toLocaleString('en')} rows · ${humanBytes(stats.bytes)} · ${Math.round(rate).toLocaleString('en')} albums/s${eta}`;
+}

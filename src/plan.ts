@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { usageError } from './core/errors.ts';
+import {
+  expandOut,
+  type NormalizedOptions,
+  type OutVars,
+  parseDestination,
+} from './core/options.ts';
+import { manifestLocation } from './manifest.ts';
+import { STAR_TABLE_NAMES, type StarTable } from './transforms/star.ts';
+
+/** The values of a run's templates: `{date}` (UTC) and `{run_id}`, from its start. */
+export function runVars(now: Date): OutVars {
+  return {
+    date: now.toISOString().slice(0, 10),
+    runId: `${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`,
+  };
+}
+
+/** One data output of a run. */
+export interface PlannedOutput {
+  location: string;
+  /** The market of a per-market output. */
+  market: string | undefined;
+  /** The table of a star model. */
+  table: StarTable | undefined;
+}
+
+/** Every place a run writes, with the templates filled in. */
+export interface Plan {
+  outputs: PlannedOutput[];
+  rejects: string | undefined;
+  manifest: string | undefined;
+}
+
+/**
+ * Where a run will write: its data outputs (one, one per market, or a star's three tables), the
+ * rejects file and the manifest. Two of them at one place would silently overwrite each other,
+ * so that is refused here, before anything is opened.
+ */
+export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
+  const ext = `${o.format}${o.gzip ? '.gz' : ''}`;
+  const markets = o.perMarket ? o.markets : [undefined];
+  const outputs = markets.flatMap((market): PlannedOutput[] => {
+    const out = expandOut(o.out, { ...vars, market });
+    return o.model === 'star'
+      ? STAR_TABLE_NAMES.map((table) => ({ location: `${out}${table}.${ext}`, market, table }))
+      : [{ location: out, market, table: undefined }];
+  });
+  const rejects = o.rejects === undefined ? undefined : expandOut(o.rejects, vars);
+  const manifest = o.manifest ? manifestLocation(o.out, vars) : undefined;
+  const seen = new Map<string, string>();
+  const claim = (location: string | undefined, what: string) => {
+    if (location === undefined || location === '-') return;
+    const key = parseDestination(location).kind === 'file' ? resolve(location) : location;
+    const other = seen.get(key);
+    if (other !== undefined) {
+      throw usageError(`${other} and ${what} name the same output: ${location}`);
+    }
+    seen.set(key, what);
+  };
+  for (const output of outputs) claim(output.location, 'option --out');
+  claim(rejects, 'option --rejects');
+  claim(manifest, 'the manifest (_manifest.json beside the data)');
+  return { outputs, rejects, manifest };
+}
