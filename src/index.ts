@@ -1,28 +1,32 @@
 /**
- * spotify-batch as a library: `run()` does what the CLI does; the stages are exported for
- * people composing their own pipelines, and the emulator for their own offline tests.
+ * spotify-batch as a library. `run()` does what the CLI's `new-releases` does and `check()` what
+ * its dry run does, with the same options and the same all-or-nothing commit. The stages are
+ * exported for people composing their own streams. The Spotify emulator (for offline tests) is
+ * the `spotify-batch/emulator` entry point.
  */
-export { type ErrorCode, type ErrorContext, ExitStatus, SpotifyBatchError } from './core/errors.ts';
+export { type CheckReport, check } from './check.ts';
 export {
-  type Destination,
+  type ErrorCode,
+  type ErrorContext,
+  ExitStatus,
+  SpotifyBatchError,
+} from './core/errors.ts';
+export {
+  DEFAULTS,
+  type Format,
   type NormalizedOptions,
   normalizeOptions,
   type Options,
   type Via,
 } from './core/options.ts';
-export type { SinkResult, StagedSink } from './core/sink.ts';
 export { createStats, type EventListener, type RunEvent, type RunStats } from './core/stats.ts';
-export { type FaultRule, parseFault } from './emulator/faults.ts';
 export {
-  Emulator,
-  type EmulatorOptions,
-  type EmulatorStats,
-  startEmulator,
-} from './emulator/server.ts';
-export { type RunContext, type RunReport, run } from './pipeline.ts';
-export { FileSink } from './sinks/file.ts';
-export { S3Sink, S3Store } from './sinks/s3.ts';
-export { StdoutSink } from './sinks/stdout.ts';
+  type MarketFailure,
+  type OutputReport,
+  type RunContext,
+  type RunReport,
+  run,
+} from './pipeline.ts';
 export { AlbumSource, type AlbumSourceOptions, fetchPages, type Page } from './sources/albums.ts';
 export { Coalescer, createCsvStringifier } from './transforms/csv.ts';
 export { albumToRows, COLUMNS, type Row, RowsTransform } from './transforms/rows.ts';

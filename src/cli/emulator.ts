@@ -6,7 +6,8 @@ import { parseFault } from '../emulator/faults.ts';
 import { startEmulator } from '../emulator/server.ts';
 import { NAME } from './output.ts';
 
-const number = (describe: string) => ({ type: 'string', requiresArg: true, describe }) as const;
+/** Read as typed (number parsing is off in src/cli/main.ts): see src/cli/flags.ts. */
+const number = (describe: string) => ({ requiresArg: true, describe }) as const;
 
 export const emulatorOptions = (y: Argv) =>
   y
@@ -60,8 +61,8 @@ export const emulatorOptions = (y: Argv) =>
 
 export type EmulatorArgs = Awaited<ReturnType<typeof emulatorOptions>['argv']>;
 
-function inRange(flag: string, raw: string | undefined, min: number, max: number) {
-  const n = wholeNumber(`option --${flag}`, raw);
+function inRange(flag: string, raw: unknown, min: number, max: number) {
+  const n = wholeNumber(`option --${flag}`, raw === undefined ? undefined : String(raw));
   if (n !== undefined && (n < min || n > max)) {
     throw usageError(`option --${flag} must be ${min}..${max}, got ${n}`);
   }
@@ -82,7 +83,8 @@ export async function runEmulator(args: EmulatorArgs): Promise<void> {
     port: inRange('port', args.port, 0, 65_535) ?? 0,
     host: args.host ?? '127.0.0.1',
     albums,
-    seed: wholeNumber('option --seed', args.seed) ?? 1,
+    seed:
+      wholeNumber('option --seed', args.seed === undefined ? undefined : String(args.seed)) ?? 1,
     tokenTtl: inRange('token-ttl', args['token-ttl'], 1, 86_400) ?? 3600,
     latencyMs: inRange('latency', args.latency, 0, 600_000) ?? 0,
     latencyJitterMs: inRange('jitter', args.jitter, 0, 600_000) ?? 0,

@@ -15,7 +15,15 @@ function list(flag: string, values: (string | number)[] | undefined): string[] |
 const S3_PART_MIB = { min: 5, max: 5 * 1024 };
 
 const text = (describe: string) => ({ type: 'string', requiresArg: true, describe }) as const;
-const number = (describe: string) => ({ type: 'string', requiresArg: true, describe }) as const;
+/**
+ * Numbers are read as typed (no yargs type, and number parsing off in src/cli/main.ts), so that
+ * {@link wholeNumber} sees `1e1` or `0x10` rather than what JavaScript would make of them.
+ */
+const number = (describe: string) => ({ requiresArg: true, describe }) as const;
+
+/** A numeric flag's raw text, if given. */
+const raw = (value: unknown): string | undefined =>
+  value === undefined ? undefined : String(value);
 
 /**
  * The options of every command that pulls (new-releases, check). Defaults are shown from
@@ -210,7 +218,7 @@ export function toOptions(args: PullArgs): Options {
     if (eq < 1) throw usageError(`option --s3-tag must be KEY=VALUE, got ${tag}`);
     tags[tag.slice(0, eq)] = tag.slice(eq + 1);
   }
-  const partMiB = wholeNumber('option --s3-part-size', args['s3-part-size']);
+  const partMiB = wholeNumber('option --s3-part-size', raw(args['s3-part-size']));
   if (partMiB !== undefined && (partMiB < S3_PART_MIB.min || partMiB > S3_PART_MIB.max)) {
     throw usageError(
       `option --s3-part-size must be ${S3_PART_MIB.min}..${S3_PART_MIB.max} (MiB), got ${partMiB}`,
@@ -218,33 +226,36 @@ export function toOptions(args: PullArgs): Options {
   }
   const options = {
     out: args.out,
-    limit: wholeNumber('option --limit', args.limit),
-    concurrency: wholeNumber('option --concurrency', args.concurrency),
+    limit: wholeNumber('option --limit', raw(args.limit)),
+    concurrency: wholeNumber('option --concurrency', raw(args.concurrency)),
     via: args.via,
     query: args.query,
     model: args.model,
     columns: list('columns', args.columns),
     format: args.format,
     force: args.force,
-    parquetRowGroupRows: wholeNumber('option --parquet-row-group', args['parquet-row-group']),
+    parquetRowGroupRows: wholeNumber('option --parquet-row-group', raw(args['parquet-row-group'])),
     gzip: args.gzip,
     markets: list('market', args.market),
     dedupe: args.dedupe,
     onMarketError: args['on-market-error'],
     manifest: args.manifest,
-    maxItems: wholeNumber('option --max-items', args['max-items']),
+    maxItems: wholeNumber('option --max-items', raw(args['max-items'])),
     apiUrl: args['api-url'],
     accountsUrl: args['accounts-url'],
-    maxRetries: wholeNumber('option --max-retries', args['max-retries']),
-    retryDelay: wholeNumber('option --retry-delay', args['retry-delay']),
-    maxRetryAfter: decimalNumber('option --max-retry-after', args['max-retry-after']),
-    maxRateLimitWait: decimalNumber('option --max-rate-limit-wait', args['max-rate-limit-wait']),
-    requestTimeout: wholeNumber('option --request-timeout', args['request-timeout']),
+    maxRetries: wholeNumber('option --max-retries', raw(args['max-retries'])),
+    retryDelay: wholeNumber('option --retry-delay', raw(args['retry-delay'])),
+    maxRetryAfter: decimalNumber('option --max-retry-after', raw(args['max-retry-after'])),
+    maxRateLimitWait: decimalNumber(
+      'option --max-rate-limit-wait',
+      raw(args['max-rate-limit-wait']),
+    ),
+    requestTimeout: wholeNumber('option --request-timeout', raw(args['request-timeout'])),
     rejects: args.rejects,
-    maxRejects: wholeNumber('option --max-rejects', args['max-rejects']),
+    maxRejects: wholeNumber('option --max-rejects', raw(args['max-rejects'])),
     csvEscapeFormulas: args['csv-escape-formulas'],
     s3PartSize: partMiB === undefined ? undefined : partMiB * MiB,
-    s3QueueSize: wholeNumber('option --s3-queue-size', args['s3-queue-size']),
+    s3QueueSize: wholeNumber('option --s3-queue-size', raw(args['s3-queue-size'])),
     s3Endpoint: args['s3-endpoint'],
     s3ForcePathStyle: args['s3-force-path-style'],
     s3Region: args['s3-region'],

@@ -211,6 +211,8 @@ export async function main(argv = process.argv): Promise<void> {
   );
   await yargs(args)
     .scriptName(NAME)
+    // Numbers stay as typed; src/cli/flags.ts parses them strictly.
+    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })
     .usage(
       `$0 <command> [options]\n\nStream Spotify albums as one CSV row per (album, artist) to stdout, a file or S3.\nCredentials: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or CLIENT_ID / CLIENT_SECRET, or --env-file).`,
     )
