@@ -158,6 +158,8 @@ interface KoaContext {
   /** false: Koa leaves the response alone (the socket was destroyed). */
   respond: boolean;
   set(name: string, value: string): void;
+  /** A request header, or '' when absent. */
+  get(name: string): string;
 }
 
 const SUBRESOURCES = new Set([
@@ -287,6 +289,8 @@ export async function startS3(): Promise<LocalS3> {
   let faults: { rule: S3FaultRule; matched: number; fired: number }[] = [];
   let hold: Promise<void> | undefined;
   let faultId = 0;
+  /** Conditional writes in progress, per bucket/key (see the middleware). */
+  const conditional = new Map<string, Promise<void>>();
   const local = {
     heldParts: 0,
     holdParts() {
@@ -402,6 +406,43 @@ export async function startS3(): Promise<LocalS3> {
       local.heldParts++;
       await hold;
       local.heldParts--;
+    }
+    const ifNoneMatch = ctx.get('if-none-match');
+    const ifMatch = ctx.get('if-match');
+    if ((call.kind === 'put' || call.kind === 'complete') && (ifNoneMatch || ifMatch)) {
+      // S3's conditional writes (which s3rver lacks): one conditional write per key at a time,
+      // so two of them cannot both see the key absent.
+      const id = `${call.bucket}/${call.key}`;
+      const previous = conditional.get(id) ?? Promise.resolve();
+      let unlock = () => {};
+      const mine = new Promise<void>((resolve) => {
+        unlock = resolve;
+      });
+      conditional.set(
+        id,
+        previous.then(() => mine),
+      );
+      await previous;
+      try {
+        const current = await client
+          .send(new HeadObjectCommand({ Bucket: call.bucket, Key: call.key }))
+          .then(
+            (head) => head.ETag,
+            () => undefined,
+          );
+        if ((ifNoneMatch === '*' && current !== undefined) || (ifMatch && ifMatch !== current)) {
+          for await (const _ of ctx.req);
+          ctx.status = 412;
+          ctx.set('content-type', 'application/xml');
+          ctx.body =
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>';
+          return;
+        }
+        await next();
+      } finally {
+        unlock();
+      }
+      return;
     }
     await next();
   };

@@ -10,7 +10,8 @@ export interface Branch {
 }
 
 /**
- * Runs `source` into `head` (the stage that fans albums out into rows) and each branch's rows
+ * Runs `source` through `through` (album filters) into `head` (the stage that fans albums out
+ * into rows) and each branch's rows
  * through its encoder into its sink, as one unit: the first failure anywhere stops every stream
  * (so a failed S3 part stops the fetching at once). Resolves when every sink is staged, rejects
  * with the first failure. A flat output is the one-branch case (head = the rows transform, whose
@@ -18,6 +19,7 @@ export interface Branch {
  */
 export async function runBranches(
   source: Readable,
+  through: Transform[],
   head: Writable,
   branches: Branch[],
   signal: AbortSignal,
@@ -33,7 +35,9 @@ export async function runBranches(
     throw error;
   };
   const running = [
-    pipeline(source, head, { signal: linked }),
+    pipeline([source, ...through, head] as [Readable, ...Transform[], Writable], {
+      signal: linked,
+    }),
     ...branches.map((b) =>
       pipeline([b.rows, ...b.stages, b.sink.writable] as [Readable, ...Transform[], Writable], {
         signal: linked,

@@ -23,7 +23,7 @@ export async function abandonActive(): Promise<void> {
 export interface Manifest {
   location: string;
   /** The manifest's text, from what was published (S3 ETags are known only then). */
-  render(published: SinkResult[]): string;
+  render(published: SinkResult[], after: SinkResult[]): string;
 }
 
 /**
@@ -32,8 +32,8 @@ export interface Manifest {
  * - phase one: every output is opened here and staged where no reader sees it (temp files beside
  *   their targets; S3 uploads whose final request is held);
  * - phase two, {@link publish}, only once every output is staged: the previous `_manifest.json`
- *   is deleted, every output published (the renames, the held requests released), and the new
- *   manifest written last.
+ *   is deleted, every output published (the renames, the held requests released), then the
+ *   outputs that describe them (the incremental state), and the new manifest last.
  *
  * Anything else — an error, a signal, a crash handler via {@link discardActive}, or leaving the
  * `await using` scope — discards every output not yet published, so a failed run leaves the
@@ -78,8 +78,11 @@ export class Commit implements AsyncDisposable {
    * staged and the old manifest is gone; the manifest is written last. If some outputs fail to
    * publish, the error names which were published and which were not, and no manifest is written.
    */
-  async publish(outputs: StagedSink[], manifest?: Manifest): Promise<SinkResult[]> {
-    await Promise.all(outputs.map((sink) => sink.staged));
+  async publish(
+    outputs: StagedSink[],
+    { after = [], manifest }: { after?: StagedSink[]; manifest?: Manifest | undefined } = {},
+  ): Promise<{ results: SinkResult[]; after: SinkResult[]; afterError: SpotifyBatchError | null }> {
+    await Promise.all([...outputs, ...after].map((sink) => sink.staged));
     // A manifest beside changed data would lie: it goes before the first output changes.
     if (manifest) await this.#destinations.delete(manifest.location);
     const settled = await Promise.allSettled(outputs.map((sink) => sink.publish()));
@@ -90,13 +93,27 @@ export class Commit implements AsyncDisposable {
       throw partialPublish(outputs, settled);
     }
     const results = settled.map((r) => (r as PromiseFulfilledResult<SinkResult>).value);
+    // Published after the data (the incremental state): a failure here cannot take the data
+    // back, so it is reported, not thrown — the next run will emit those albums again.
+    const afterResults: SinkResult[] = [];
+    let afterError: SpotifyBatchError | null = null;
+    for (const sink of after) {
+      try {
+        afterResults.push(await sink.publish());
+      } catch (error) {
+        afterError ??= toSpotifyBatchError(error);
+        await this.discard([sink], error);
+      } finally {
+        this.#open.delete(sink);
+      }
+    }
     if (manifest) {
       const sink = await this.open(manifest.location, {
         contentType: 'application/json',
         createDirs: true,
         flag: '--manifest',
       });
-      sink.writable.end(manifest.render(results));
+      sink.writable.end(manifest.render(results, afterResults));
       await sink.publish().catch((error: unknown) => {
         throw new SpotifyBatchError(
           toSpotifyBatchError(error).code,
@@ -106,7 +123,7 @@ export class Commit implements AsyncDisposable {
       });
       this.#open.delete(sink);
     }
-    return results;
+    return { results, after: afterResults, afterError };
   }
 
   /** Discards every output not yet published (idempotent: concurrent callers share the work). */

@@ -1,4 +1,5 @@
-import type { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { type Branch, runBranches } from './branches.ts';
 import { Commit } from './commit.ts';
 import type { Column } from './core/columns.ts';
@@ -13,8 +14,10 @@ import { Destinations } from './sinks/open.ts';
 import { isBrokenPipe } from './sinks/stdout.ts';
 import { AlbumSource } from './sources/albums.ts';
 import { SpotifyClient } from './sources/client.ts';
+import { acquireLease, type LoadedState, loadState, stateLines } from './state.ts';
 import { type RejectHandler, RowsTransform } from './transforms/rows.ts';
 import { STAR_TABLE_NAMES, STAR_TABLES, StarSplitter } from './transforms/star.ts';
+import { type StateCounts, type StateEntries, StateTracker } from './transforms/state.ts';
 
 export type { OutputReport } from './encode.ts';
 
@@ -63,6 +66,28 @@ export interface RunReport
   marketsFailed: MarketFailure[];
   /** stdout only: the reader went away before the end (e.g. `| head`); not an error. */
   outputClosed: boolean;
+  /** With `state`: what the run did with the incremental state. */
+  state: StateReport | null;
+}
+
+/** The incremental state after a run (albums counted once each, whatever the markets). */
+export interface StateReport {
+  location: string;
+  /** Albums not in the state before: first emitted by this run. */
+  new: number;
+  /** Albums already in the state (left out with `newOnly`). */
+  seen: number;
+  /** Ids dropped for being first seen more than `stateTtlDays` ago. */
+  droppedByTtl: number;
+  /** Ids in the state as written. */
+  ids: number;
+  /** The state's version as written (S3 ETag; a file's size and mtime), when written. */
+  version: string | null;
+  /**
+   * Null when the state was written. Otherwise why not: the data outputs were published, so the
+   * next run emits this run's new albums again (at least once, never lost).
+   */
+  error: string | null;
 }
 
 /** Errors that belong to one market (its list, its pages, its records), not to the whole run. */
@@ -105,7 +130,17 @@ export async function run(
     : controller.signal;
   const stdout = (context.stdout ?? process.stdout) as Writable;
   const plan = planOutputs(o, vars);
-  await using commit = new Commit(new Destinations(o.s3, env, stdout));
+  const destinations = new Destinations(o.s3, env, stdout);
+  await using commit = new Commit(destinations);
+  // One writer per state: the lease is taken before anything is fetched, released last (it is
+  // declared after the commit, so it is disposed of before it).
+  await using _lease =
+    plan.state === undefined
+      ? undefined
+      : await acquireLease(destinations, plan.state, vars.runId, startedAt);
+  const state = plan.state === undefined ? undefined : await loadState(destinations, plan.state);
+  const added: StateEntries = new Map();
+  const stateCounts: StateCounts = { new: 0, seen: 0 };
   const client = new SpotifyClient({ ...o, stats, signal, onEvent: context.onEvent });
   const markets: (string | undefined)[] = o.perMarket ? o.markets : [undefined];
   // Per-market outputs run up to `concurrency` markets at once (the shared client still bounds
@@ -150,7 +185,19 @@ export async function run(
           signal,
           client,
         });
-        await runBranches(source, fanout.head, branches, signal);
+        const through =
+          state === undefined
+            ? []
+            : [
+                new StateTracker({
+                  known: state.entries,
+                  added,
+                  today: vars.date,
+                  counts: stateCounts,
+                  newOnly: o.newOnly,
+                }),
+              ];
+        await runBranches(source, through, fanout.head, branches, signal);
         staged.push(...opened.map((s) => ({ ...s, index })));
       } catch (caught) {
         await commit.discard(
@@ -203,48 +250,69 @@ export async function run(
       staged.map((s, i) => s.encoding.output(results[i] as SinkResult, s.market, s.rows()));
     // The commit point: a signal that came in while the outputs were staged still wins.
     if (signal.aborted) throw abortReason(signal.reason);
+    // The lease keeps other runs of this tool out; a state changed by anything else since it
+    // was read fails the run here, before any output is published.
+    if (state !== undefined && (await destinations.version(state.location)) !== state.version) {
+      throw new SpotifyBatchError(
+        'ERR_LOCKED',
+        `option --state: ${state.location} changed while this run was going; nothing was published`,
+        { context: { path: state.location } },
+      );
+    }
+    // The state is written only when the data goes out with it (not after `| head` closed).
+    const written = { dropped: 0, kept: 0 };
+    const stateSink =
+      state === undefined || outputClosed
+        ? undefined
+        : await stageState(commit, state, added, vars.date, o.stateTtlDays, written);
     let endedAt = new Date();
     const manifest = !outputClosed ? (plan.manifest ?? null) : null;
-    const results = await commit.publish(
-      publishing,
-      manifest === null
-        ? undefined
-        : {
-            location: manifest,
-            render: (published) => {
-              endedAt = new Date();
-              const outputs = describe(published);
-              const body = {
-                runId: vars.runId,
-                startedAt: startedAt.toISOString(),
-                endedAt: endedAt.toISOString(),
-                source: {
-                  via: o.via,
-                  ...(o.via === 'search' ? { query: o.query } : {}),
-                  api: o.apiUrl,
-                },
-                markets: {
-                  // A star's three tables hold the same markets: each listed once.
-                  done: [
-                    ...new Set(
-                      outputs.flatMap((out) => (out.market !== null ? [out.market] : o.markets)),
-                    ),
-                  ],
-                  failed: failures,
-                },
-                pages: stats.pages,
-                albums: stats.albums,
-                rows: stats.rows,
-                rejected: stats.rejected,
-                bytes: stats.bytes,
-                objects: outputs.map(manifestObject),
-              };
-              return `${JSON.stringify(body, null, 2)}\n`;
+    const stateSection = (after: SinkResult[]) =>
+      state === undefined
+        ? {}
+        : { state: { location: state.location, version: after[0]?.version ?? null } };
+    const published = await commit.publish(publishing, {
+      after: stateSink ? [stateSink] : [],
+      manifest:
+        manifest === null
+          ? undefined
+          : {
+              location: manifest,
+              render: (published, after) => {
+                endedAt = new Date();
+                const outputs = describe(published);
+                const body = {
+                  runId: vars.runId,
+                  startedAt: startedAt.toISOString(),
+                  endedAt: endedAt.toISOString(),
+                  source: {
+                    via: o.via,
+                    ...(o.via === 'search' ? { query: o.query } : {}),
+                    api: o.apiUrl,
+                  },
+                  markets: {
+                    // A star's three tables hold the same markets: each listed once.
+                    done: [
+                      ...new Set(
+                        outputs.flatMap((out) => (out.market !== null ? [out.market] : o.markets)),
+                      ),
+                    ],
+                    failed: failures,
+                  },
+                  pages: stats.pages,
+                  albums: stats.albums,
+                  rows: stats.rows,
+                  rejected: stats.rejected,
+                  bytes: stats.bytes,
+                  objects: outputs.map(manifestObject),
+                  ...stateSection(after),
+                };
+                return `${JSON.stringify(body, null, 2)}\n`;
+              },
             },
-          },
-    );
+    });
     if (manifest === null) endedAt = new Date();
-    const outputs = outputClosed ? [] : describe(results);
+    const outputs = outputClosed ? [] : describe(published.results);
     const first: SinkResult = outputs[0] ?? { location: staged[0]?.sink.location ?? '-' };
     const { bytes, ...counts } = stats;
     return {
@@ -265,6 +333,18 @@ export async function run(
       manifest,
       marketsFailed: failures,
       outputClosed,
+      state:
+        state === undefined
+          ? null
+          : {
+              location: state.location,
+              new: stateCounts.new,
+              seen: stateCounts.seen,
+              droppedByTtl: written.dropped,
+              ids: written.kept,
+              version: published.after[0]?.version ?? null,
+              error: stateSink === undefined ? null : (published.afterError?.message ?? null),
+            },
     };
   } catch (error) {
     // A signal or another market's failure explains the errors it caused downstream.
@@ -277,6 +357,28 @@ export async function run(
     controller.abort();
     await client.close().catch(() => {});
   }
+}
+
+/** Stages the new state (kept ids and this run's new ones) as one more output of the commit. */
+async function stageState(
+  commit: Commit,
+  state: LoadedState,
+  added: StateEntries,
+  today: string,
+  ttlDays: number,
+  counts: { dropped: number; kept: number },
+): Promise<StagedSink> {
+  const sink = await commit.open(state.location, {
+    contentType: 'text/plain; charset=utf-8',
+    flag: '--state',
+    // Written only over the version read at the start (or where there was none).
+    expect: state.version,
+  });
+  await pipeline(
+    Readable.from(stateLines(state.entries, added, today, ttlDays, counts)),
+    sink.writable,
+  );
+  return sink;
 }
 
 interface FanOut {

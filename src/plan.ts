@@ -32,6 +32,8 @@ export interface Plan {
   outputs: PlannedOutput[];
   rejects: string | undefined;
   manifest: string | undefined;
+  /** The incremental state (its lease sits beside it, at `<state>.lease`). */
+  state: string | undefined;
 }
 
 /**
@@ -50,6 +52,7 @@ export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
   });
   const rejects = o.rejects === undefined ? undefined : expandOut(o.rejects, vars);
   const manifest = o.manifest ? manifestLocation(o.out, vars) : undefined;
+  const state = o.state === undefined ? undefined : expandOut(o.state, vars);
   const seen = new Map<string, string>();
   const claim = (location: string | undefined, what: string) => {
     if (location === undefined || location === '-') return;
@@ -63,5 +66,7 @@ export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
   for (const output of outputs) claim(output.location, 'option --out');
   claim(rejects, 'option --rejects');
   claim(manifest, 'the manifest (_manifest.json beside the data)');
-  return { outputs, rejects, manifest };
+  claim(state, 'option --state');
+  claim(state && `${state}.lease`, "the state's lease");
+  return { outputs, rejects, manifest, state };
 }

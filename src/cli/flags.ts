@@ -143,6 +143,12 @@ export const pullOptions = (y: Argv) =>
       ),
     )
     .option(
+      'max-rate',
+      number(
+        'Spotify requests per second never to exceed, e.g. 2.5 (a known budget, an app shared with other jobs) [default: no cap; the limit is learned from 429s]',
+      ),
+    )
+    .option(
       'request-timeout',
       number(`Connect/headers/body timeout per request (ms) [default: ${DEFAULTS.requestTimeout}]`),
     )
@@ -153,6 +159,23 @@ export const pullOptions = (y: Argv) =>
       ),
     )
     .option('max-rejects', number('With --rejects: fail once more than N albums were rejected'))
+    .option(
+      'state',
+      text(
+        'Incremental state: a file or s3:// key recording each album id with the date it was first written; read at the start, published with the data. One run at a time (a lease beside it)',
+      ),
+    )
+    .option('new-only', {
+      type: 'boolean',
+      describe:
+        'With --state: write only albums not in the state (an album new in several markets once)',
+    })
+    .option(
+      'state-ttl',
+      number(
+        `With --state: forget ids first seen more than this many days ago, so the state stays bounded [default: ${DEFAULTS.stateTtlDays}]`,
+      ),
+    )
     .option('csv-escape-formulas', {
       type: 'boolean',
       describe: "Prefix cells starting with = + - @ with ' (for spreadsheets; changes the bytes)",
@@ -250,9 +273,13 @@ export function toOptions(args: PullArgs): Options {
       'option --max-rate-limit-wait',
       raw(args['max-rate-limit-wait']),
     ),
+    maxRate: decimalNumber('option --max-rate', raw(args['max-rate'])),
     requestTimeout: wholeNumber('option --request-timeout', raw(args['request-timeout'])),
     rejects: args.rejects,
     maxRejects: wholeNumber('option --max-rejects', raw(args['max-rejects'])),
+    state: args.state,
+    newOnly: args['new-only'],
+    stateTtlDays: wholeNumber('option --state-ttl', raw(args['state-ttl'])),
     csvEscapeFormulas: args['csv-escape-formulas'],
     s3PartSize: partMiB === undefined ? undefined : partMiB * MiB,
     s3QueueSize: wholeNumber('option --s3-queue-size', raw(args['s3-queue-size'])),

@@ -1,18 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { check } from '../check.ts';
-import { abandonActive, discardActive } from '../commit.ts';
 import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
-import { SPOTIFY_MARKETS } from '../core/markets.ts';
 import { type NormalizedOptions, normalizeOptions } from '../core/options.ts';
-import { createStats } from '../core/stats.ts';
 import { didYouMean } from '../core/suggest.ts';
-import { run } from '../pipeline.ts';
-import { type EmulatorArgs, emulatorOptions, runEmulator } from './emulator.ts';
+import type { EmulatorArgs } from './emulator.ts';
 import { type PullArgs, pullOptions, toOptions } from './flags.ts';
 import { humanBytes, Log, NAME } from './output.ts';
+
+// Only what parsing the command line needs is imported above: `--help` and `--version` load
+// nothing else. Each command imports its own stages when it runs (the pipeline and the HTTP
+// client, the dry run, the emulator), and the pipeline loads the AWS SDK, zlib and the Parquet
+// writer only for the outputs that use them (bench/README.md, "Startup").
 
 const SIGNAL_STATUS = {
   SIGINT: ExitStatus.sigint,
@@ -32,7 +30,11 @@ const isCi = (env: NodeJS.ProcessEnv) =>
  * A second signal exits at once, after sending the S3 aborts (at most 2 s). An uncaught error
  * discards the staged outputs too, then exits 1.
  */
-function installExitHandlers(controller: AbortController, log: Log): void {
+function installExitHandlers(
+  controller: AbortController,
+  log: Log,
+  { abandonActive, discardActive }: typeof import('../commit.ts'),
+): void {
   let interrupted = false;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
@@ -119,7 +121,12 @@ function pullSetup(args: PullArgs): { o: NormalizedOptions; env: NodeJS.ProcessE
 async function newReleases(args: PullArgs): Promise<void> {
   const log = logFor(args, 'pull');
   const controller = new AbortController();
-  installExitHandlers(controller, log);
+  const [commit, { createStats }, { run }] = await Promise.all([
+    import('../commit.ts'),
+    import('../core/stats.ts'),
+    import('../pipeline.ts'),
+  ]);
+  installExitHandlers(controller, log, commit);
   const stats = createStats();
   let toStdout = false;
   try {
@@ -138,6 +145,12 @@ async function newReleases(args: PullArgs): Promise<void> {
       );
     }
     log.report(report);
+    if (report.state?.error) {
+      log.line(
+        `${NAME}: error: the data was published but the state ${report.state.location} was not written (${report.state.error}): the next run will write this run's ${report.state.new} new albums again`,
+      );
+      process.exitCode = ExitStatus.sink;
+    }
     if (report.marketsFailed.length > 0) {
       log.line(
         `${NAME}: error: ${report.marketsFailed.length} market(s) failed and were skipped: ${report.marketsFailed.map((f) => f.market).join(', ')}`,
@@ -161,6 +174,7 @@ async function checkCommand(args: PullArgs): Promise<void> {
   const log = logFor(args, 'check');
   try {
     const { o, env } = pullSetup(args);
+    const { check } = await import('../check.ts');
     const report = await check(o, { env });
     if (args['log-format'] === 'json') {
       process.stderr.write(
@@ -202,13 +216,35 @@ export function dashValues(argv: string[]): string[] {
 }
 
 const EXIT_STATUSES =
-  'Exit statuses: 0 ok, 1 internal error, 2 usage/configuration, 3 Spotify rejected the credentials, 4 Spotify API error, 5 destination (S3/file) error, 6 bad record, 7 some markets skipped (--on-market-error skip), 129 SIGHUP, 130 SIGINT, 143 SIGTERM.';
+  'Exit statuses: 0 ok, 1 internal error, 2 usage/configuration, 3 Spotify rejected the credentials, 4 Spotify API error, 5 destination (S3/file) error, 6 bad record, 7 some markets skipped (--on-market-error skip), 8 the --state is in use by another run or changed under this one, 129 SIGHUP, 130 SIGINT, 143 SIGTERM.';
+
+/** This package's version, from the package.json above this file (src/ or dist/src/). */
+function packageVersion(): string {
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'spotify-batch' && pkg.version) return pkg.version;
+    } catch {}
+    if (dir.pathname === '/') return 'unknown';
+  }
+}
 
 export async function main(argv = process.argv): Promise<void> {
-  const args = dashValues(hideBin(argv));
+  // What yargs' hideBin does outside Electron: drop node and the script.
+  const args = dashValues(argv.slice(2));
+  // `--version` alone is answered before yargs is loaded: yargs (and the Unicode width tables
+  // its help layout uses) is most of what start-up costs.
+  if (args.length === 1 && args[0] === '--version') {
+    process.stdout.write(`${packageVersion()}\n`);
+    return;
+  }
   const json = args.some(
     (a, i) => a === '--log-format=json' || (a === '--log-format' && args[i + 1] === 'json'),
   );
+  const { default: yargs } = await import('yargs');
   await yargs(args)
     .scriptName(NAME)
     // Numbers stay as typed; src/cli/flags.ts parses them strictly.
@@ -258,21 +294,24 @@ export async function main(argv = process.argv): Promise<void> {
       'markets',
       'Print the markets --market accepts (ISO codes; all means every one)',
       (y) => y,
-      () => {
+      async () => {
+        const { SPOTIFY_MARKETS } = await import('../core/markets.ts');
         process.stdout.write(`${SPOTIFY_MARKETS.join('\n')}\n`);
       },
     )
     .command(
       'emulator',
       'Run the local Spotify-compatible API (for offline runs and tests)',
-      emulatorOptions,
-      (a) =>
-        runEmulator(a as EmulatorArgs).catch((error: unknown) =>
-          process.exit(
-            new Log({ json: false, quiet: false, progress: false, debug: false }).error(error)
-              .exitStatus,
+      async (y) => (await import('./emulator.ts')).emulatorOptions(y),
+      async (a) =>
+        (await import('./emulator.ts'))
+          .runEmulator(a as EmulatorArgs)
+          .catch((error: unknown) =>
+            process.exit(
+              new Log({ json: false, quiet: false, progress: false, debug: false }).error(error)
+                .exitStatus,
+            ),
           ),
-        ),
     )
     .completion(
       'completion',

@@ -53,6 +53,11 @@ export function summary(r: RunReport): string {
   if (r.searchCapped) extra.push("stopped at Spotify's search cap of 1000");
   if (r.searchLimit !== null) extra.push(`search limit stepped down to ${r.searchLimit}`);
   if (r.outputClosed) extra.push('reader closed the output early');
+  if (r.state !== null) {
+    extra.push(
+      `state: ${r.state.new} new, ${r.state.seen} seen before${r.state.droppedByTtl ? `, ${r.state.droppedByTtl} expired` : ''}`,
+    );
+  }
   if (r.manifest !== null) extra.push(`manifest ${r.manifest}`);
   const head = `${NAME}: ${counts.join(', ')}, ${humanBytes(r.serializedBytes)} → ${target} in ${r.seconds.toFixed(2)} s${extra.length ? ` (${extra.join(', ')})` : ''}`;
   if (one) return head;

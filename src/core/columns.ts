@@ -22,6 +22,7 @@ export const EXTRA_COLUMNS = [
   'artist_position',
   'market',
   'fetched_at',
+  'first_seen_at',
 ] as const;
 
 export type Column = (typeof CONTRACT_COLUMNS)[number] | (typeof EXTRA_COLUMNS)[number];
@@ -36,6 +37,7 @@ export function resolveColumns(
   chosen: readonly string[] | undefined,
   withMarket: boolean,
   hasMarkets: boolean,
+  hasState = false,
 ): Column[] {
   if (chosen === undefined || chosen.length === 0) {
     return withMarket ? [...CONTRACT_COLUMNS, 'market'] : [...CONTRACT_COLUMNS];
@@ -57,6 +59,8 @@ export function resolveColumns(
   }
   if (seen.has('market') && !hasMarkets)
     throw usageError('option --columns: market needs --market');
+  if (seen.has('first_seen_at') && !hasState)
+    throw usageError('option --columns: first_seen_at needs --state');
   return columns as Column[];
 }
 
@@ -77,4 +81,5 @@ export const COLUMN_TYPES: Record<Column, 'STRING' | 'INT32' | 'TIMESTAMP'> = {
   artist_position: 'INT32',
   market: 'STRING',
   fetched_at: 'TIMESTAMP',
+  first_seen_at: 'STRING',
 };

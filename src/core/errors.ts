@@ -13,6 +13,7 @@ export const ExitStatus = {
   sink: 5,
   data: 6,
   partial: 7,
+  locked: 8,
   sighup: 129,
   sigint: 130,
   sigterm: 143,
@@ -31,6 +32,8 @@ const exitByCode = {
   ERR_SINK: ExitStatus.sink,
   ERR_S3: ExitStatus.sink,
   ERR_INTERRUPTED: ExitStatus.sigint,
+  /** Another run holds the state's lease, or the state changed under this run. */
+  ERR_LOCKED: ExitStatus.locked,
   ERR_INTERNAL: ExitStatus.internal,
 } as const;
 

@@ -71,6 +71,11 @@ export interface Options {
   maxRetryAfter?: number;
   /** Total seconds the run may spend paused by rate limits. @default 900 */
   maxRateLimitWait?: number;
+  /**
+   * Spotify requests per second never to exceed, for a known budget or an app shared with other
+   * jobs. Without it the client learns the limit from Spotify's 429s. @default no cap (learned)
+   */
+  maxRate?: number;
   /** Connect, headers and body timeout for each Spotify request, in milliseconds. @default 30000 */
   requestTimeout?: number;
   /** Escape cells starting with = + - @ tab or CR (spreadsheet formula injection). @default false */
@@ -100,6 +105,15 @@ export interface Options {
   force?: boolean;
   /** Rows per Parquet row group: memory holds one row group. @default 20000 */
   parquetRowGroupRows?: number;
+  /**
+   * Incremental state: a file or `s3://` key recording, per album id, the date it was first
+   * emitted and the market. Read at the start, written as one more output of the run's commit.
+   */
+  state?: string;
+  /** With `state`: write only albums not in the state. @default false */
+  newOnly?: boolean;
+  /** With `state`: ids first seen more than this many days ago are dropped from it. @default 90 */
+  stateTtlDays?: number;
   /** NDJSON file that receives records that fail validation, instead of failing the run. */
   rejects?: string;
   /** With `rejects`: fail the run once more than this many records were rejected. @default Infinity */
@@ -146,6 +160,8 @@ export interface NormalizedOptions {
   retryDelay: number;
   maxRetryAfter: number;
   maxRateLimitWait: number;
+  /** Requests per second; `Infinity` for no cap. */
+  maxRate: number;
   requestTimeout: number;
   csvEscapeFormulas: boolean;
   format: Format;
@@ -155,6 +171,9 @@ export interface NormalizedOptions {
   model: 'flat' | 'star';
   rejects: string | undefined;
   maxRejects: number;
+  state: string | undefined;
+  newOnly: boolean;
+  stateTtlDays: number;
   s3: S3Options;
 }
 
@@ -216,7 +235,8 @@ type Defaulted =
   | 'csvEscapeFormulas'
   | 'parquetRowGroupRows'
   | 's3PartSize'
-  | 's3QueueSize';
+  | 's3QueueSize'
+  | 'stateTtlDays';
 
 /**
  * Every fixed default, in one place: the library's normalizer and the CLI's help text both read
@@ -241,6 +261,7 @@ export const DEFAULTS = {
   parquetRowGroupRows: 20_000,
   s3PartSize: 8 * MiB,
   s3QueueSize: 4,
+  stateTtlDays: 90,
 } as const satisfies Required<Pick<Options, Defaulted>>;
 
 const S3_MIN_PART = 5 * MiB;
@@ -298,6 +319,13 @@ function positive(name: string, value: number | undefined, fallback: number): nu
     throw usageError(`option --${name} must be a number >= 0, got ${String(value)}`);
   }
   return v;
+}
+
+function aboveZero(name: string, value: number): number {
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
+    throw usageError(`option --${name} must be a number > 0, got ${String(value)}`);
+  }
+  return value;
 }
 
 function baseUrl(name: string, value: string): string {
@@ -409,6 +437,23 @@ export function normalizeOptions(
       throw usageError('option --rejects needs a file path or s3:// key, got -');
     }
   }
+  const state = options.state;
+  if (state !== undefined) {
+    if (state.trim() === '')
+      throw usageError('option --state is empty: give a file path or s3:// key');
+    checkPlaceholders('--state', state);
+    if (parseDestination(state).kind === 'stdout') {
+      throw usageError('option --state needs a file path or s3:// key, got -');
+    }
+  }
+  if (options.newOnly && state === undefined) {
+    throw usageError(
+      'option --new-only needs --state LOCATION (where the albums already written are kept)',
+    );
+  }
+  if (options.stateTtlDays !== undefined && state === undefined) {
+    throw usageError('option --state-ttl needs --state LOCATION');
+  }
   if (options.maxRejects !== undefined && rejects === undefined) {
     throw usageError('option --max-rejects needs --rejects FILE');
   }
@@ -497,6 +542,10 @@ export function normalizeOptions(
       options.maxRateLimitWait,
       DEFAULTS.maxRateLimitWait,
     ),
+    maxRate:
+      options.maxRate === undefined
+        ? Number.POSITIVE_INFINITY
+        : aboveZero('max-rate', options.maxRate),
     requestTimeout: integer(
       'request-timeout',
       options.requestTimeout,
@@ -505,7 +554,12 @@ export function normalizeOptions(
       3_600_000,
     ),
     csvEscapeFormulas: options.csvEscapeFormulas ?? DEFAULTS.csvEscapeFormulas,
-    columns: resolveColumns(options.columns, markets.length > 1 && !perMarket, markets.length > 0),
+    columns: resolveColumns(
+      options.columns,
+      markets.length > 1 && !perMarket,
+      markets.length > 0,
+      state !== undefined,
+    ),
     format,
     parquetRowGroupRows: integer(
       'parquet-row-group',
@@ -516,6 +570,9 @@ export function normalizeOptions(
     ),
     gzip,
     rejects,
+    state,
+    newOnly: options.newOnly ?? false,
+    stateTtlDays: integer('state-ttl', options.stateTtlDays, DEFAULTS.stateTtlDays, 1, 36_500),
     maxRejects:
       options.maxRejects === undefined
         ? Number.POSITIVE_INFINITY

@@ -7,4 +7,6 @@ export interface SourceItem {
   market: string | undefined;
   /** When its page arrived (ISO 8601), for the `fetched_at` column. */
   fetchedAt: string;
+  /** With `--state`: the UTC date the album was first emitted (today for a new one). */
+  firstSeenAt?: string;
 }

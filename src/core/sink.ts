@@ -7,6 +7,8 @@ export interface SinkResult {
   /** S3 only: the object's ETag and the number of parts uploaded (1 for a single PutObject). */
   etag?: string;
   parts?: number;
+  /** The published version, for conditional writes later (S3 ETag; a file's size and mtime). */
+  version?: string;
 }
 
 /**

@@ -26,6 +26,12 @@ export function fileError(cause: unknown, path: string, doing: string): SpotifyB
   });
 }
 
+/** A file's version for conditional writes (size and modification time), or null if absent. */
+export async function fileVersion(path: string): Promise<string | null> {
+  const info = await stat(path).catch(() => undefined);
+  return info === undefined ? null : `${info.size}:${info.mtimeMs}`;
+}
+
 /**
  * Bytes into an open file, every failure reported with the target's path (a write(2) error such
  * as ENOSPC carries no path of its own). Ending the stream flushes the file to the disk, so a
@@ -83,11 +89,19 @@ export class FileSink implements StagedSink {
   readonly stageable: boolean;
   /** The temporary file, or undefined when writing in place. */
   readonly #temp: string | undefined;
+  /** A conditional write: the version the target must still have (null: still absent). */
+  readonly #expect: string | null | undefined;
   #published = false;
 
-  private constructor(target: string, temp: string | undefined, writable: Writable) {
+  private constructor(
+    target: string,
+    temp: string | undefined,
+    writable: Writable,
+    expect: string | null | undefined,
+  ) {
     this.location = target;
     this.#temp = temp;
+    this.#expect = expect;
     this.writable = writable;
     this.stageable = temp !== undefined;
     this.staged = new Promise<void>((resolve, reject) => {
@@ -104,7 +118,11 @@ export class FileSink implements StagedSink {
    */
   static async open(
     target: string,
-    { createDirs = false, flag = '--out' } = {},
+    {
+      createDirs = false,
+      flag = '--out',
+      expect,
+    }: { createDirs?: boolean; flag?: string; expect?: string | null | undefined } = {},
   ): Promise<{ sink: FileSink; createdDir: string | undefined }> {
     const dir = dirname(target);
     let createdDir: string | undefined;
@@ -140,11 +158,18 @@ export class FileSink implements StagedSink {
       throw fileError(cause, target, 'write');
     }
     const writable = new FileWritable(handle, target, !special);
-    return { sink: new FileSink(target, temp, writable), createdDir };
+    return { sink: new FileSink(target, temp, writable, expect), createdDir };
   }
 
   async publish(): Promise<SinkResult> {
     await this.staged;
+    if (this.#expect !== undefined && (await fileVersion(this.location)) !== this.#expect) {
+      throw new SpotifyBatchError(
+        'ERR_LOCKED',
+        `${this.location} changed while this run was going: not overwriting it`,
+        { context: { path: this.location } },
+      );
+    }
     if (this.#temp !== undefined) {
       try {
         await rename(this.#temp, this.location);
@@ -153,7 +178,8 @@ export class FileSink implements StagedSink {
       }
     }
     this.#published = true;
-    return { location: this.location };
+    const version = await fileVersion(this.location);
+    return { location: this.location, ...(version === null ? {} : { version }) };
   }
 
   async discard(reason: unknown): Promise<void> {

@@ -1,11 +1,11 @@
-import { constants } from 'node:fs';
-import { access, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { SpotifyBatchError } from '../core/errors.ts';
 import { type Destination, parseDestination, type S3Options } from '../core/options.ts';
 import type { StagedSink } from '../core/sink.ts';
-import { FileSink, fileError } from './file.ts';
+import { FileSink, fileError, fileVersion } from './file.ts';
 import type { S3Store } from './s3.ts';
 import { StdoutSink } from './stdout.ts';
 
@@ -16,6 +16,11 @@ export interface OpenOptions {
   createDirs?: boolean;
   /** The flag named in errors about this output. @default '--out' */
   flag?: string;
+  /**
+   * Publish only if the target is still the version read earlier (see {@link Destinations.read}),
+   * or still absent (null).
+   */
+  expect?: string | null | undefined;
 }
 
 /**
@@ -37,17 +42,23 @@ export class Destinations {
   /** Opens an output; `createdDir` is the topmost directory made for it, if any. */
   async open(
     location: string,
-    { contentType, createDirs = false, flag = '--out' }: OpenOptions,
+    { contentType, createDirs = false, flag = '--out', expect }: OpenOptions,
   ): Promise<{ sink: StagedSink; createdDir?: string | undefined }> {
     const destination = parseDestination(location);
     switch (destination.kind) {
       case 'stdout':
         return { sink: new StdoutSink(this.#stdout) };
       case 'file':
-        return FileSink.open(destination.path, { createDirs, flag });
+        return FileSink.open(destination.path, { createDirs, flag, expect });
       case 's3': {
         const store = await this.#store();
-        return { sink: await store.open({ ...destination, contentType }) };
+        const condition =
+          expect === undefined
+            ? undefined
+            : expect === null
+              ? ({ ifNoneMatch: '*' } as const)
+              : { ifMatch: expect };
+        return { sink: await store.open({ ...destination, contentType, condition }) };
       }
     }
   }
@@ -80,6 +91,60 @@ export class Destinations {
     await access(dir, constants.W_OK).catch((cause: unknown) => {
       throw fileError(cause, dir, 'write into');
     });
+  }
+
+  /** The version at `location` (S3 ETag; a file's size and mtime), or null when nothing is there. */
+  async version(location: string): Promise<string | null> {
+    const destination = parseDestination(location);
+    if (destination.kind === 's3') {
+      return (await this.#store()).version(destination.bucket, destination.key);
+    }
+    return destination.kind === 'file' ? fileVersion(destination.path) : null;
+  }
+
+  /** What is at `location` and its version (S3 ETag; a file's size and mtime), or undefined. */
+  async read(
+    location: string,
+  ): Promise<{ body: NodeJS.ReadableStream; version: string } | undefined> {
+    const destination = parseDestination(location);
+    if (destination.kind === 's3') {
+      return (await this.#store()).read(destination.bucket, destination.key);
+    }
+    if (destination.kind !== 'file') return undefined;
+    const version = await fileVersion(destination.path);
+    if (version === null) return undefined;
+    return { body: createReadStream(destination.path), version };
+  }
+
+  /**
+   * Writes a small text only if nothing is at `location` (`expect` null: an exclusive create) or
+   * the version there is still `expect`. Answers the new version, or false when the condition
+   * failed.
+   */
+  async writeIf(location: string, text: string, expect: string | null): Promise<string | false> {
+    const destination = parseDestination(location);
+    if (destination.kind === 's3') {
+      return (await this.#store()).putIf({
+        ...destination,
+        body: text,
+        contentType: 'application/json',
+        condition: expect === null ? { ifNoneMatch: '*' } : { ifMatch: expect },
+      });
+    }
+    if (destination.kind !== 'file') throw new Error(`cannot write ${location} conditionally`);
+    const path = destination.path;
+    if (expect !== null) {
+      // Take-over of a stale file: only if it is still the one that was read.
+      if ((await fileVersion(path)) !== expect) return false;
+      await rm(path, { force: true });
+    }
+    try {
+      await writeFile(path, text, { flag: 'wx' });
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw fileError(cause, path, 'write');
+    }
+    return (await fileVersion(path)) ?? '';
   }
 
   /** Removes what is at `location`, if anything (the commit invalidates an old manifest). */

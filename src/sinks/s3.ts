@@ -9,7 +9,15 @@ export interface S3Object {
   bucket: string;
   key: string;
   contentType: string;
+  /**
+   * A conditional write (S3's If-Match / If-None-Match on the final request): publish only if
+   * the object is still the version read earlier (`ifMatch`: its ETag), or still absent.
+   */
+  condition?: Condition | undefined;
 }
+
+/** What a conditional write expects to find at its key. */
+export type Condition = { ifMatch: string } | { ifNoneMatch: '*' };
 
 /** The requests that make an object appear: these are held until the run publishes. */
 const FINAL_COMMANDS = new Set(['CompleteMultipartUploadCommand', 'PutObjectCommand']);
@@ -125,6 +133,63 @@ export class S3Store {
     );
     this.#sinks.set(id, sink);
     return sink;
+  }
+
+  /** An object's ETag, or null when there is none. */
+  async version(bucket: string, key: string): Promise<string | null> {
+    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    try {
+      return (
+        (await this.#client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag ?? ''
+      );
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
+        ?.httpStatusCode;
+      if (status === 404) return null;
+      throw s3Error(error, { bucket, key, endpoint: this.#options.endpoint });
+    }
+  }
+
+  /** An object's bytes and ETag, or undefined when there is none. */
+  async read(
+    bucket: string,
+    key: string,
+  ): Promise<{ body: NodeJS.ReadableStream; version: string } | undefined> {
+    const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+    try {
+      const got = await this.#client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return { body: got.Body as NodeJS.ReadableStream, version: got.ETag ?? '' };
+    } catch (error) {
+      const name = (error as { name?: string }).name;
+      if (name === 'NoSuchKey' || name === 'NotFound') return undefined;
+      throw s3Error(error, { bucket, key, endpoint: this.#options.endpoint });
+    }
+  }
+
+  /**
+   * A small object written in one conditional PutObject: answers its ETag, or `false` when the
+   * condition failed (412: someone else's object is there, or it changed).
+   */
+  async putIf(object: S3Object & { body: string; condition: Condition }): Promise<string | false> {
+    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+    const c = object.condition;
+    try {
+      const put = await this.#client.send(
+        new PutObjectCommand({
+          Bucket: object.bucket,
+          Key: object.key,
+          Body: object.body,
+          ContentType: object.contentType,
+          ...('ifMatch' in c ? { IfMatch: c.ifMatch } : { IfNoneMatch: c.ifNoneMatch }),
+        }),
+      );
+      return put.ETag ?? '';
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
+        ?.httpStatusCode;
+      if (status === 412 || status === 409) return false;
+      throw s3Error(error, { ...object, endpoint: this.#options.endpoint });
+    }
   }
 
   /** Deletes an object if it exists (the commit invalidates the previous run's manifest). */
@@ -263,6 +328,11 @@ export class S3Sink implements StagedSink {
         ...(sseKmsKeyId === undefined ? {} : { SSEKMSKeyId: sseKmsKeyId }),
         ...(storageClass === undefined ? {} : { StorageClass: storageClass as 'STANDARD' }),
         ...(tagging === '' ? {} : { Tagging: tagging }),
+        ...(object.condition === undefined
+          ? {}
+          : 'ifMatch' in object.condition
+            ? { IfMatch: object.condition.ifMatch }
+            : { IfNoneMatch: object.condition.ifNoneMatch }),
       },
     });
     this.#upload = upload;
@@ -303,7 +373,7 @@ export class S3Sink implements StagedSink {
     this.#published = true;
     return {
       location: this.location,
-      ...(result.ETag === undefined ? {} : { etag: result.ETag }),
+      ...(result.ETag === undefined ? {} : { etag: result.ETag, version: result.ETag }),
       parts: Math.max(1, this.#parts),
     };
   }

@@ -168,6 +168,8 @@ function columnValue(
       return item.market ?? '';
     case 'fetched_at':
       return item.fetchedAt;
+    case 'first_seen_at':
+      return item.firstSeenAt ?? '';
     default:
       // Columns are validated when options are normalized; this is a bug if reached.
       throw new Error(`unknown column ${column satisfies never}`);
