@@ -22,7 +22,12 @@ with DAG(
         image="registry.example.com/spotify-batch:0.1.0",
         arguments=[
             "new-releases",
-            "--out", "s3://my-bucket/spotify/dt={{ ds }}/album_details.csv",
+            "--market", "SE,US,DE",
+            "--out", "s3://my-bucket/spotify/dt={{ ds }}/market={market}/albums.csv",
+            # Only albums not written before; the state is published with the data, so a
+            # retried task starts from where the last successful one left off.
+            "--state", "s3://my-bucket/spotify/state/new_releases.tsv",
+            "--new-only",
             "--log-format", "json",
         ],
         env_vars=[k8s.V1EnvVar(name="AWS_REGION", value="eu-west-1")],
