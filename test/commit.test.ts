@@ -55,6 +55,15 @@ const marketRequests = (emulator: Emulator, market: string) =>
 
 const pull = ['new-releases', '--market', 'SE,US,DE', '--concurrency', '1'];
 
+/** A good first run into `bucket`'s dt=X partition: the out template and what it left. */
+async function firstRunToS3(bucket: string) {
+  await s3.createBucket(bucket);
+  const out = `s3://${bucket}/dt=X/market={market}/albums.csv`;
+  const first = await runCli([...pull, '--out', out], { env: { ...emulatorEnv(good), ...s3.env } });
+  assert.equal(first.status, 0, first.stderr);
+  return { out, before: await s3Snapshot(bucket) };
+}
+
 test('files: a re-run that fails on its last market leaves the previous run byte-identical', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-commit-'));
   const out = join(dir, 'dt=X', 'market={market}', 'albums.csv');
@@ -79,12 +88,7 @@ test('files: a re-run that fails on its last market leaves the previous run byte
 
 test('S3: a re-run that fails on its last market sends nothing that publishes, and aborts what it opened', async () => {
   const bucket = 'commit-rerun';
-  await s3.createBucket(bucket);
-  const out = `s3://${bucket}/dt=X/market={market}/albums.csv`;
-  const env = { ...emulatorEnv(good), ...s3.env };
-  const first = await runCli([...pull, '--out', out], { env });
-  assert.equal(first.status, 0, first.stderr);
-  const before = await s3Snapshot(bucket);
+  const { out, before } = await firstRunToS3(bucket);
   assert.equal(before.size, 4);
 
   const mark = s3.calls.length;
@@ -102,12 +106,7 @@ test('S3: a re-run that fails on its last market sends nothing that publishes, a
 
 test('S3: a failed publish names what was published and what was not, and writes no manifest', async () => {
   const bucket = 'commit-partial';
-  await s3.createBucket(bucket);
-  const out = `s3://${bucket}/dt=X/market={market}/albums.csv`;
-  const env = { ...emulatorEnv(good), ...s3.env };
-  const first = await runCli([...pull, '--out', out], { env });
-  assert.equal(first.status, 0, first.stderr);
-  const before = await s3Snapshot(bucket);
+  const { out, before } = await firstRunToS3(bucket);
 
   const fault = s3.fault({ kind: 'put', key: /market=US/, status: 403, times: Infinity });
   try {
