@@ -1,4 +1,4 @@
-import { Readable, type Writable } from 'node:stream';
+import { Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Branch, runBranches } from './branches.ts';
 import { Commit } from './commit.ts';
@@ -10,6 +10,7 @@ import { createStats, type EventListener, type RunStats } from './core/stats.ts'
 import { contentType, type Encoding, encode, type OutputReport } from './encode.ts';
 import { manifestObject } from './manifest.ts';
 import { planOutputs, runVars } from './plan.ts';
+import type { RunReporter } from './report/index.ts';
 import { Destinations } from './sinks/open.ts';
 import { isBrokenPipe } from './sinks/stdout.ts';
 import { AlbumSource } from './sources/albums.ts';
@@ -18,6 +19,7 @@ import { acquireLease, type LoadedState, loadState, stateLines } from './state.t
 import { type RejectHandler, RowsTransform } from './transforms/rows.ts';
 import { STAR_TABLE_NAMES, STAR_TABLES, StarSplitter } from './transforms/star.ts';
 import { type StateCounts, type StateEntries, StateTracker } from './transforms/state.ts';
+import { Tap } from './transforms/tap.ts';
 
 export type { OutputReport } from './encode.ts';
 
@@ -63,6 +65,8 @@ export interface RunReport
   outputs: OutputReport[];
   /** Where the manifest went, when one was written. */
   manifest: string | null;
+  /** Where the HTML report went (`--report`), when one was written. */
+  report: string | null;
   marketsFailed: MarketFailure[];
   /** stdout only: the reader went away before the end (e.g. `| head`); not an error. */
   outputClosed: boolean;
@@ -141,7 +145,17 @@ export async function run(
   const state = plan.state === undefined ? undefined : await loadState(destinations, plan.state);
   const added: StateEntries = new Map();
   const stateCounts: StateCounts = { new: 0, seen: 0 };
-  const client = new SpotifyClient({ ...o, stats, signal, onEvent: context.onEvent });
+  // --report: its aggregates fill in during this run's own pass; Vega loads only to draw it.
+  const reporter: RunReporter | undefined =
+    plan.report === undefined ? undefined : await startReporter(o, vars.date, stats, started);
+  const onEvent: EventListener | undefined =
+    reporter === undefined
+      ? context.onEvent
+      : (event) => {
+          reporter.event(event);
+          context.onEvent?.(event);
+        };
+  const client = new SpotifyClient({ ...o, stats, signal, onEvent });
   const markets: (string | undefined)[] = o.perMarket ? o.markets : [undefined];
   // Per-market outputs run up to `concurrency` markets at once (the shared client still bounds
   // the requests in flight); each gets its share of one page window, so parsed pages waiting
@@ -160,6 +174,15 @@ export async function run(
             flag: '--rejects',
           });
     const onReject = rejects && rejectHandler(rejects.writable, o.maxRejects, stats);
+    // Opened now, so a destination that refuses it fails the run before anything is fetched.
+    const reportSink =
+      plan.report === undefined
+        ? undefined
+        : await commit.open(plan.report, {
+            contentType: 'text/html; charset=utf-8',
+            createDirs: true,
+            flag: '--report',
+          });
     let fatal: SpotifyBatchError | undefined;
     const runMarket = async (market: string | undefined, index: number): Promise<void> => {
       const locations = plan.outputs.filter((p) => p.market === market).map((p) => p.location);
@@ -185,7 +208,7 @@ export async function run(
           signal,
           client,
         });
-        const through =
+        const through: Transform[] =
           state === undefined
             ? []
             : [
@@ -197,6 +220,8 @@ export async function run(
                   newOnly: o.newOnly,
                 }),
               ];
+        // The report sees the albums that go on to the rows (after --new-only).
+        if (reporter !== undefined) through.push(new Tap((item) => reporter.add(item)));
         await runBranches(source, through, fanout.head, branches, signal);
         staged.push(...opened.map((s) => ({ ...s, index })));
       } catch (caught) {
@@ -245,9 +270,29 @@ export async function run(
     // A reader that left early (`| head`) ends the run cleanly, with nothing else published.
     const publishing = outputClosed
       ? []
-      : [...staged.map((s) => s.sink), ...(rejects ? [rejects] : [])];
+      : [
+          ...staged.map((s) => s.sink),
+          ...(rejects ? [rejects] : []),
+          ...(reportSink ? [reportSink] : []),
+        ];
     const describe = (results: SinkResult[]): OutputReport[] =>
       staged.map((s, i) => s.encoding.output(results[i] as SinkResult, s.market, s.rows()));
+    // The page is drawn once every data output is staged, and published with them.
+    if (reporter !== undefined && reportSink !== undefined && !outputClosed) {
+      const html = await reporter.render({
+        runId: vars.runId,
+        startedAt,
+        options: o,
+        stats,
+        outputs: describe(staged.map((s) => ({ location: s.sink.location }))),
+        rejects: plan.rejects ?? null,
+        manifest: plan.manifest ?? null,
+        report: plan.report as string,
+        state: state === undefined ? null : { location: state.location, ...stateCounts },
+        marketsFailed: failures,
+      });
+      reportSink.writable.end(html);
+    }
     // The commit point: a signal that came in while the outputs were staged still wins.
     if (signal.aborted) throw abortReason(signal.reason);
     // The lease keeps other runs of this tool out; a state changed by anything else since it
@@ -331,6 +376,7 @@ export async function run(
       commitSeconds: Math.round(performance.now() - lastByte) / 1000,
       outputs,
       manifest,
+      report: outputClosed ? null : (plan.report ?? null),
       marketsFailed: failures,
       outputClosed,
       state:
@@ -355,8 +401,20 @@ export async function run(
     // Nothing of this run may go on after it: stray requests end now, then the pool closes.
     // Leaving the `await using` scope then discards whatever was not published.
     controller.abort();
+    reporter?.stop();
     await client.close().catch(() => {});
   }
+}
+
+/** The `--report` aggregates, loaded only by a run that asks for a report. */
+async function startReporter(
+  o: NormalizedOptions,
+  date: string,
+  stats: RunStats,
+  started: number,
+): Promise<RunReporter> {
+  const { RunReporter } = await import('./report/index.ts');
+  return new RunReporter({ date, markets: o.markets, apiUrl: o.apiUrl, stats, started });
 }
 
 /** Stages the new state (kept ids and this run's new ones) as one more output of the commit. */
@@ -397,7 +455,9 @@ async function fanOut(
   stats: RunStats,
   onReject: RejectHandler | undefined,
 ): Promise<FanOut> {
-  const enc = (columns: readonly Column[]) => encode({ ...o, digest: o.manifest }, columns, stats);
+  // The manifest and the report list each output's SHA-256.
+  const enc = (columns: readonly Column[]) =>
+    encode({ ...o, digest: o.manifest || o.report !== undefined }, columns, stats);
   if (o.model === 'flat') {
     const rows = new RowsTransform({ stats, columns: o.columns, dedupe: o.dedupe, onReject });
     return {

@@ -32,6 +32,8 @@ export interface Plan {
   outputs: PlannedOutput[];
   rejects: string | undefined;
   manifest: string | undefined;
+  /** The run's HTML report. */
+  report: string | undefined;
   /** The incremental state (its lease sits beside it, at `<state>.lease`). */
   state: string | undefined;
 }
@@ -52,6 +54,7 @@ export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
   });
   const rejects = o.rejects === undefined ? undefined : expandOut(o.rejects, vars);
   const manifest = o.manifest ? manifestLocation(o.out, vars) : undefined;
+  const report = o.report === undefined ? undefined : expandOut(o.report, vars);
   const state = o.state === undefined ? undefined : expandOut(o.state, vars);
   const seen = new Map<string, string>();
   const claim = (location: string | undefined, what: string) => {
@@ -66,7 +69,8 @@ export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
   for (const output of outputs) claim(output.location, 'option --out');
   claim(rejects, 'option --rejects');
   claim(manifest, 'the manifest (_manifest.json beside the data)');
+  claim(report, 'option --report');
   claim(state, 'option --state');
   claim(state && `${state}.lease`, "the state's lease");
-  return { outputs, rejects, manifest, state };
+  return { outputs, rejects, manifest, report, state };
 }

@@ -160,6 +160,12 @@ export const pullOptions = (y: Argv) =>
     )
     .option('max-rejects', number('With --rejects: fail once more than N albums were rejected'))
     .option(
+      'report',
+      text(
+        'Write a self-contained HTML page about the run (its numbers, the data, the run over time) to this .html file or s3:// key; published with the data, also for runs to stdout',
+      ),
+    )
+    .option(
       'state',
       text(
         'Incremental state: a file or s3:// key recording each album id with the date it was first written; read at the start, published with the data. One run at a time (a lease beside it)',
@@ -277,6 +283,7 @@ export function toOptions(args: PullArgs): Options {
     requestTimeout: wholeNumber('option --request-timeout', raw(args['request-timeout'])),
     rejects: args.rejects,
     maxRejects: wholeNumber('option --max-rejects', raw(args['max-rejects'])),
+    report: args.report,
     state: args.state,
     newOnly: args['new-only'],
     stateTtlDays: wholeNumber('option --state-ttl', raw(args['state-ttl'])),

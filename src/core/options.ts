@@ -118,6 +118,12 @@ export interface Options {
   rejects?: string;
   /** With `rejects`: fail the run once more than this many records were rejected. @default Infinity */
   maxRejects?: number;
+  /**
+   * A self-contained HTML page about the run (its numbers, the data's distributions, the run over
+   * time), a file path or `s3://` key ending in `.html`, `{date}` and `{run_id}` allowed; staged
+   * and published with the data, also for runs to stdout. @default none
+   */
+  report?: string;
   /** S3 part size in bytes, at least 5 MiB. @default 8 MiB */
   s3PartSize?: number;
   /** S3 parts uploaded concurrently. @default 4 */
@@ -171,6 +177,8 @@ export interface NormalizedOptions {
   model: 'flat' | 'star';
   rejects: string | undefined;
   maxRejects: number;
+  /** Where the run's HTML report goes (templates not yet filled in). */
+  report: string | undefined;
   state: string | undefined;
   newOnly: boolean;
   stateTtlDays: number;
@@ -437,6 +445,21 @@ export function normalizeOptions(
       throw usageError('option --rejects needs a file path or s3:// key, got -');
     }
   }
+  const report = options.report;
+  if (report !== undefined) {
+    if (report.trim() === '')
+      throw usageError('option --report is empty: give a file path or s3:// key ending in .html');
+    checkPlaceholders('--report', report);
+    if (report.includes('{market}')) {
+      throw usageError('option --report: one report per run, {market} cannot be used');
+    }
+    if (parseDestination(report).kind === 'stdout') {
+      throw usageError('option --report needs a file path or s3:// key, got -');
+    }
+    if (!/\.html?$/i.test(report)) {
+      throw usageError(`option --report: the page is HTML, name it .html, got ${report}`);
+    }
+  }
   const state = options.state;
   if (state !== undefined) {
     if (state.trim() === '')
@@ -570,6 +593,7 @@ export function normalizeOptions(
     ),
     gzip,
     rejects,
+    report,
     state,
     newOnly: options.newOnly ?? false,
     stateTtlDays: integer('state-ttl', options.stateTtlDays, DEFAULTS.stateTtlDays, 1, 36_500),

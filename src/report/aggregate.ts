@@ -1,0 +1,432 @@
+import type { SourceItem } from '../core/records.ts';
+
+/**
+ * How much the report's aggregates may hold, whatever the size of the pull. Everything else they
+ * keep is a fixed number of counters (bench/report.ts measures the bytes of each kind).
+ */
+export const REPORT_LIMITS = {
+  /**
+   * Artists counted exactly; past this many distinct artists the top list comes from a
+   * Space-Saving summary of this many counters (each count then carries its error bound).
+   */
+  artists: 10_000,
+  /**
+   * Distinct albums whose markets are remembered for the overlap between markets; past this
+   * many, a uniform hash sample of at most this many (the counts are scaled up, and say so).
+   */
+  overlapAlbums: 20_000,
+  /** Album types kept apart; others are counted as `(other)`. */
+  albumTypes: 16,
+  /** Tracks per album counted one by one up to this; longer albums share the last bin. */
+  maxTracks: 40,
+  /** Day-precision releases this many days before the run (and up to 14 after) shown by day. */
+  recentDays: 56,
+  /** Years kept apart: from this one to the run's year + 5; others are counted as outside. */
+  firstYear: 1900,
+} as const;
+
+const FUTURE_DAYS = 14;
+const DAY_MS = 86_400_000;
+
+type Json = Record<string, unknown>;
+
+/** Counts per year of release, split by the precision Spotify gave the date. */
+export interface YearCount {
+  year: number;
+  day: number;
+  month: number;
+  year_only: number;
+}
+
+/** One artist of the top list: `albums` is exact when `error` is 0, else at most `error` high. */
+export interface ArtistCount {
+  id: string;
+  name: string;
+  albums: number;
+  error: number;
+}
+
+/** What the aggregates hold at the end of the pass: plain data, ready for charts and tables. */
+export interface Aggregates {
+  /** Albums the report saw (listings: an album in two markets counts twice). */
+  albums: number;
+  releases: {
+    /** Day-precision dates from `recentFrom` to `recentTo`, by day (days with none left out). */
+    recent: { date: string; albums: number }[];
+    recentFrom: string;
+    recentTo: string;
+    years: YearCount[];
+    /** `0000`: Spotify's "unknown" date, counted apart. */
+    unknownYear: number;
+    /** Years before {@link REPORT_LIMITS.firstYear} or more than 5 after the run's. */
+    outsideYears: number;
+    /** Not a date Spotify sends (missing, or not YYYY[-MM[-DD]]). */
+    unparseable: number;
+  };
+  albumTypes: { type: string; albums: number }[];
+  tracks: { tracks: string; albums: number }[];
+  /** Albums without a whole `total_tracks`. */
+  tracksMissing: number;
+  artists: {
+    top: ArtistCount[];
+    /** Distinct artists (exact while {@link exact}). */
+    distinct: number;
+    /** Counters were evicted: counts are upper bounds with the stated error. */
+    exact: boolean;
+    /** Artist appearances counted (one per album × artist). */
+    appearances: number;
+  };
+  markets: { market: string; albums: number }[];
+  overlap: {
+    /** Sampling rate: 1 while every distinct album is remembered. */
+    theta: number;
+    /** Distinct albums over all markets (estimated when theta < 1). */
+    distinctAlbums: number;
+    /** Distinct albums listed in both markets (`a === b`: in that market). */
+    pairs: { a: string; b: string; albums: number }[];
+    /** Distinct albums by how many markets list them. */
+    byMarketCount: { markets: number; albums: number }[];
+  } | null;
+}
+
+/** FNV-1a, 32 bits: a cheap, well-spread hash of an id, for sampling. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * The most frequent artists in bounded memory: the Space-Saving algorithm (Metwally, Agrawal
+ * and El Abbadi, 2005). Up to `capacity` distinct artists every count is exact; after that a new
+ * artist takes the place of the one with the smallest count `m`, starting at `m + 1` with error
+ * `m`, so each reported count is at most `error` above the truth and every artist with more than
+ * N / capacity albums is in the list. A min-heap on the counts finds the smallest in O(log k).
+ */
+export class TopArtists {
+  readonly #capacity: number;
+  readonly #index = new Map<string, number>();
+  readonly #ids: string[] = [];
+  readonly #names: string[] = [];
+  readonly #counts: number[] = [];
+  readonly #errors: number[] = [];
+  #evicted = false;
+  appearances = 0;
+
+  constructor(capacity: number = REPORT_LIMITS.artists) {
+    this.#capacity = capacity;
+  }
+
+  add(id: string, name: string): void {
+    this.appearances++;
+    const at = this.#index.get(id);
+    if (at !== undefined) {
+      (this.#counts[at] as number)++;
+      this.#down(at);
+      return;
+    }
+    if (this.#ids.length < this.#capacity) {
+      const i = this.#ids.length;
+      this.#ids.push(id);
+      this.#names.push(name);
+      this.#counts.push(1);
+      this.#errors.push(0);
+      this.#index.set(id, i);
+      this.#up(i);
+      return;
+    }
+    // Full: the artist with the smallest count (the heap's root) makes room.
+    const min = this.#counts[0] as number;
+    this.#index.delete(this.#ids[0] as string);
+    this.#ids[0] = id;
+    this.#names[0] = name;
+    this.#counts[0] = min + 1;
+    this.#errors[0] = min;
+    this.#index.set(id, 0);
+    this.#evicted = true;
+    this.#down(0);
+  }
+
+  /** The `n` largest counts, largest first (ties by name, so the order is stable). */
+  top(n: number): ArtistCount[] {
+    return this.#ids
+      .map((id, i) => ({
+        id,
+        name: this.#names[i] as string,
+        albums: this.#counts[i] as number,
+        error: this.#errors[i] as number,
+      }))
+      .sort((a, b) => b.albums - a.albums || a.name.localeCompare(b.name) || (a.id < b.id ? -1 : 1))
+      .slice(0, n);
+  }
+
+  get distinct(): number {
+    return this.#ids.length;
+  }
+
+  get exact(): boolean {
+    return !this.#evicted;
+  }
+
+  #swap(i: number, j: number): void {
+    for (const list of [this.#ids, this.#names, this.#counts, this.#errors] as unknown[][]) {
+      const t = list[i];
+      list[i] = list[j];
+      list[j] = t;
+    }
+    this.#index.set(this.#ids[i] as string, i);
+    this.#index.set(this.#ids[j] as string, j);
+  }
+
+  #up(i: number): void {
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if ((this.#counts[parent] as number) <= (this.#counts[i] as number)) return;
+      this.#swap(i, parent);
+      i = parent;
+    }
+  }
+
+  #down(i: number): void {
+    const n = this.#ids.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let least = i;
+      if (l < n && (this.#counts[l] as number) < (this.#counts[least] as number)) least = l;
+      if (r < n && (this.#counts[r] as number) < (this.#counts[least] as number)) least = r;
+      if (least === i) return;
+      this.#swap(i, least);
+      i = least;
+    }
+  }
+}
+
+/**
+ * Which markets list each distinct album, for the overlap between markets. Every album is kept
+ * while there are at most `capacity`; past that, only albums whose id hashes below a threshold
+ * θ (a uniform sample, the idea of a KMV/theta sketch), halving θ whenever the sample is full
+ * again, and counts are scaled by 1/θ. Each album keeps one bit per market.
+ */
+export class MarketOverlap {
+  readonly #capacity: number;
+  readonly #markets: string[] = [];
+  readonly #marketIndex = new Map<string, number>();
+  readonly #sample = new Map<string, bigint>();
+  /** Ids whose hash is below this are sampled: 2^32 means all of them. */
+  #limit = 2 ** 32;
+
+  constructor(capacity: number = REPORT_LIMITS.overlapAlbums, markets: readonly string[] = []) {
+    this.#capacity = capacity;
+    for (const market of markets) this.#market(market);
+  }
+
+  #market(market: string): number {
+    let m = this.#marketIndex.get(market);
+    if (m === undefined) {
+      m = this.#markets.length;
+      this.#markets.push(market);
+      this.#marketIndex.set(market, m);
+    }
+    return m;
+  }
+
+  add(id: string, market: string): void {
+    const m = this.#market(market);
+    if (this.#limit < 2 ** 32 && fnv1a(id) >= this.#limit) return;
+    this.#sample.set(id, (this.#sample.get(id) ?? 0n) | (1n << BigInt(m)));
+    while (this.#sample.size > this.#capacity) {
+      this.#limit /= 2;
+      for (const key of this.#sample.keys()) {
+        if (fnv1a(key) >= this.#limit) this.#sample.delete(key);
+      }
+    }
+  }
+
+  get theta(): number {
+    return this.#limit / 2 ** 32;
+  }
+
+  summary(): NonNullable<Aggregates['overlap']> {
+    const n = this.#markets.length;
+    const pair = new Float64Array(n * n);
+    const byCount = new Float64Array(n + 1);
+    for (const mask of this.#sample.values()) {
+      const present: number[] = [];
+      for (let i = 0; i < n; i++) if ((mask >> BigInt(i)) & 1n) present.push(i);
+      byCount[present.length] = (byCount[present.length] as number) + 1;
+      for (const a of present)
+        for (const b of present) pair[a * n + b] = (pair[a * n + b] as number) + 1;
+    }
+    const scale = (count: number) => Math.round(count / this.theta);
+    const pairs: { a: string; b: string; albums: number }[] = [];
+    for (let a = 0; a < n; a++) {
+      for (let b = 0; b < n; b++) {
+        pairs.push({
+          a: this.#markets[a] as string,
+          b: this.#markets[b] as string,
+          albums: scale(pair[a * n + b] as number),
+        });
+      }
+    }
+    return {
+      theta: this.theta,
+      distinctAlbums: scale(this.#sample.size),
+      pairs,
+      byMarketCount: [...byCount]
+        .map((albums, markets) => ({ markets, albums: scale(albums) }))
+        .filter((c) => c.markets > 0 && c.albums > 0),
+    };
+  }
+}
+
+const DATE = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/;
+
+/**
+ * The data side of the report: one pass over the albums as the run receives them (after
+ * `--new-only`), in memory bounded by {@link REPORT_LIMITS} whatever the number of albums. A
+ * plain object with plain functions: the stream tap only calls {@link add}.
+ */
+export class ReportAggregator {
+  albums = 0;
+  readonly #runDay: number;
+  readonly #recentFrom: number;
+  readonly #recentTo: number;
+  readonly #lastYear: number;
+  readonly #recent = new Map<string, number>();
+  readonly #years = new Map<number, YearCount>();
+  #unknownYear = 0;
+  #outsideYears = 0;
+  #unparseable = 0;
+  readonly #types = new Map<string, number>();
+  readonly #tracks = new Uint32Array(REPORT_LIMITS.maxTracks + 1);
+  #tracksMissing = 0;
+  readonly #markets = new Map<string, number>();
+  readonly artists: TopArtists;
+  readonly #overlap: MarketOverlap | undefined;
+
+  /**
+   * @param runDate the run's UTC date (YYYY-MM-DD): "recent" is counted back from it.
+   * @param markets the run's markets: with two or more, the overlap between them is kept.
+   */
+  constructor(
+    runDate: string,
+    markets: readonly string[],
+    limits: { artists?: number; overlapAlbums?: number } = {},
+  ) {
+    this.#runDay = Date.parse(`${runDate}T00:00:00Z`);
+    this.#recentFrom = this.#runDay - (REPORT_LIMITS.recentDays - 1) * DAY_MS;
+    this.#recentTo = this.#runDay + FUTURE_DAYS * DAY_MS;
+    this.#lastYear = Number(runDate.slice(0, 4)) + 5;
+    this.artists = new TopArtists(limits.artists);
+    // Listed in the run's order, empty markets too (a market with no albums is worth seeing).
+    for (const market of markets) this.#markets.set(market, 0);
+    this.#overlap =
+      markets.length > 1 ? new MarketOverlap(limits.overlapAlbums, markets) : undefined;
+  }
+
+  /** One album as the source sent it; anything malformed is counted as such, never thrown. */
+  add(item: SourceItem): void {
+    this.albums++;
+    const album = (item.album && typeof item.album === 'object' ? item.album : {}) as Json;
+    this.#date(album.release_date);
+    const type = typeof album.album_type === 'string' ? album.album_type : '(missing)';
+    if (this.#types.has(type) || this.#types.size < REPORT_LIMITS.albumTypes) {
+      this.#types.set(type, (this.#types.get(type) ?? 0) + 1);
+    } else {
+      this.#types.set('(other)', (this.#types.get('(other)') ?? 0) + 1);
+    }
+    const tracks = album.total_tracks;
+    if (Number.isInteger(tracks) && (tracks as number) >= 0) {
+      const bin = Math.min(tracks as number, REPORT_LIMITS.maxTracks);
+      this.#tracks[bin] = (this.#tracks[bin] as number) + 1;
+    } else {
+      this.#tracksMissing++;
+    }
+    if (Array.isArray(album.artists)) {
+      for (const artist of album.artists as unknown[]) {
+        const a = (artist && typeof artist === 'object' ? artist : {}) as Json;
+        if (typeof a.id === 'string') {
+          this.artists.add(a.id, typeof a.name === 'string' ? a.name : a.id);
+        }
+      }
+    }
+    if (item.market !== undefined) {
+      this.#markets.set(item.market, (this.#markets.get(item.market) ?? 0) + 1);
+      if (typeof album.id === 'string') this.#overlap?.add(album.id, item.market);
+    }
+  }
+
+  #date(value: unknown): void {
+    const match = typeof value === 'string' ? DATE.exec(value) : null;
+    if (match === null) {
+      this.#unparseable++;
+      return;
+    }
+    const [, y = '', m, d] = match;
+    const year = Number(y);
+    if (year === 0) {
+      this.#unknownYear++;
+      return;
+    }
+    if (year < REPORT_LIMITS.firstYear || year > this.#lastYear) {
+      this.#outsideYears++;
+      return;
+    }
+    let counts = this.#years.get(year);
+    if (counts === undefined) {
+      counts = { year, day: 0, month: 0, year_only: 0 };
+      this.#years.set(year, counts);
+    }
+    if (d !== undefined) counts.day++;
+    else if (m !== undefined) counts.month++;
+    else counts.year_only++;
+    if (d !== undefined) {
+      const day = Date.parse(`${value as string}T00:00:00Z`);
+      if (day >= this.#recentFrom && day <= this.#recentTo) {
+        const key = value as string;
+        this.#recent.set(key, (this.#recent.get(key) ?? 0) + 1);
+      }
+    }
+  }
+
+  snapshot(topArtists = 15): Aggregates {
+    const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    const tracks: Aggregates['tracks'] = [];
+    this.#tracks.forEach((albums, n) => {
+      if (albums > 0) {
+        tracks.push({ tracks: n === REPORT_LIMITS.maxTracks ? `${n}+` : String(n), albums });
+      }
+    });
+    return {
+      albums: this.albums,
+      releases: {
+        recent: [...this.#recent]
+          .map(([date, albums]) => ({ date, albums }))
+          .sort((a, b) => (a.date < b.date ? -1 : 1)),
+        recentFrom: iso(this.#recentFrom),
+        recentTo: iso(this.#recentTo),
+        years: [...this.#years.values()].sort((a, b) => a.year - b.year),
+        unknownYear: this.#unknownYear,
+        outsideYears: this.#outsideYears,
+        unparseable: this.#unparseable,
+      },
+      albumTypes: [...this.#types]
+        .map(([type, albums]) => ({ type, albums }))
+        .sort((a, b) => b.albums - a.albums || (a.type < b.type ? -1 : 1)),
+      tracks,
+      tracksMissing: this.#tracksMissing,
+      artists: {
+        top: this.artists.top(topArtists),
+        distinct: this.artists.distinct,
+        exact: this.artists.exact,
+        appearances: this.artists.appearances,
+      },
+      markets: [...this.#markets].map(([market, albums]) => ({ market, albums })),
+      overlap: this.#overlap?.summary() ?? null,
+    };
+  }
+}
