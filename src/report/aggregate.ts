@@ -99,21 +99,29 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
+/** One artist's counter: `albums` is at most `error` above the truth. */
+interface Counter {
+  id: string;
+  name: string;
+  albums: number;
+  error: number;
+  /** Its place in the heap (once the summary is full). */
+  at: number;
+}
+
 /**
  * The most frequent artists in bounded memory: the Space-Saving algorithm (Metwally, Agrawal
- * and El Abbadi, 2005). Up to `capacity` distinct artists every count is exact; after that a new
- * artist takes the place of the one with the smallest count `m`, starting at `m + 1` with error
- * `m`, so each reported count is at most `error` above the truth and every artist with more than
- * N / capacity albums is in the list. A min-heap on the counts finds the smallest in O(log k).
+ * and El Abbadi, 2005). Up to `capacity` distinct artists every count is exact (one map lookup
+ * per artist). Once full, a new artist takes the place of the one with the smallest count `m`,
+ * starting at `m + 1` with error `m`, so each reported count is at most `error` above the truth
+ * and every artist with more than N / capacity albums is in the list. A min-heap on the counts,
+ * built when the summary first fills, finds the smallest in O(log k).
  */
 export class TopArtists {
   readonly #capacity: number;
-  readonly #index = new Map<string, number>();
-  readonly #ids: string[] = [];
-  readonly #names: string[] = [];
-  readonly #counts: number[] = [];
-  readonly #errors: number[] = [];
-  #evicted = false;
+  readonly #counters = new Map<string, Counter>();
+  /** Empty until the summary is full; then every counter, smallest count first. */
+  readonly #heap: Counter[] = [];
   appearances = 0;
 
   constructor(capacity: number = REPORT_LIMITS.artists) {
@@ -122,86 +130,68 @@ export class TopArtists {
 
   add(id: string, name: string): void {
     this.appearances++;
-    const at = this.#index.get(id);
-    if (at !== undefined) {
-      (this.#counts[at] as number)++;
-      this.#down(at);
+    const counter = this.#counters.get(id);
+    if (counter !== undefined) {
+      counter.albums++;
+      if (this.#heap.length > 0) this.#down(counter.at);
       return;
     }
-    if (this.#ids.length < this.#capacity) {
-      const i = this.#ids.length;
-      this.#ids.push(id);
-      this.#names.push(name);
-      this.#counts.push(1);
-      this.#errors.push(0);
-      this.#index.set(id, i);
-      this.#up(i);
+    if (this.#counters.size < this.#capacity) {
+      this.#counters.set(id, { id, name, albums: 1, error: 0, at: -1 });
       return;
     }
+    if (this.#heap.length === 0) this.#heapify();
     // Full: the artist with the smallest count (the heap's root) makes room.
-    const min = this.#counts[0] as number;
-    this.#index.delete(this.#ids[0] as string);
-    this.#ids[0] = id;
-    this.#names[0] = name;
-    this.#counts[0] = min + 1;
-    this.#errors[0] = min;
-    this.#index.set(id, 0);
-    this.#evicted = true;
+    const min = this.#heap[0] as Counter;
+    this.#counters.delete(min.id);
+    const taken: Counter = { id, name, albums: min.albums + 1, error: min.albums, at: 0 };
+    this.#heap[0] = taken;
+    this.#counters.set(id, taken);
     this.#down(0);
   }
 
   /** The `n` largest counts, largest first (ties by name, so the order is stable). */
   top(n: number): ArtistCount[] {
-    return this.#ids
-      .map((id, i) => ({
-        id,
-        name: this.#names[i] as string,
-        albums: this.#counts[i] as number,
-        error: this.#errors[i] as number,
-      }))
+    return [...this.#counters.values()]
       .sort((a, b) => b.albums - a.albums || a.name.localeCompare(b.name) || (a.id < b.id ? -1 : 1))
-      .slice(0, n);
+      .slice(0, n)
+      .map(({ id, name, albums, error }) => ({ id, name, albums, error }));
   }
 
   get distinct(): number {
-    return this.#ids.length;
+    return this.#counters.size;
   }
 
+  /** No counter was ever evicted: every count is exact. */
   get exact(): boolean {
-    return !this.#evicted;
+    return this.#heap.length === 0;
   }
 
-  #swap(i: number, j: number): void {
-    for (const list of [this.#ids, this.#names, this.#counts, this.#errors] as unknown[][]) {
-      const t = list[i];
-      list[i] = list[j];
-      list[j] = t;
+  #heapify(): void {
+    for (const counter of this.#counters.values()) {
+      counter.at = this.#heap.length;
+      this.#heap.push(counter);
     }
-    this.#index.set(this.#ids[i] as string, i);
-    this.#index.set(this.#ids[j] as string, j);
-  }
-
-  #up(i: number): void {
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if ((this.#counts[parent] as number) <= (this.#counts[i] as number)) return;
-      this.#swap(i, parent);
-      i = parent;
-    }
+    for (let i = (this.#heap.length >> 1) - 1; i >= 0; i--) this.#down(i);
   }
 
   #down(i: number): void {
-    const n = this.#ids.length;
+    const heap = this.#heap;
+    const n = heap.length;
+    const item = heap[i] as Counter;
     for (;;) {
       const l = 2 * i + 1;
+      if (l >= n) break;
       const r = l + 1;
-      let least = i;
-      if (l < n && (this.#counts[l] as number) < (this.#counts[least] as number)) least = l;
-      if (r < n && (this.#counts[r] as number) < (this.#counts[least] as number)) least = r;
-      if (least === i) return;
-      this.#swap(i, least);
-      i = least;
+      const c = r < n && (heap[r] as Counter).albums < (heap[l] as Counter).albums ? r : l;
+      const child = heap[c] as Counter;
+      if (child.albums >= item.albums) break;
+      heap[i] = child;
+      child.at = i;
+      i = c;
     }
+    heap[i] = item;
+    item.at = i;
   }
 }
 
@@ -215,7 +205,8 @@ export class MarketOverlap {
   readonly #capacity: number;
   readonly #markets: string[] = [];
   readonly #marketIndex = new Map<string, number>();
-  readonly #sample = new Map<string, bigint>();
+  /** Each sampled album's markets, one bit each: a number up to 30 markets, else a bigint. */
+  readonly #sample = new Map<string, number | bigint>();
   /** Ids whose hash is below this are sampled: 2^32 means all of them. */
   #limit = 2 ** 32;
 
@@ -237,7 +228,11 @@ export class MarketOverlap {
   add(id: string, market: string): void {
     const m = this.#market(market);
     if (this.#limit < 2 ** 32 && fnv1a(id) >= this.#limit) return;
-    this.#sample.set(id, (this.#sample.get(id) ?? 0n) | (1n << BigInt(m)));
+    const mask = this.#sample.get(id) ?? 0;
+    this.#sample.set(
+      id,
+      typeof mask === 'number' && m < 30 ? mask | (1 << m) : BigInt(mask) | (1n << BigInt(m)),
+    );
     while (this.#sample.size > this.#capacity) {
       this.#limit /= 2;
       for (const key of this.#sample.keys()) {
@@ -256,7 +251,8 @@ export class MarketOverlap {
     const byCount = new Float64Array(n + 1);
     for (const mask of this.#sample.values()) {
       const present: number[] = [];
-      for (let i = 0; i < n; i++) if ((mask >> BigInt(i)) & 1n) present.push(i);
+      const bits = BigInt(mask);
+      for (let i = 0; i < n; i++) if ((bits >> BigInt(i)) & 1n) present.push(i);
       byCount[present.length] = (byCount[present.length] as number) + 1;
       for (const a of present)
         for (const b of present) pair[a * n + b] = (pair[a * n + b] as number) + 1;
@@ -292,9 +288,9 @@ const DATE = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/;
  */
 export class ReportAggregator {
   albums = 0;
-  readonly #runDay: number;
-  readonly #recentFrom: number;
-  readonly #recentTo: number;
+  /** The recent window, as YYYY-MM-DD (day-precision dates compare as strings). */
+  readonly #recentFrom: string;
+  readonly #recentTo: string;
   readonly #lastYear: number;
   readonly #recent = new Map<string, number>();
   readonly #years = new Map<number, YearCount>();
@@ -317,9 +313,10 @@ export class ReportAggregator {
     markets: readonly string[],
     limits: { artists?: number; overlapAlbums?: number } = {},
   ) {
-    this.#runDay = Date.parse(`${runDate}T00:00:00Z`);
-    this.#recentFrom = this.#runDay - (REPORT_LIMITS.recentDays - 1) * DAY_MS;
-    this.#recentTo = this.#runDay + FUTURE_DAYS * DAY_MS;
+    const runDay = Date.parse(`${runDate}T00:00:00Z`);
+    const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    this.#recentFrom = iso(runDay - (REPORT_LIMITS.recentDays - 1) * DAY_MS);
+    this.#recentTo = iso(runDay + FUTURE_DAYS * DAY_MS);
     this.#lastYear = Number(runDate.slice(0, 4)) + 5;
     this.artists = new TopArtists(limits.artists);
     // Listed in the run's order, empty markets too (a market with no albums is worth seeing).
@@ -384,17 +381,13 @@ export class ReportAggregator {
     if (d !== undefined) counts.day++;
     else if (m !== undefined) counts.month++;
     else counts.year_only++;
-    if (d !== undefined) {
-      const day = Date.parse(`${value as string}T00:00:00Z`);
-      if (day >= this.#recentFrom && day <= this.#recentTo) {
-        const key = value as string;
-        this.#recent.set(key, (this.#recent.get(key) ?? 0) + 1);
-      }
+    const day = value as string;
+    if (d !== undefined && day >= this.#recentFrom && day <= this.#recentTo) {
+      this.#recent.set(day, (this.#recent.get(day) ?? 0) + 1);
     }
   }
 
   snapshot(topArtists = 15): Aggregates {
-    const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
     const tracks: Aggregates['tracks'] = [];
     this.#tracks.forEach((albums, n) => {
       if (albums > 0) {
@@ -407,8 +400,8 @@ export class ReportAggregator {
         recent: [...this.#recent]
           .map(([date, albums]) => ({ date, albums }))
           .sort((a, b) => (a.date < b.date ? -1 : 1)),
-        recentFrom: iso(this.#recentFrom),
-        recentTo: iso(this.#recentTo),
+        recentFrom: this.#recentFrom,
+        recentTo: this.#recentTo,
         years: [...this.#years.values()].sort((a, b) => a.year - b.year),
         unknownYear: this.#unknownYear,
         outsideYears: this.#outsideYears,
