@@ -70,6 +70,7 @@ interface Seen {
   outputs: Record<string, [string, string]>[];
   charts: { id: string; width: number; height: number; marks: number; alt: string; rows: number }[];
   notes: string[];
+  footer: string;
 }
 
 /** Opens the page as a person would, from file://, and reads back what it shows. */
@@ -95,6 +96,7 @@ async function open(file: string) {
         };
       }),
       notes: [...document.querySelectorAll('.note')].map((p) => p.textContent),
+      footer: document.querySelector('footer').textContent,
     }))()`);
     return { url, seen, log: page.log };
   } finally {
@@ -110,6 +112,8 @@ function assertPage(
 ) {
   assert.deepEqual(log.errors, [], 'no console error');
   assert.deepEqual(log.requests, [url], 'no request but the page itself');
+  // The memory bounds are stated in words (not escaped into something else).
+  assert.match(seen.footer, /top artists exact up to 10,000 distinct artists, then a Space-Saving/);
   for (const id of charts) {
     assert.ok(
       seen.charts.some((c) => c.id === id),

@@ -255,7 +255,7 @@ ${section('data', 'The data', data, svgData)}
 ${section('time', 'The run over time', time, svgTime)}
 <footer>
 <p>Drawn by spotify-batch with Vega-Lite, rendered to SVG when the run's outputs were staged. The page loads nothing: no script, no font, no image from elsewhere. Each chart has a text description and its numbers under “The numbers”.</p>
-<p>Memory: ${f.limits.map(escape).join(' ')}</p>
+<p>Memory: ${f.limits.map(esc).join(' ')}</p>
 <p>The JSON report and the exit status are written after publishing: they also say whether publishing succeeded. Release dates, types, tracks and artists count albums as listed (an album in two markets counts twice), rejected ones included; the overlap counts distinct albums.</p>
 </footer>
 </main>
