@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Branch, runBranches } from './branches.ts';
@@ -11,14 +12,16 @@ import { contentType, type Encoding, encode, type OutputReport } from './encode.
 import { manifestObject } from './manifest.ts';
 import { planOutputs, runVars } from './plan.ts';
 import type { RunReporter } from './report/index.ts';
+import { fileError } from './sinks/file.ts';
 import { Destinations } from './sinks/open.ts';
 import { isBrokenPipe } from './sinks/stdout.ts';
-import { AlbumSource } from './sources/albums.ts';
+import { AlbumSource, type Page } from './sources/albums.ts';
 import { SpotifyClient } from './sources/client.ts';
+import { rawLine, replaySource } from './sources/replay.ts';
 import { acquireLease, type LoadedState, loadState, stateLines } from './state.ts';
 import { type RejectHandler, RowsTransform } from './transforms/rows.ts';
 import { STAR_TABLE_NAMES, STAR_TABLES, StarSplitter } from './transforms/star.ts';
-import { type StateCounts, type StateEntries, StateTracker } from './transforms/state.ts';
+import { type StateCounts, type StateEntries, StateTracker, unclaim } from './transforms/state.ts';
 import { Tap } from './transforms/tap.ts';
 
 export type { OutputReport } from './encode.ts';
@@ -143,6 +146,7 @@ export async function run(
       ? undefined
       : await acquireLease(destinations, plan.state, vars.runId, startedAt);
   const state = plan.state === undefined ? undefined : await loadState(destinations, plan.state);
+  if (o.newOnly) await refuseOverwrite(destinations, plan.outputs);
   const added: StateEntries = new Map();
   const stateCounts: StateCounts = { new: 0, seen: 0 };
   // --report: its aggregates fill in during this run's own pass; Vega loads only to draw it.
@@ -165,6 +169,8 @@ export async function run(
   const staged: (Staged & { index: number })[] = [];
   const marketsFailed: (MarketFailure & { index: number })[] = [];
   let outputClosed = false;
+  /** Phase two has begun: from here on the run finishes publishing whatever happens. */
+  let committing = false;
   try {
     const rejects =
       plan.rejects === undefined
@@ -174,6 +180,7 @@ export async function run(
             flag: '--rejects',
           });
     const onReject = rejects && rejectHandler(rejects.writable, o.maxRejects, stats);
+    const raw = plan.raw === undefined ? undefined : await openRaw(commit, plan.raw);
     // Opened now, so a destination that refuses it fails the run before anything is fetched.
     const reportSink =
       plan.report === undefined
@@ -188,6 +195,7 @@ export async function run(
       const locations = plan.outputs.filter((p) => p.market === market).map((p) => p.location);
       const toStdout = locations[0] === '-';
       const opened: Staged[] = [];
+      const claimed: [string, boolean][] = [];
       try {
         const fanout = await fanOut(o, locations, stats, onReject);
         const branches: Branch[] = [];
@@ -200,14 +208,23 @@ export async function run(
           opened.push({ sink, encoding: table.encoding, market: market ?? null, rows: table.rows });
           branches.push({ rows: table.rows$, stages: table.encoding.stages, sink });
         }
-        const source = new AlbumSource({
-          ...o,
-          ...(o.perMarket ? { concurrency: window } : {}),
-          markets: market === undefined ? o.markets : [market],
-          stats,
-          signal,
-          client,
-        });
+        const source =
+          o.from.length > 0
+            ? replaySource(o.from, (location) => destinations.read(location), {
+                markets: market === undefined ? o.markets : [market],
+                stats,
+                fetchedAt: startedAt.toISOString(),
+              })
+            : new AlbumSource({
+                ...o,
+                ...(o.perMarket ? { concurrency: window } : {}),
+                markets: market === undefined ? o.markets : [market],
+                stats,
+                signal,
+                client,
+                keepText: raw !== undefined,
+                onPage: raw?.page,
+              });
         const through: Transform[] =
           state === undefined
             ? []
@@ -218,6 +235,7 @@ export async function run(
                   today: vars.date,
                   counts: stateCounts,
                   newOnly: o.newOnly,
+                  claimed,
                 }),
               ];
         // The report sees the albums that go on to the rows (after --new-only).
@@ -229,13 +247,20 @@ export async function run(
           opened.map((s) => s.sink),
           caught,
         );
+        // Nothing of this market is published: the state must not record its albums.
+        unclaim(claimed, added, stateCounts);
         if (fatal !== undefined) return; // stopped because another market failed
         const error = signal.aborted ? abortReason(signal.reason) : caught;
         if (toStdout && isBrokenPipe(error)) {
           outputClosed = true;
           return;
         }
-        const failure = toSpotifyBatchError(error);
+        // stdout on a full disk (`> /dev/full`) is a destination error like any file's.
+        const code = (error as { code?: unknown } | null)?.code;
+        const failure =
+          toStdout && !(error instanceof SpotifyBatchError) && typeof code === 'string'
+            ? fileError(error, 'stdout', 'write to')
+            : toSpotifyBatchError(error);
         if (o.onMarketError === 'skip' && market !== undefined && MARKET_ERRORS.has(failure.code)) {
           marketsFailed.push({ market, code: failure.code, message: failure.message, index });
           context.onEvent?.({ event: 'market-failed', market, reason: failure.message });
@@ -267,12 +292,14 @@ export async function run(
     marketsFailed.sort((a, b) => a.index - b.index);
     const failures = marketsFailed.map(({ index: _, ...failure }) => failure);
     rejects?.writable.end();
+    await raw?.end();
     // A reader that left early (`| head`) ends the run cleanly, with nothing else published.
     const publishing = outputClosed
       ? []
       : [
           ...staged.map((s) => s.sink),
           ...(rejects ? [rejects] : []),
+          ...(raw ? [raw.sink] : []),
           ...(reportSink ? [reportSink] : []),
         ];
     const describe = (results: SinkResult[]): OutputReport[] =>
@@ -293,8 +320,6 @@ export async function run(
       });
       reportSink.writable.end(html);
     }
-    // The commit point: a signal that came in while the outputs were staged still wins.
-    if (signal.aborted) throw abortReason(signal.reason);
     // The lease keeps other runs of this tool out; a state changed by anything else since it
     // was read fails the run here, before any output is published.
     if (state !== undefined && (await destinations.version(state.location)) !== state.version) {
@@ -309,7 +334,11 @@ export async function run(
     const stateSink =
       state === undefined || outputClosed
         ? undefined
-        : await stageState(commit, state, added, vars.date, o.stateTtlDays, written);
+        : await stageState(commit, state, added, vars.date, o.stateTtlDays, written, signal);
+    // The commit point: a signal that came in while the outputs were staged still wins. After
+    // this line, publishing runs to its end (a part-way publish reports itself, see the catch).
+    if (signal.aborted) throw abortReason(signal.reason);
+    committing = true;
     let endedAt = new Date();
     const manifest = !outputClosed ? (plan.manifest ?? null) : null;
     const stateSection = (after: SinkResult[]) =>
@@ -346,9 +375,11 @@ export async function run(
                   },
                   pages: stats.pages,
                   albums: stats.albums,
-                  rows: stats.rows,
+                  // What was published (a skipped market's discarded rows are not counted).
+                  rows:
+                    o.model === 'star' ? stats.rows : outputs.reduce((n, out) => n + out.rows, 0),
                   rejected: stats.rejected,
-                  bytes: stats.bytes,
+                  bytes: outputs.reduce((n, out) => n + out.storedBytes, 0),
                   objects: outputs.map(manifestObject),
                   ...stateSection(after),
                 };
@@ -394,7 +425,10 @@ export async function run(
     };
   } catch (error) {
     // A signal or another market's failure explains the errors it caused downstream.
-    const failure = toSpotifyBatchError(signal.aborted ? abortReason(signal.reason) : error);
+    // Once publishing started, its own error says what is out; a signal does not replace it.
+    const failure = toSpotifyBatchError(
+      signal.aborted && !committing ? abortReason(signal.reason) : error,
+    );
     controller.abort(failure);
     throw failure;
   } finally {
@@ -417,6 +451,22 @@ async function startReporter(
   return new RunReporter({ date, markets: o.markets, apiUrl: o.apiUrl, stats, started });
 }
 
+/**
+ * A --new-only run writes only what the state has not seen: run again over the same partition
+ * (a retried or cleared Airflow task, a same-day re-run), it would replace yesterday's complete
+ * output with the few albums new since, and the state says the rest were written. Refused.
+ */
+async function refuseOverwrite(destinations: Destinations, outputs: { location: string }[]) {
+  for (const { location } of outputs) {
+    if (location === '-' || (await destinations.version(location)) === null) continue;
+    throw new SpotifyBatchError(
+      'ERR_LOCKED',
+      `option --new-only: ${location} already exists; a --new-only run would replace it with only the albums new since the state was written. Write to a new partition (e.g. {date} or {run_id} in --out), or remove it first`,
+      { context: { path: location } },
+    );
+  }
+}
+
 /** Stages the new state (kept ids and this run's new ones) as one more output of the commit. */
 async function stageState(
   commit: Commit,
@@ -425,6 +475,7 @@ async function stageState(
   today: string,
   ttlDays: number,
   counts: { dropped: number; kept: number },
+  signal: AbortSignal,
 ): Promise<StagedSink> {
   const sink = await commit.open(state.location, {
     contentType: 'text/plain; charset=utf-8',
@@ -435,6 +486,7 @@ async function stageState(
   await pipeline(
     Readable.from(stateLines(state.entries, added, today, ttlDays, counts)),
     sink.writable,
+    { signal },
   );
   return sink;
 }
@@ -491,6 +543,43 @@ function abortReason(reason: unknown): SpotifyBatchError {
   if (reason instanceof SpotifyBatchError) return reason;
   const detail = reason instanceof Error ? reason.message : String(reason);
   return new SpotifyBatchError('ERR_INTERRUPTED', `run aborted (${detail})`, { cause: reason });
+}
+
+/**
+ * The raw landing: one line per page as received (src/sources/replay.ts reads it back), gzipped
+ * unless the name ends in .ndjson/.jsonl. Writes wait for the sink, so memory stays one page.
+ */
+async function openRaw(commit: Commit, location: string) {
+  const plain = /\.(ndjson|jsonl)$/i.test(location);
+  const sink = await commit.open(location, {
+    contentType: plain ? 'application/x-ndjson' : 'application/gzip',
+    createDirs: true,
+    flag: '--raw',
+  });
+  const gzip = plain ? undefined : (await import('node:zlib')).createGzip();
+  const head: Writable = gzip ?? sink.writable;
+  const piping = gzip === undefined ? Promise.resolve() : pipeline(gzip, sink.writable);
+  piping.catch(() => {}); // surfaces through the sink's staged promise and end()
+  return {
+    sink,
+    page: async (page: Page, market: string | undefined, fetchedAt: string) => {
+      const line = rawLine(
+        {
+          url: page.url ?? '',
+          market: market ?? null,
+          offset: page.offset,
+          status: 200,
+          fetchedAt,
+        },
+        page.text ?? '',
+      );
+      if (!head.write(line)) await once(head, 'drain');
+    },
+    end: async () => {
+      head.end();
+      await piping;
+    },
+  };
 }
 
 /** Writes each rejected record as one NDJSON line; fails the run past `maxRejects`. */

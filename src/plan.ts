@@ -31,6 +31,8 @@ export interface PlannedOutput {
 export interface Plan {
   outputs: PlannedOutput[];
   rejects: string | undefined;
+  /** The raw landing: page bodies as received. */
+  raw: string | undefined;
   manifest: string | undefined;
   /** The run's HTML report. */
   report: string | undefined;
@@ -53,13 +55,21 @@ export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
       : [{ location: out, market, table: undefined }];
   });
   const rejects = o.rejects === undefined ? undefined : expandOut(o.rejects, vars);
+  const raw = o.raw === undefined ? undefined : expandOut(o.raw, vars);
   const manifest = o.manifest ? manifestLocation(o.out, vars) : undefined;
   const report = o.report === undefined ? undefined : expandOut(o.report, vars);
   const state = o.state === undefined ? undefined : expandOut(o.state, vars);
   const seen = new Map<string, string>();
   const claim = (location: string | undefined, what: string) => {
     if (location === undefined || location === '-') return;
-    const key = parseDestination(location).kind === 'file' ? resolve(location) : location;
+    // Compared as what they name: S3://b/k and s3://b/k are one object, a/../x.csv and x.csv one file.
+    const d = parseDestination(location);
+    const key =
+      d.kind === 'file'
+        ? resolve(d.path)
+        : d.kind === 's3'
+          ? `s3://${d.bucket}/${d.key}`
+          : location;
     const other = seen.get(key);
     if (other !== undefined) {
       throw usageError(`${other} and ${what} name the same output: ${location}`);
@@ -68,9 +78,10 @@ export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
   };
   for (const output of outputs) claim(output.location, 'option --out');
   claim(rejects, 'option --rejects');
+  claim(raw, 'option --raw');
   claim(manifest, 'the manifest (_manifest.json beside the data)');
   claim(report, 'option --report');
   claim(state, 'option --state');
   claim(state && `${state}.lease`, "the state's lease");
-  return { outputs, rejects, manifest, report, state };
+  return { outputs, rejects, raw, manifest, report, state };
 }

@@ -145,38 +145,52 @@ export async function acquireLease(
     pid: process.pid,
   };
   const text = `${JSON.stringify(body)}\n`;
-  let taken = await destinations.writeIf(location, text, null);
+  const take = (expect: string | null) =>
+    destinations.writeIf(location, text, expect).catch((error: unknown) => {
+      throw prefixed(error, stateLocation);
+    });
+  let taken = await take(null);
   if (taken === false) {
     const held = await destinations.read(location);
+    let other: Partial<LeaseBody> = {};
     if (held !== undefined) {
-      let other: Partial<LeaseBody> = {};
       try {
         other = JSON.parse(await streamText(held.body)) as Partial<LeaseBody>;
       } catch {
-        // An unreadable lease counts as held since now: it expires like any other.
+        // Unreadable (a run killed while writing it): its age is the file's.
       }
-      const since = Date.parse(other.startedAt ?? '');
-      const stale =
-        Number.isFinite(since) && startedAt.getTime() - since > LEASE_EXPIRY_HOURS * 3_600_000;
-      if (stale) taken = await destinations.writeIf(location, text, held.version);
-      if (taken === false) {
-        throw new SpotifyBatchError(
-          'ERR_LOCKED',
-          `option --state: ${stateLocation} is in use by run ${other.runId ?? '(unknown)'}, started ${other.startedAt ?? '(unknown)'}${other.host ? ` on ${other.host} (pid ${other.pid})` : ''}; its lease (${location}) expires ${LEASE_EXPIRY_HOURS} h after that start`,
-          { context: { path: location } },
-        );
-      }
+      const since = Date.parse(other.startedAt ?? '') || held.modified?.getTime() || Number.NaN;
+      const stale = startedAt.getTime() - since > LEASE_EXPIRY_HOURS * 3_600_000;
+      if (stale) taken = await take(held.version);
     } else {
-      taken = await destinations.writeIf(location, text, null);
-      if (taken === false)
-        throw new SpotifyBatchError('ERR_LOCKED', `option --state: ${location} is contended`);
+      taken = await take(null); // released between our two looks
+    }
+    if (taken === false) {
+      throw new SpotifyBatchError(
+        'ERR_LOCKED',
+        `option --state: ${stateLocation} is in use by run ${other.runId ?? '(unknown)'}, started ${other.startedAt ?? '(unknown)'}${other.host ? ` on ${other.host} (pid ${other.pid})` : ''}; its lease ${location} expires ${LEASE_EXPIRY_HOURS} h after that start (if that run is gone, delete the lease)`,
+        { context: { path: location } },
+      );
     }
   }
   return {
     async [Symbol.asyncDispose]() {
-      await destinations.delete(location).catch(() => {});
+      // Only our own lease: after an expiry another run may hold it now.
+      const now = await destinations.read(location).catch(() => undefined);
+      if (now === undefined) return;
+      const holder = await streamText(now.body)
+        .then((t) => (JSON.parse(t) as Partial<LeaseBody>).runId)
+        .catch(() => undefined);
+      if (holder === runId) await destinations.delete(location).catch(() => {});
     },
   };
+}
+
+function prefixed(error: unknown, stateLocation: string): unknown {
+  if (error instanceof SpotifyBatchError && !error.message.startsWith('option --state')) {
+    error.message = `option --state ${stateLocation}: ${error.message}`;
+  }
+  return error;
 }
 
 async function streamText(stream: NodeJS.ReadableStream): Promise<string> {

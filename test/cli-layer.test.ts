@@ -75,11 +75,11 @@ test('check fails with the status of the first failure: a missing bucket (5), ba
     env: { ...emulatorEnv(emulator), SPOTIFY_CLIENT_SECRET: 'wrong' },
   });
   assert.equal(creds.status, 3, creds.stderr);
-  const missingDir = await runCli(['check', '--out', '/nonexistent/x.csv'], {
+  const missingDir = await runCli(['check', '--out', '/proc/no-such-dir/x.csv'], {
     env: emulatorEnv(emulator),
   });
   assert.equal(missingDir.status, 2, missingDir.stderr);
-  assert.match(missingDir.stderr, /option --out: directory \/nonexistent does not exist/);
+  assert.match(missingDir.stderr, /option --out: directory \/proc\/no-such-dir does not exist/);
 });
 
 test('markets prints the embedded list, one code a line', async () => {

@@ -82,10 +82,36 @@ const usage: [string, string[], RegExp][] = [
   ],
   [
     '--rejects in a missing directory names --rejects',
-    ['new-releases', '--out', '-', '--rejects', '/nonexistent/r.ndjson'],
-    /^spotify-batch: error: option --rejects: directory \/nonexistent does not exist\n$/,
+    ['new-releases', '--out', '-', '--rejects', '/proc/no-such-dir/r.ndjson'],
+    /^spotify-batch: error: option --rejects: directory \/proc\/no-such-dir does not exist\n$/,
   ],
   ['a mistyped command', ['new-release'], /Did you mean new-releases\?/],
+  [
+    'a flag given twice',
+    ['new-releases', '--out', 'a.csv', '--out', 'b.csv'],
+    /option --out is given more than once/,
+  ],
+  [
+    '--no- on a flag with a value',
+    ['new-releases', '--no-via'],
+    /option --via takes a value \(there is no --no-via\)/,
+  ],
+  [
+    'one S3 object named two ways',
+    ['new-releases', '--out', 's3://b/x.csv', '--rejects', 'S3://b/x.csv'],
+    /option --out and option --rejects name the same output/,
+  ],
+  [
+    'a flat --out that names a folder',
+    ['new-releases', '--out', 'newdir/'],
+    /option --out: newdir\/ names a folder/,
+  ],
+  ["--query ''", ['new-releases', '--via', 'search', '--query', ''], /option --query is empty/],
+  [
+    'a per-run template in --state',
+    ['new-releases', '--state', 's/{date}.tsv'],
+    /option --state: \{date\} does not apply/,
+  ],
   [
     'a mistyped flag',
     ['new-releases', '--markets', 'SE'],

@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
-import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { CLI, emulatorEnv, runCli } from './helpers/cli.ts';
 import { runToBuffer } from './helpers/run.ts';
 
 const BUCKET = 'exits';
@@ -197,4 +197,47 @@ test('a second signal exits at once and still sends the abort of the open upload
   // Not asserted: zero open uploads. A part still in flight when the abort goes out may land
   // afterwards (S3's documentation says so; the local S3 then re-creates the upload) — the
   // price of exiting at once, which the README's lifecycle rule covers.
+});
+
+test('stdout on a full disk (> /dev/full): exit 5, one line, not an internal error', async () => {
+  const { spawn } = await import('node:child_process');
+  const { openSync, closeSync } = await import('node:fs');
+  const full = openSync('/dev/full', 'w');
+  try {
+    const child = spawn(process.execPath, [CLI, 'new-releases'], {
+      env: { PATH: process.env.PATH, ...emulatorEnv(clean) },
+      stdio: ['ignore', full, 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    assert.equal(status, 5, stderr);
+    assert.equal(
+      stderr,
+      'spotify-batch: error: cannot write to stdout: no space left on the device\n',
+    );
+  } finally {
+    closeSync(full);
+  }
+});
+
+test('--out /dev/stdout is stdout (the system link stays); a symlink is followed', async () => {
+  const expected = (await runToBuffer(clean)).bytes;
+  const result = await runCli(['new-releases', '--out', '/dev/stdout'], {
+    env: emulatorEnv(clean),
+  });
+  assert.equal(result.status, 0, result.stderr);
+  assert.ok(result.stdout.equals(expected));
+  assert.ok((await lstat('/dev/stdout')).isSymbolicLink(), '/dev/stdout is still a link');
+  const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-exit-'));
+  await writeFile(join(dir, 'real.csv'), 'old');
+  await symlink(join(dir, 'real.csv'), join(dir, 'link.csv'));
+  const viaLink = await runCli(['new-releases', '--out', join(dir, 'link.csv')], {
+    env: emulatorEnv(clean),
+  });
+  assert.equal(viaLink.status, 0, viaLink.stderr);
+  assert.ok((await lstat(join(dir, 'link.csv'))).isSymbolicLink(), 'the link stays a link');
+  assert.ok((await readFile(join(dir, 'real.csv'))).equals(expected), 'its target got the data');
 });

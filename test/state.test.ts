@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -150,7 +150,7 @@ test('a failed run leaves the state byte-identical, and its lease is released', 
         '--max-retries',
         '0',
         '--out',
-        join(dir, 'f.csv'),
+        join(dir, 'f2.csv'),
       ],
       { env: emulatorEnv(failing) },
     );
@@ -364,3 +364,113 @@ test(
     assert.deepEqual(await s3.openUploads('state'), []);
   },
 );
+
+test(
+  'a market skipped under --on-market-error skip leaves its albums out of the state',
+  T,
+  async () => {
+    const state = join(dir, 'skip.state');
+    const failingDe = await startEmulator({
+      seed: 5,
+      albums: 300,
+      faults: [{ kind: '404', market: 'DE', offset: 100 }],
+    });
+    try {
+      const out = join(dir, 'skip', '{market}.csv');
+      const first = await runCli(
+        [
+          'new-releases',
+          '--market',
+          'SE,DE',
+          '-c',
+          '1',
+          '--on-market-error',
+          'skip',
+          '--state',
+          state,
+          '--new-only',
+          '--out',
+          out,
+        ],
+        { env: emulatorEnv(failingDe) },
+      );
+      assert.equal(first.status, 7, first.stderr);
+      assert.match(first.stderr, /state: 300 new, 0 seen before/, 'only SE counted');
+      const ids = (await readFile(state, 'utf8')).split('\n').slice(1).filter(Boolean);
+      assert.equal(ids.length, 300);
+      assert.ok(
+        ids.every((line) => line.endsWith('\tSE')),
+        'no DE album recorded',
+      );
+    } finally {
+      await failingDe.stop();
+    }
+    // DE, healthy again, still has its albums to write: none was lost.
+    const second = await runCli(
+      [
+        'new-releases',
+        '--market',
+        'DE',
+        '--state',
+        state,
+        '--new-only',
+        '--out',
+        join(dir, 'skip2', '{market}.csv'),
+      ],
+      { env: emulatorEnv(emulator) },
+    );
+    assert.equal(second.status, 0, second.stderr);
+    const counted = /state: (\d+) new/.exec(second.stderr);
+    assert.ok(Number(counted?.[1]) > 0, second.stderr);
+  },
+);
+
+test(
+  'a --new-only re-run over existing outputs is refused, and they stay as they were',
+  T,
+  async () => {
+    const state = join(dir, 'rerun.state');
+    const out = join(dir, 'rerun', 'dt=X', '{market}.csv');
+    const first = await runCli(
+      ['new-releases', '--market', 'SE', '--state', state, '--new-only', '--out', out],
+      {
+        env: emulatorEnv(emulator),
+      },
+    );
+    assert.equal(first.status, 0, first.stderr);
+    const before = await readFile(join(dir, 'rerun', 'dt=X', 'SE.csv'));
+    const again = await runCli(
+      ['new-releases', '--market', 'SE', '--state', state, '--new-only', '--out', out],
+      {
+        env: emulatorEnv(emulator),
+      },
+    );
+    assert.equal(again.status, 8, again.stderr);
+    assert.match(again.stderr, /option --new-only: .*SE\.csv already exists/);
+    assert.deepEqual(await readFile(join(dir, 'rerun', 'dt=X', 'SE.csv')), before);
+  },
+);
+
+test('an unreadable lease (a run killed while writing it) expires by its age', T, async () => {
+  const state = join(dir, 'garbled.state');
+  const lease = `${state}.lease`;
+  await writeFile(lease, '');
+  const old = new Date('2020-01-01T00:00:00Z');
+  await utimes(lease, old, old);
+  const result = await runCli(
+    ['new-releases', '--state', state, '--out', join(dir, 'garbled.csv')],
+    {
+      env: emulatorEnv(emulator),
+    },
+  );
+  assert.equal(result.status, 0, result.stderr);
+  await writeFile(lease, '');
+  const fresh = await runCli(
+    ['new-releases', '--state', state, '--out', join(dir, 'garbled2.csv')],
+    {
+      env: emulatorEnv(emulator),
+    },
+  );
+  assert.equal(fresh.status, 8, 'a fresh unreadable lease still holds');
+  assert.match(fresh.stderr, /if that run is gone, delete the lease/);
+});

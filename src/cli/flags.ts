@@ -1,4 +1,4 @@
-import type { Argv } from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { usageError } from '../core/errors.ts';
 import { DEFAULTS, decimalNumber, MiB, type Options, wholeNumber } from '../core/options.ts';
 
@@ -166,6 +166,12 @@ export const pullOptions = (y: Argv) =>
       ),
     )
     .option(
+      'raw',
+      text(
+        'Raw landing: every page body as Spotify sent it, one line per page with its URL, market, offset, status and fetch time; a file or s3:// key, gzipped unless it ends in .ndjson/.jsonl; published with the data. `spotify-batch replay --from` reads it back',
+      ),
+    )
+    .option(
       'state',
       text(
         'Incremental state: a file or s3:// key recording each album id with the date it was first written; read at the start, published with the data. One run at a time (a lease beside it)',
@@ -284,6 +290,8 @@ export function toOptions(args: PullArgs): Options {
     rejects: args.rejects,
     maxRejects: wholeNumber('option --max-rejects', raw(args['max-rejects'])),
     report: args.report,
+    from: list('from', (args as { from?: (string | number)[] }).from),
+    raw: args.raw,
     state: args.state,
     newOnly: args['new-only'],
     stateTtlDays: wholeNumber('option --state-ttl', raw(args['state-ttl'])),
@@ -302,4 +310,22 @@ export function toOptions(args: PullArgs): Options {
   return Object.fromEntries(
     Object.entries(options).filter(([, value]) => value !== undefined),
   ) as Options;
+}
+
+/**
+ * A flag that takes one value, given twice (`--out a --out b`) or as `--no-out`, reaches the
+ * options as an array or a boolean: refused here, with one line, rather than failing inside.
+ */
+export function checkScalars(args: Record<string, unknown>): void {
+  const { boolean, array } = (
+    pullOptions(yargs([])) as unknown as { getOptions(): { boolean: string[]; array: string[] } }
+  ).getOptions();
+  for (const [key, value] of Object.entries(args)) {
+    if (key.length < 2 || (key.includes('-') === false && /[A-Z]/.test(key))) continue;
+    if (boolean.includes(key) || array.includes(key) || ['_', '$0', 'from'].includes(key)) continue;
+    if (Array.isArray(value)) throw usageError(`option --${key} is given more than once`);
+    if (typeof value === 'boolean') {
+      throw usageError(`option --${key} takes a value (there is no --no-${key})`);
+    }
+  }
 }

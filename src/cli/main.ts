@@ -4,7 +4,7 @@ import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
 import { type NormalizedOptions, normalizeOptions } from '../core/options.ts';
 import { didYouMean } from '../core/suggest.ts';
 import type { EmulatorArgs } from './emulator.ts';
-import { type PullArgs, pullOptions, toOptions } from './flags.ts';
+import { checkScalars, type PullArgs, pullOptions, toOptions } from './flags.ts';
 import { humanBytes, Log, NAME } from './output.ts';
 
 // Only what parsing the command line needs is imported above: `--help` and `--version` load
@@ -88,6 +88,7 @@ function loadEnvFile(path: string | undefined): NodeJS.ProcessEnv {
 }
 
 function logFor(args: PullArgs, command: 'pull' | 'check'): Log {
+  checkScalars(args);
   const format = args['log-format'] ?? 'text';
   if (format !== 'text' && format !== 'json') {
     throw usageError(
@@ -274,6 +275,25 @@ export async function main(argv = process.argv): Promise<void> {
           .example(
             '$0 new-releases --via search --limit 10',
             'Development Mode apps (no new-releases since Feb 2026)',
+          )
+          .epilog(EXIT_STATUSES),
+      (a) => newReleases(a as PullArgs),
+    )
+    .command(
+      'replay',
+      'Re-derive outputs from saved pages (--raw files) or JSON, without calling Spotify',
+      (y) =>
+        pullOptions(y)
+          .option('from', {
+            type: 'string',
+            array: true,
+            demandOption: 'name what to replay: --from LOCATION (repeatable)',
+            describe:
+              'Raw landing files (--raw), a JSON array of albums, a saved paging response, or NDJSON of albums; files or s3:// keys, gzipped or not (repeatable)',
+          })
+          .example(
+            "$0 replay --from 'raw/dt=2026-11-25/pages.ndjson.gz' --model star --format parquet --out star/",
+            'yesterday’s pull again, as Parquet star tables',
           )
           .epilog(EXIT_STATUSES),
       (a) => newReleases(a as PullArgs),

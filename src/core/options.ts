@@ -110,6 +110,16 @@ export interface Options {
    * emitted and the market. Read at the start, written as one more output of the run's commit.
    */
   state?: string;
+  /**
+   * Raw landing: every page body as received, one line per page with its URL, market, offset,
+   * status and fetch time, published with the data (gzip unless the name ends in .ndjson/.jsonl).
+   */
+  raw?: string;
+  /**
+   * Replay: read albums from these saved files (raw landing files, a JSON array of albums, a
+   * saved paging response, NDJSON of albums; local or S3, gzipped or not) instead of Spotify.
+   */
+  from?: string[];
   /** With `state`: write only albums not in the state. @default false */
   newOnly?: boolean;
   /** With `state`: ids first seen more than this many days ago are dropped from it. @default 90 */
@@ -124,9 +134,14 @@ export interface Options {
    * and published with the data, also for runs to stdout. @default none
    */
   report?: string;
-  /** S3 part size in bytes, at least 5 MiB. @default 8 MiB */
+  /**
+   * S3 part size in bytes, at least 5 MiB (S3's minimum). The upload holds about part size ×
+   * (queue size + 1); 5 MiB × 2 keeps a million-album pull inside a 128 MiB container
+   * (bench/RESULTS.md), and Spotify delivers far less than even one part per second.
+   * @default 5 MiB
+   */
   s3PartSize?: number;
-  /** S3 parts uploaded concurrently. @default 4 */
+  /** S3 parts uploaded concurrently. @default 2 */
   s3QueueSize?: number;
   /** S3 endpoint URL (S3-compatible stores). @default env AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL */
   s3Endpoint?: string;
@@ -180,6 +195,9 @@ export interface NormalizedOptions {
   /** Where the run's HTML report goes (templates not yet filled in). */
   report: string | undefined;
   state: string | undefined;
+  raw: string | undefined;
+  /** Replay inputs; empty for a live pull. */
+  from: string[];
   newOnly: boolean;
   stateTtlDays: number;
   s3: S3Options;
@@ -267,8 +285,8 @@ export const DEFAULTS = {
   requestTimeout: 30_000,
   csvEscapeFormulas: false,
   parquetRowGroupRows: 20_000,
-  s3PartSize: 8 * MiB,
-  s3QueueSize: 4,
+  s3PartSize: 5 * MiB,
+  s3QueueSize: 2,
   stateTtlDays: 90,
 } as const satisfies Required<Pick<Options, Defaulted>>;
 
@@ -291,18 +309,21 @@ export function expandOut(out: string, vars: OutVars): string {
   );
 }
 
+const STDOUT_PATHS = new Set(['/dev/stdout', '/dev/fd/1', '/proc/self/fd/1']);
+
 /** Parses `-`, a path, or `s3://bucket/key` into a {@link Destination}. */
-export function parseDestination(out: string): Destination {
-  if (out === '-' || out === '') return { kind: 'stdout' };
+export function parseDestination(out: string, flag = '--out'): Destination {
+  // The process's own stdout under its other names: opening them fails on a socket (ENXIO).
+  if (out === '-' || out === '' || STDOUT_PATHS.has(out)) return { kind: 'stdout' };
   if (/^s3:\/\//i.test(out)) {
     const match = /^s3:\/\/([^/]+)\/(.+)$/i.exec(out);
     if (!match?.[1] || !match[2] || match[2].endsWith('/')) {
-      throw usageError(`option --out must be s3://bucket/key with a key, got ${out}`);
+      throw usageError(`option ${flag} must be s3://bucket/key with a key, got ${out}`);
     }
     return { kind: 's3', bucket: match[1], key: match[2] };
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(out)) {
-    throw usageError(`option --out must be -, a file path or s3://bucket/key, got ${out}`);
+    throw usageError(`option ${flag} must be -, a file path or s3://bucket/key, got ${out}`);
   }
   return { kind: 'file', path: out };
 }
@@ -431,6 +452,18 @@ export function normalizeOptions(
   options: Options,
   env: NodeJS.ProcessEnv = process.env,
 ): NormalizedOptions {
+  // A flag given with an empty value is a mistake (an unset variable in a script), never "the default".
+  for (const [name, value] of [
+    ['--query', options.query],
+    ['--api-url', options.apiUrl],
+    ['--accounts-url', options.accountsUrl],
+    ['--s3-endpoint', options.s3Endpoint],
+    ['--s3-region', options.s3Region],
+    ['--s3-storage-class', options.s3StorageClass],
+    ['--s3-sse-kms-key-id', options.s3SseKmsKeyId],
+  ] as const) {
+    if (value !== undefined && value.trim() === '') throw usageError(`option ${name} is empty`);
+  }
   const out = options.out ?? DEFAULTS.out;
   if (out.trim() === '') {
     throw usageError('option --out is empty: give - (stdout), a file path or s3://bucket/key');
@@ -441,7 +474,10 @@ export function normalizeOptions(
     if (rejects.trim() === '')
       throw usageError('option --rejects is empty: give a file path or s3:// key');
     checkPlaceholders('--rejects', rejects);
-    if (parseDestination(rejects).kind === 'stdout') {
+    if (rejects.includes('{market}')) {
+      throw usageError('option --rejects: {market} does not apply (one rejects file per run)');
+    }
+    if (parseDestination(rejects, '--rejects').kind === 'stdout') {
       throw usageError('option --rejects needs a file path or s3:// key, got -');
     }
   }
@@ -453,11 +489,33 @@ export function normalizeOptions(
     if (report.includes('{market}')) {
       throw usageError('option --report: one report per run, {market} cannot be used');
     }
-    if (parseDestination(report).kind === 'stdout') {
+    if (parseDestination(report, '--report').kind === 'stdout') {
       throw usageError('option --report needs a file path or s3:// key, got -');
     }
     if (!/\.html?$/i.test(report)) {
       throw usageError(`option --report: the page is HTML, name it .html, got ${report}`);
+    }
+  }
+  const raw = options.raw;
+  const from = options.from ?? [];
+  if (raw !== undefined) {
+    if (raw.trim() === '') throw usageError('option --raw is empty: give a file path or s3:// key');
+    checkPlaceholders('--raw', raw);
+    if (parseDestination(raw, '--raw').kind === 'stdout') {
+      throw usageError('option --raw needs a file path or s3:// key, got -');
+    }
+    if (options.from !== undefined) {
+      throw usageError('option --raw keeps what Spotify sent: it needs a live pull, not a replay');
+    }
+  }
+  if (options.from !== undefined && from.length === 0) {
+    throw usageError('option --from needs at least one file or s3:// key');
+  }
+  for (const input of from) {
+    if (input.trim() === '' || parseDestination(input, '--from').kind === 'stdout') {
+      throw usageError(
+        `option --from needs file paths or s3:// keys, got ${input === '' ? 'nothing' : input}`,
+      );
     }
   }
   const state = options.state;
@@ -465,7 +523,14 @@ export function normalizeOptions(
     if (state.trim() === '')
       throw usageError('option --state is empty: give a file path or s3:// key');
     checkPlaceholders('--state', state);
-    if (parseDestination(state).kind === 'stdout') {
+    // One state across runs: a template that changes from run to run would start afresh each time.
+    const template = /\{(date|run_id|market)\}/.exec(state);
+    if (template) {
+      throw usageError(
+        `option --state: ${template[0]} does not apply: the state is one file kept across runs`,
+      );
+    }
+    if (parseDestination(state, '--state').kind === 'stdout') {
       throw usageError('option --state needs a file path or s3:// key, got -');
     }
   }
@@ -501,6 +566,10 @@ export function normalizeOptions(
     if (perMarket) throw usageError('option --model star: {market} in --out is not supported');
     if (options.columns !== undefined)
       throw usageError('option --columns does not apply to --model star');
+  } else if (out.endsWith('/')) {
+    throw usageError(
+      `option --out: ${out} names a folder; name a file (e.g. ${out}albums.csv), or use --model star for tables in a folder`,
+    );
   }
   // Validate the shape now, with sample values, so a bad --out fails before any request.
   const sample = expandOut(out, { date: '2026-01-01', runId: 'run', market: 'SE' });
@@ -527,15 +596,19 @@ export function normalizeOptions(
   }
   // Credentials after the --out/--format/--model checks: a mistyped flag is worth reporting
   // before missing secrets (numeric ranges are checked below, with the defaults).
-  const clientId = nonEmpty(options.clientId, env.SPOTIFY_CLIENT_ID, env.CLIENT_ID);
-  const clientSecret = nonEmpty(options.clientSecret, env.SPOTIFY_CLIENT_SECRET, env.CLIENT_SECRET);
-  if (!clientId || !clientSecret) {
+  const clientId = nonEmpty(options.clientId, env.SPOTIFY_CLIENT_ID, env.CLIENT_ID) ?? '';
+  const clientSecret =
+    nonEmpty(options.clientSecret, env.SPOTIFY_CLIENT_SECRET, env.CLIENT_SECRET) ?? '';
+  // A replay calls no API: no credentials needed.
+  if (from.length === 0 && (!clientId || !clientSecret)) {
     throw usageError(
       'missing Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or pass --env-file FILE)',
     );
   }
   return {
     out,
+    raw,
+    from,
     perMarket,
     markets,
     dedupe: options.dedupe ?? (markets.length > 1 && !perMarket),

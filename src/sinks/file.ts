@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { type FileHandle, lstat, mkdir, open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { SpotifyBatchError } from '../core/errors.ts';
@@ -124,6 +124,14 @@ export class FileSink implements StagedSink {
       expect,
     }: { createDirs?: boolean; flag?: string; expect?: string | null | undefined } = {},
   ): Promise<{ sink: FileSink; createdDir: string | undefined }> {
+    // Device and process paths (/dev/stdout, /dev/fd/1, /proc/self/fd/1) are written in place,
+    // never renamed over: as root, a rename would replace the system's /dev/stdout link. A
+    // symbolic link elsewhere is followed: its target is replaced, atomically, and the link kept.
+    const system = /^\/(dev|proc)\//.test(resolve(target));
+    if (!system && (await lstat(target).catch(() => undefined))?.isSymbolicLink()) {
+      const real = await realpath(target).catch(() => undefined);
+      if (real !== undefined) target = real;
+    }
     const dir = dirname(target);
     let createdDir: string | undefined;
     if (createDirs) {
@@ -147,7 +155,7 @@ export class FileSink implements StagedSink {
         { context: { path: target } },
       );
     }
-    const special = targetInfo !== undefined && !targetInfo.isFile();
+    const special = system || (targetInfo !== undefined && !targetInfo.isFile());
     const temp = special
       ? undefined
       : join(dir, `.${basename(target)}.${randomBytes(6).toString('hex')}.partial`);

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { access, rm, stat, writeFile } from 'node:fs/promises';
+import { access, link, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { SpotifyBatchError } from '../core/errors.ts';
@@ -105,15 +106,21 @@ export class Destinations {
   /** What is at `location` and its version (S3 ETag; a file's size and mtime), or undefined. */
   async read(
     location: string,
-  ): Promise<{ body: NodeJS.ReadableStream; version: string } | undefined> {
+  ): Promise<{ body: NodeJS.ReadableStream; version: string; modified?: Date } | undefined> {
     const destination = parseDestination(location);
     if (destination.kind === 's3') {
       return (await this.#store()).read(destination.bucket, destination.key);
     }
     if (destination.kind !== 'file') return undefined;
+    const info = await stat(destination.path).catch(() => undefined);
+    if (info?.isDirectory()) {
+      throw new SpotifyBatchError('ERR_CONFIG', `${location} is a directory, expected a file`, {
+        context: { path: location },
+      });
+    }
     const version = await fileVersion(destination.path);
-    if (version === null) return undefined;
-    return { body: createReadStream(destination.path), version };
+    if (version === null || info === undefined) return undefined;
+    return { body: createReadStream(destination.path), version, modified: info.mtime };
   }
 
   /**
@@ -134,14 +141,34 @@ export class Destinations {
     if (destination.kind !== 'file') throw new Error(`cannot write ${location} conditionally`);
     const path = destination.path;
     if (expect !== null) {
-      // Take-over of a stale file: only if it is still the one that was read.
-      if ((await fileVersion(path)) !== expect) return false;
-      await rm(path, { force: true });
+      // Take-over of a stale file, only if it is still the one that was read: moved aside by a
+      // rename (of two runs taking over at once, one rename finds nothing), then checked.
+      const aside = `${path}.${randomBytes(4).toString('hex')}.old`;
+      if (
+        !(await rename(path, aside).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return false;
+      if ((await fileVersion(aside)) !== expect) {
+        // Someone else's lease was moved: put it back unless another took the place meanwhile.
+        await link(aside, path).catch(() => {});
+        await rm(aside, { force: true });
+        return false;
+      }
+      await rm(aside, { force: true });
     }
     try {
       await writeFile(path, text, { flag: 'wx' });
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      const code = (cause as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      if (code === 'ENOENT') {
+        throw new SpotifyBatchError('ERR_CONFIG', `directory ${dirname(path)} does not exist`, {
+          context: { path },
+        });
+      }
       throw fileError(cause, path, 'write');
     }
     return (await fileVersion(path)) ?? '';

@@ -128,9 +128,12 @@ export class S3Store {
   async open(object: S3Object): Promise<S3Sink> {
     await this.#checkBucket(object);
     const id = `${object.bucket}/${object.key}`;
-    const sink = new S3Sink(this.#client, this.#Upload, this.#options, object, () =>
-      this.#sinks.delete(id),
-    );
+    // The plan refuses two outputs at one place; this guard keeps a mistake there from
+    // silently tying one output's held request to another's verdict.
+    if (this.#sinks.has(id)) throw new Error(`two outputs of one run at s3://${id}`);
+    const sink = new S3Sink(this.#client, this.#Upload, this.#options, object, () => {
+      if (this.#sinks.get(id) === sink) this.#sinks.delete(id);
+    });
     this.#sinks.set(id, sink);
     return sink;
   }
@@ -154,11 +157,15 @@ export class S3Store {
   async read(
     bucket: string,
     key: string,
-  ): Promise<{ body: NodeJS.ReadableStream; version: string } | undefined> {
+  ): Promise<{ body: NodeJS.ReadableStream; version: string; modified?: Date } | undefined> {
     const { GetObjectCommand } = await import('@aws-sdk/client-s3');
     try {
       const got = await this.#client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      return { body: got.Body as NodeJS.ReadableStream, version: got.ETag ?? '' };
+      return {
+        body: got.Body as NodeJS.ReadableStream,
+        version: got.ETag ?? '',
+        ...(got.LastModified === undefined ? {} : { modified: got.LastModified }),
+      };
     } catch (error) {
       const name = (error as { name?: string }).name;
       if (name === 'NoSuchKey' || name === 'NotFound') return undefined;

@@ -21,6 +21,8 @@ export interface PagingOptions {
   market?: string | undefined;
   /** Cancels this consumer's requests (the client may be shared with others). */
   signal: AbortSignal;
+  /** Keep each page's body text (`Page.text`) for the raw landing. @default false */
+  keepText?: boolean | undefined;
 }
 
 export interface AlbumSourceOptions
@@ -33,6 +35,13 @@ export interface AlbumSourceOptions
   signal: AbortSignal;
   /** A client to share (its token and rate-limit gate); without one the source makes its own. */
   client?: SpotifyClient | undefined;
+  /**
+   * Told of every page in the order its albums are emitted, with the fetch time they carry
+   * (the raw landing; with `keepText`, `page.text` is the body as received).
+   */
+  onPage?:
+    | ((page: Page, market: string | undefined, fetchedAt: string) => Promise<void> | void)
+    | undefined;
 }
 
 /** One parsed page of a Spotify paging object. */
@@ -43,6 +52,9 @@ export interface Page {
   total: number | undefined;
   next: string | null;
   href: string | undefined;
+  /** The URL it was fetched from, and its body as received (with `keepText`). */
+  url?: string;
+  text?: string;
 }
 
 export function firstPageUrl(
@@ -129,6 +141,7 @@ export async function* fetchPages(
         base,
         Number.isInteger(offset) ? offset : first.offset,
         options.signal,
+        options.keepText,
       );
       yield page;
       base = page.items.length > 0 ? page.next : null;
@@ -144,7 +157,13 @@ export async function* fetchPages(
     while (window.length > 0 || offset < end) {
       while (window.length < concurrency && offset < end) {
         const pageLimit = Math.min(limit, end - offset);
-        const pending = getPage(client, pageUrl(base, offset, pageLimit), offset, options.signal);
+        const pending = getPage(
+          client,
+          pageUrl(base, offset, pageLimit),
+          offset,
+          options.signal,
+          options.keepText,
+        );
         // Handled when its turn comes; until then a rejection must not count as unhandled.
         pending.catch(() => {});
         window.push(pending);
@@ -162,8 +181,18 @@ async function getPage(
   url: string,
   offset: number,
   signal: AbortSignal,
+  keepText = false,
 ): Promise<Page> {
-  return toPage(await client.getJson(url, offset, signal), url, offset);
+  let text: string | undefined;
+  const keep = keepText
+    ? (body: string) => {
+        text = body;
+      }
+    : undefined;
+  const page = toPage(await client.getJson(url, offset, signal, keep), url, offset);
+  page.url = url;
+  if (text !== undefined) page.text = text;
+  return page;
 }
 
 /**
@@ -173,7 +202,13 @@ async function getPage(
 async function fetchFirstPage(client: SpotifyClient, options: PagingOptions): Promise<Page> {
   const { via, limit, query, market, signal } = options;
   try {
-    return await getPage(client, firstPageUrl(client.apiUrl, via, limit, query, market), 0, signal);
+    return await getPage(
+      client,
+      firstPageUrl(client.apiUrl, via, limit, query, market),
+      0,
+      signal,
+      options.keepText,
+    );
   } catch (error) {
     const invalidLimit =
       via === 'search' &&
@@ -184,7 +219,7 @@ async function fetchFirstPage(client: SpotifyClient, options: PagingOptions): Pr
     if (!invalidLimit) throw error;
     options.stats.searchLimit = DEV_MODE_SEARCH_LIMIT;
     const url = firstPageUrl(client.apiUrl, via, DEV_MODE_SEARCH_LIMIT, query, market);
-    return getPage(client, url, 0, signal);
+    return getPage(client, url, 0, signal, options.keepText);
   }
 }
 
@@ -240,6 +275,7 @@ export class AlbumSource extends Readable {
   readonly #pages: AsyncGenerator<{ page: Page; market: string | undefined }>;
   readonly #stats: RunStats;
   readonly #maxItems: number;
+  readonly #onPage: AlbumSourceOptions['onPage'];
   #reading = false;
 
   constructor(options: AlbumSourceOptions) {
@@ -251,6 +287,7 @@ export class AlbumSource extends Readable {
     this.#pages = fetchMarketPages(this.#client, { ...options, signal }, markets);
     this.#stats = options.stats;
     this.#maxItems = options.maxItems;
+    this.#onPage = options.onPage;
   }
 
   /**
@@ -287,12 +324,14 @@ export class AlbumSource extends Readable {
       if (page.offset === 0 && page.total !== undefined) {
         stats.totalAlbums = (stats.totalAlbums ?? 0) + page.total;
       }
+      const fetchedAt = new Date().toISOString();
+      // Waited for: the raw landing's writes keep their backpressure.
+      await this.#onPage?.(page, market, fetchedAt);
       let items = page.items;
       const room = this.#maxItems - stats.albums;
       if (items.length >= room) items = items.slice(0, room);
       if (items.length === 0) continue;
       stats.albums += items.length;
-      const fetchedAt = new Date().toISOString();
       for (const album of items) this.push({ album, market, fetchedAt } satisfies SourceItem);
       if (stats.albums >= this.#maxItems) this.push(null);
       return;

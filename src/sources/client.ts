@@ -55,7 +55,13 @@ export class SpotifyClient {
    * GET a JSON body. `caller` lets one consumer (a source that is destroyed early, e.g. after
    * `maxItems`) cancel its own requests while the client goes on serving others.
    */
-  async getJson(url: string, offset?: number, caller?: AbortSignal): Promise<unknown> {
+  async getJson(
+    url: string,
+    offset?: number,
+    caller?: AbortSignal,
+    /** Given the text of the body that was returned (not of failed attempts). */
+    onText?: (text: string) => void,
+  ): Promise<unknown> {
     const { maxRetries, retryDelay, stats } = this.#options;
     const signal = caller ? AbortSignal.any([this.#options.signal, caller]) : this.#options.signal;
     let unauthorized = 0;
@@ -65,7 +71,7 @@ export class SpotifyClient {
         attempts++;
         await this.#throttle.acquire(signal);
         try {
-          const body = await this.#attempt(url, offset, signal, () => ++unauthorized);
+          const body = await this.#attempt(url, offset, signal, () => ++unauthorized, onText);
           this.#throttle.succeeded();
           return body;
         } finally {
@@ -117,6 +123,7 @@ export class SpotifyClient {
     offset: number | undefined,
     signal: AbortSignal,
     count401: () => number,
+    onText?: (text: string) => void,
   ): Promise<unknown> {
     const token = await this.#tokens.get();
     const context = offset === undefined ? { url } : { url, offset };
@@ -133,7 +140,7 @@ export class SpotifyClient {
     const { statusCode: status, body } = response;
     if (status === 200) {
       try {
-        return await parseJsonBody(body);
+        return await parseJsonBody(body, onText);
       } catch (cause) {
         body.destroy();
         if (signal.aborted) throw cause;

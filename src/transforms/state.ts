@@ -24,6 +24,8 @@ export function track(
   added: StateEntries,
   today: string,
   counts: StateCounts,
+  /** Ids this call adds to `added` (with whether they were new), so a failed market can undo them. */
+  claimed?: [string, boolean][],
 ): { firstSeen: string; isNew: boolean } {
   const id = (item.album as { id?: unknown } | null)?.id;
   if (typeof id !== 'string') return { firstSeen: today, isNew: true };
@@ -33,12 +35,14 @@ export function track(
       // Counted once per run, however many markets list it: `added` marks it as counted.
       added.set(id, before);
       counts.seen++;
+      claimed?.push([id, false]);
     }
     return { firstSeen: before.slice(0, 10), isNew: false };
   }
   if (added.has(id)) return { firstSeen: today, isNew: false };
   added.set(id, `${today}\t${item.market ?? ''}`);
   counts.new++;
+  claimed?.push([id, true]);
   return { firstSeen: today, isNew: true };
 }
 
@@ -49,6 +53,21 @@ export interface StateTrackerOptions {
   counts: StateCounts;
   /** Drop albums that are not new (in the state, or already written by this run). */
   newOnly: boolean;
+  /** Filled with the ids this tracker added (see {@link track}). */
+  claimed?: [string, boolean][];
+}
+
+/**
+ * Takes back what a market's tracker added to the run's state (the market failed and was
+ * skipped: its albums were not published, so the state must not say they were written).
+ */
+export function unclaim(claimed: [string, boolean][], added: StateEntries, counts: StateCounts) {
+  for (const [id, isNew] of claimed) {
+    added.delete(id);
+    if (isNew) counts.new--;
+    else counts.seen--;
+  }
+  claimed.length = 0;
 }
 
 /** albums → albums with `firstSeenAt`; with `newOnly`, only those new to the state. */
@@ -65,8 +84,8 @@ export class StateTracker extends Transform {
     _encoding: BufferEncoding,
     callback: TransformCallback,
   ): void {
-    const { known, added, today, counts, newOnly } = this.#o;
-    const { firstSeen, isNew } = track(item, known, added, today, counts);
+    const { known, added, today, counts, newOnly, claimed } = this.#o;
+    const { firstSeen, isNew } = track(item, known, added, today, counts, claimed);
     if (newOnly && !isNew) {
       callback();
       return;
