@@ -190,6 +190,11 @@ export class FileSink implements StagedSink {
     return { location: this.location, ...(version === null ? {} : { version }) };
   }
 
+  /** The process exits next (a second signal): remove the temp file now, without waiting. */
+  async abandon(): Promise<void> {
+    if (!this.#published && this.#temp !== undefined) await rm(this.#temp, { force: true });
+  }
+
   async discard(reason: unknown): Promise<void> {
     if (this.#published) return;
     if (!this.writable.destroyed && !this.writable.writableFinished) {

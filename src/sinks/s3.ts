@@ -300,6 +300,8 @@ export class S3Sink implements StagedSink {
   readonly #verdict: Promise<void>;
   #parts = 0;
   #published = false;
+  /** publish() let the final request go. */
+  #released = false;
 
   constructor(
     client: S3Client,
@@ -368,6 +370,7 @@ export class S3Sink implements StagedSink {
 
   async publish(): Promise<SinkResult> {
     await this.staged;
+    this.#released = true;
     this.#release();
     let result: CompleteMultipartUploadCommandOutput;
     try {
@@ -397,7 +400,8 @@ export class S3Sink implements StagedSink {
 
   async abandon(): Promise<void> {
     const uploadId = this.#upload.uploadId;
-    if (this.#published || uploadId === undefined) return;
+    // A Complete already sent is let be: aborting under it would make a part-way publish.
+    if (this.#released || uploadId === undefined) return;
     const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
     await this.#client
       .send(
