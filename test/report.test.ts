@@ -407,6 +407,35 @@ describe('the aggregates', () => {
     }
   });
 
+  test('top artists: every counter within its bounds on a skewed random stream', () => {
+    // A deterministic Zipf-like stream over 2,000 artists into 100 counters.
+    const top = new TopArtists(100);
+    const truth = new Map<string, number>();
+    let x = 12345;
+    for (let i = 0; i < 50_000; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const id = `a${Math.floor(2000 / (1 + (x % 2000))) + (x % 7 === 0 ? x % 2000 : 0)}`;
+      top.add(id, id);
+      truth.set(id, (truth.get(id) ?? 0) + 1);
+    }
+    const all = top.top(100);
+    assert.equal(all.length, 100);
+    // Space-Saving's invariant: the counts add up to the stream's length.
+    assert.equal(
+      all.reduce((sum, a) => sum + a.albums, 0),
+      50_000,
+    );
+    for (const a of all) {
+      const real = truth.get(a.id) ?? 0;
+      assert.ok(
+        a.albums >= real && a.albums - a.error <= real,
+        `${a.id}: ${a.albums} ± ${a.error} vs ${real}`,
+      );
+    }
+    const heaviest = [...truth].sort((p, q) => q[1] - p[1])[0] as [string, number];
+    assert.equal(all[0]?.id, heaviest[0]);
+  });
+
   test('market overlap: exact while small, a bounded sample after', () => {
     const small = new MarketOverlap(100, ['SE', 'DE']);
     for (let i = 0; i < 30; i++) small.add(`x${i}`, 'SE');

@@ -99,29 +99,39 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-/** One artist's counter: `albums` is at most `error` above the truth. */
+/** One artist's counter, in the list of its count's bucket. */
 interface Counter {
   id: string;
   name: string;
-  albums: number;
+  /** At most this much above the truth (0 while no counter was ever evicted). */
   error: number;
-  /** Its place in the heap (once the summary is full). */
-  at: number;
+  bucket: Bucket;
+  prev: Counter | undefined;
+  next: Counter | undefined;
+}
+
+/** Every counter with one count, in a list ordered by count (the stream-summary). */
+interface Bucket {
+  count: number;
+  head: Counter | undefined;
+  prev: Bucket | undefined;
+  next: Bucket | undefined;
 }
 
 /**
  * The most frequent artists in bounded memory: the Space-Saving algorithm (Metwally, Agrawal
- * and El Abbadi, 2005). Up to `capacity` distinct artists every count is exact (one map lookup
- * per artist). Once full, a new artist takes the place of the one with the smallest count `m`,
- * starting at `m + 1` with error `m`, so each reported count is at most `error` above the truth
- * and every artist with more than N / capacity albums is in the list. A min-heap on the counts,
- * built when the summary first fills, finds the smallest in O(log k).
+ * and El Abbadi, 2005) on its stream-summary, so every step is O(1). Up to `capacity` distinct
+ * artists every count is exact. Once full, a new artist takes the counter of one with the
+ * smallest count `m`, starting at `m + 1` with error `m`: each reported count is at most `error`
+ * above the truth, and every artist with more than N / capacity albums is in the list. Counters
+ * sit in buckets of equal count, the buckets in a list by count, so the smallest is the first.
  */
 export class TopArtists {
   readonly #capacity: number;
   readonly #counters = new Map<string, Counter>();
-  /** Empty until the summary is full; then every counter, smallest count first. */
-  readonly #heap: Counter[] = [];
+  /** The bucket with the smallest count. */
+  #min: Bucket | undefined;
+  #evicted = false;
   appearances = 0;
 
   constructor(capacity: number = REPORT_LIMITS.artists) {
@@ -132,30 +142,70 @@ export class TopArtists {
     this.appearances++;
     const counter = this.#counters.get(id);
     if (counter !== undefined) {
-      counter.albums++;
-      if (this.#heap.length > 0) this.#down(counter.at);
+      this.#increment(counter);
       return;
     }
     if (this.#counters.size < this.#capacity) {
-      this.#counters.set(id, { id, name, albums: 1, error: 0, at: -1 });
+      const ones: Bucket =
+        this.#min?.count === 1
+          ? this.#min
+          : { count: 1, head: undefined, prev: undefined, next: this.#min };
+      if (ones !== this.#min) {
+        if (this.#min) this.#min.prev = ones;
+        this.#min = ones;
+      }
+      const fresh: Counter = { id, name, error: 0, bucket: ones, prev: undefined, next: undefined };
+      this.#attach(fresh, ones);
+      this.#counters.set(id, fresh);
       return;
     }
-    if (this.#heap.length === 0) this.#heapify();
-    // Full: the artist with the smallest count (the heap's root) makes room.
-    const min = this.#heap[0] as Counter;
-    this.#counters.delete(min.id);
-    const taken: Counter = { id, name, albums: min.albums + 1, error: min.albums, at: 0 };
-    this.#heap[0] = taken;
-    this.#counters.set(id, taken);
-    this.#down(0);
+    // Full: the newest counter of the smallest count makes room, and counts on from there.
+    const min = this.#min as Bucket;
+    const victim = min.head as Counter;
+    this.#counters.delete(victim.id);
+    victim.id = id;
+    victim.name = name;
+    victim.error = min.count;
+    this.#counters.set(id, victim);
+    this.#evicted = true;
+    this.#increment(victim);
+  }
+
+  #attach(counter: Counter, bucket: Bucket): void {
+    counter.bucket = bucket;
+    counter.prev = undefined;
+    counter.next = bucket.head;
+    if (bucket.head) bucket.head.prev = counter;
+    bucket.head = counter;
+  }
+
+  /** Moves a counter from its bucket to the next count's (made when missing). */
+  #increment(counter: Counter): void {
+    const from = counter.bucket;
+    let to = from.next;
+    if (to === undefined || to.count !== from.count + 1) {
+      to = { count: from.count + 1, head: undefined, prev: from, next: to };
+      if (to.next) to.next.prev = to;
+      from.next = to;
+    }
+    // Out of the old bucket; an empty bucket leaves the list.
+    if (counter.prev) counter.prev.next = counter.next;
+    else from.head = counter.next;
+    if (counter.next) counter.next.prev = counter.prev;
+    if (from.head === undefined) {
+      if (from.prev) from.prev.next = from.next;
+      else this.#min = from.next;
+      if (from.next) from.next.prev = from.prev;
+    }
+    this.#attach(counter, to);
   }
 
   /** The `n` largest counts, largest first (ties by name, so the order is stable). */
   top(n: number): ArtistCount[] {
     return [...this.#counters.values()]
+      .map(({ id, name, error, bucket }) => ({ id, name, albums: bucket.count, error }))
       .sort((a, b) => b.albums - a.albums || a.name.localeCompare(b.name) || (a.id < b.id ? -1 : 1))
-      .slice(0, n)
-      .map(({ id, name, albums, error }) => ({ id, name, albums, error }));
+      .slice(0, n);
   }
 
   get distinct(): number {
@@ -164,34 +214,7 @@ export class TopArtists {
 
   /** No counter was ever evicted: every count is exact. */
   get exact(): boolean {
-    return this.#heap.length === 0;
-  }
-
-  #heapify(): void {
-    for (const counter of this.#counters.values()) {
-      counter.at = this.#heap.length;
-      this.#heap.push(counter);
-    }
-    for (let i = (this.#heap.length >> 1) - 1; i >= 0; i--) this.#down(i);
-  }
-
-  #down(i: number): void {
-    const heap = this.#heap;
-    const n = heap.length;
-    const item = heap[i] as Counter;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && (heap[r] as Counter).albums < (heap[l] as Counter).albums ? r : l;
-      const child = heap[c] as Counter;
-      if (child.albums >= item.albums) break;
-      heap[i] = child;
-      child.at = i;
-      i = c;
-    }
-    heap[i] = item;
-    item.at = i;
+    return !this.#evicted;
   }
 }
 
