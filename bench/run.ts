@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startS3 } from '../scripts/local-s3.ts';
+import { reportBench } from './report.ts';
 
 const quick = process.argv.includes('--quick');
 const RUNS = quick ? 1 : 3;
@@ -391,6 +392,9 @@ const stateBench = JSON.parse(
   bytesPerIdInMemory: number;
 };
 
+// --- --report: the page's aggregates at LARGE albums, drawing it, end to end (bench/report.ts) --
+const reportMd = await reportBench({ quick, runs: RUNS, large: LARGE, withLibraries: !quick });
+
 // --- report -------------------------------------------------------------------------------------
 const node = process.version;
 let commit = 'unknown';
@@ -505,6 +509,7 @@ ${['hyparquet-writer', '@dsnp/parquetjs']
   .join('\n')}
 `
 }
+${reportMd}
 ## Where the CPU goes (one --cpu-prof run, ${profileAlbums.toLocaleString('en')} albums → /dev/null, concurrency 8)
 
 | stage | share of samples |
