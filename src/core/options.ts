@@ -103,7 +103,11 @@ export interface Options {
    * (`--format ndjson --out x.csv`), or has an extension of no known format. @default false
    */
   force?: boolean;
-  /** Rows per Parquet row group: memory holds one row group. @default 20000 */
+  /**
+   * The most rows per Parquet row group. A group is also written once it holds 8 MiB of row data
+   * (about 45,000 rows of the contract's columns), which bounds the writer's memory (about 20×
+   * that); this cap decides only for smaller rows or when set lower. @default 1000000
+   */
   parquetRowGroupRows?: number;
   /**
    * Incremental state: a file or `s3://` key recording, per album id, the date it was first
@@ -284,7 +288,7 @@ export const DEFAULTS = {
   maxRateLimitWait: 900,
   requestTimeout: 30_000,
   csvEscapeFormulas: false,
-  parquetRowGroupRows: 20_000,
+  parquetRowGroupRows: 1_000_000,
   s3PartSize: 5 * MiB,
   s3QueueSize: 2,
   stateTtlDays: 90,

@@ -28,24 +28,49 @@ class StreamingByteWriter extends ByteWriter {
   }
 }
 
-/** Default rows per row group (bench/RESULTS.md: memory grows with it, speed barely). */
-export const PARQUET_ROW_GROUP_ROWS = 20_000;
+/**
+ * The most rows in one row group by default: the top of DuckDB's guidance (100k–1M rows per
+ * group). The byte budget below decides first for rows like Spotify's.
+ */
+export const PARQUET_ROW_GROUP_ROWS = 1_000_000;
+
+/**
+ * The row data one row group may hold before it is written, counted as the values' lengths
+ * (UTF-16 code units; bytes of UTF-8 for ASCII) plus 8 per number or timestamp. The memory this
+ * costs is set by hyparquet-writer, which turns every value into its own byte array while it
+ * encodes a group: bench/RESULTS.md measures the peak per group size (about 20× the row data
+ * here), and 8 MiB of rows — about 45,000 rows of the seven contract columns — is the budget
+ * that keeps a Parquet pull near 256 MiB of memory (bench/README.md, "Parquet row groups").
+ */
+export const PARQUET_ROW_GROUP_BYTES = 8 * 1024 * 1024;
 
 /**
  * rows (objectMode) → a Parquet file as a byte stream, one row group at a time: memory is one
- * row group's column arrays and its encoded bytes, whatever the number of rows. Columns are
- * typed (strings as UTF8, counts as INT32, fetched_at as a timestamp), required, SNAPPY.
+ * row group's column arrays and its encoded bytes, whatever the number of rows. A row group is
+ * written when it holds `rowGroupBytes` of row data or `rowGroupRows` rows, whichever comes
+ * first. Columns are typed (strings as UTF8, counts as INT32, fetched_at as a timestamp),
+ * required, SNAPPY.
  */
 export class ParquetSerializer extends Transform {
   readonly #columns: readonly Column[];
+  readonly #types: ('STRING' | 'INT32' | 'TIMESTAMP')[];
   readonly #rowGroupRows: number;
+  readonly #rowGroupBytes: number;
   readonly #writer: ParquetWriter;
   #data: unknown[][];
+  #rows = 0;
+  #bytes = 0;
 
-  constructor(columns: readonly Column[], rowGroupRows = PARQUET_ROW_GROUP_ROWS) {
+  constructor(
+    columns: readonly Column[],
+    rowGroupRows = PARQUET_ROW_GROUP_ROWS,
+    rowGroupBytes = PARQUET_ROW_GROUP_BYTES,
+  ) {
     super({ writableObjectMode: true, writableHighWaterMark: 64 });
     this.#columns = columns;
+    this.#types = columns.map((name) => COLUMN_TYPES[name]);
     this.#rowGroupRows = rowGroupRows;
+    this.#rowGroupBytes = rowGroupBytes;
     this.#data = columns.map(() => []);
     const byteWriter = new StreamingByteWriter((bytes) => this.push(bytes));
     this.#writer = new ParquetWriter({
@@ -59,20 +84,27 @@ export class ParquetSerializer extends Transform {
   }
 
   override _transform(row: Row, _encoding: BufferEncoding, callback: TransformCallback): void {
-    for (let i = 0; i < this.#columns.length; i++) {
+    let bytes = 0;
+    for (let i = 0; i < this.#types.length; i++) {
       const value = row[i] as string;
-      const type = COLUMN_TYPES[this.#columns[i] as Column];
-      (this.#data[i] as unknown[]).push(
-        type === 'STRING' ? value : type === 'INT32' ? Number(value) : new Date(value),
-      );
+      const type = this.#types[i];
+      if (type === 'STRING') {
+        bytes += value.length;
+        (this.#data[i] as unknown[]).push(value);
+      } else {
+        bytes += 8;
+        (this.#data[i] as unknown[]).push(type === 'INT32' ? Number(value) : new Date(value));
+      }
     }
-    if ((this.#data[0] as unknown[]).length >= this.#rowGroupRows) this.#writeGroup();
+    this.#rows++;
+    this.#bytes += bytes;
+    if (this.#rows >= this.#rowGroupRows || this.#bytes >= this.#rowGroupBytes) this.#writeGroup();
     callback();
   }
 
   override _flush(callback: TransformCallback): void {
     try {
-      if ((this.#data[0] as unknown[]).length > 0) this.#writeGroup();
+      if (this.#rows > 0) this.#writeGroup();
       this.#writer.finish();
       callback();
     } catch (error) {
@@ -82,9 +114,10 @@ export class ParquetSerializer extends Transform {
 
   #writeGroup(): void {
     const columnData = this.#columns.map((name, i) => ({ name, data: this.#data[i] as unknown[] }));
-    const rows = (this.#data[0] as unknown[]).length;
-    this.#writer.write({ columnData: columnData as never, rowGroupSize: rows });
+    this.#writer.write({ columnData: columnData as never, rowGroupSize: this.#rows });
     this.#data = this.#columns.map(() => []);
+    this.#rows = 0;
+    this.#bytes = 0;
   }
 }
 
