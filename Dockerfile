@@ -20,9 +20,8 @@ RUN apt-get update \
   && apt-get install -y --no-install-recommends tini ca-certificates \
   && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
-# A small young generation keeps peak memory lower on long pulls for a few percent of speed
-# (bench/RESULTS.md: about 195 vs 300 MiB at a million albums to /dev/null, 275 vs 366 to S3).
-ENV NODE_OPTIONS=--max-semi-space-size=8
+# V8's young generation is fixed by the command's shebang (--max-semi-space-size=8), so it is
+# the same inside a memory limit as outside; see bench/README.md, "Memory in a container".
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force

@@ -4,13 +4,16 @@ import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
 import { type NormalizedOptions, normalizeOptions } from '../core/options.ts';
 import { didYouMean } from '../core/suggest.ts';
 import type { EmulatorArgs } from './emulator.ts';
-import { checkScalars, type PullArgs, pullOptions, toOptions } from './flags.ts';
+import type { PullArgs } from './flags.ts';
 import { humanBytes, Log, NAME } from './output.ts';
 
-// Only what parsing the command line needs is imported above: `--help` and `--version` load
-// nothing else. Each command imports its own stages when it runs (the pipeline and the HTTP
+// Only what parsing the command line needs is imported above (the flags, which load yargs, come
+// in main() after `--version`): `--help` and `--version` load nothing else. Each command imports its own stages when it runs (the pipeline and the HTTP
 // client, the dry run, the emulator), and the pipeline loads the AWS SDK, zlib and the Parquet
 // writer only for the outputs that use them (bench/README.md, "Startup").
+
+/** The flag definitions (src/cli/flags.ts, which loads yargs): set by main() before any command. */
+let flags: typeof import('./flags.ts');
 
 const SIGNAL_STATUS = {
   SIGINT: ExitStatus.sigint,
@@ -88,7 +91,7 @@ function loadEnvFile(path: string | undefined): NodeJS.ProcessEnv {
 }
 
 function logFor(args: PullArgs, command: 'pull' | 'check'): Log {
-  checkScalars(args);
+  flags.checkScalars(args);
   const format = args['log-format'] ?? 'text';
   if (format !== 'text' && format !== 'json') {
     throw usageError(
@@ -110,7 +113,7 @@ function logFor(args: PullArgs, command: 'pull' | 'check'): Log {
 /** The options as the run will take them, and what only the CLI can check (its terminal). */
 function pullSetup(args: PullArgs): { o: NormalizedOptions; env: NodeJS.ProcessEnv } {
   const env = loadEnvFile(args['env-file']);
-  const o = normalizeOptions(toOptions(args), env);
+  const o = normalizeOptions(flags.toOptions(args), env);
   if (o.out === '-' && (o.format === 'parquet' || o.gzip) && process.stdout.isTTY && !args.force) {
     throw usageError(
       `${o.format === 'parquet' ? 'Parquet' : 'gzip'} is binary: redirect stdout to a file or a pipe, or pass --force to write it to the terminal`,
@@ -245,7 +248,8 @@ export async function main(argv = process.argv): Promise<void> {
   const json = args.some(
     (a, i) => a === '--log-format=json' || (a === '--log-format' && args[i + 1] === 'json'),
   );
-  const { default: yargs } = await import('yargs');
+  const [{ default: yargs }, loaded] = await Promise.all([import('yargs'), import('./flags.ts')]);
+  flags = loaded;
   await yargs(args)
     .scriptName(NAME)
     // Numbers stay as typed; src/cli/flags.ts parses them strictly.
@@ -257,7 +261,8 @@ export async function main(argv = process.argv): Promise<void> {
       'new-releases',
       'Pull the new-releases list (or a search) and write the rows',
       (y) =>
-        pullOptions(y)
+        flags
+          .pullOptions(y)
           .example('$0 new-releases --out - | head -3', 'CSV on stdout')
           .example('$0 new-releases --out albums.csv', 'a file: appears only when complete')
           .example(
@@ -283,7 +288,8 @@ export async function main(argv = process.argv): Promise<void> {
       'replay',
       'Re-derive outputs from saved pages (--raw files) or JSON, without calling Spotify',
       (y) =>
-        pullOptions(y)
+        flags
+          .pullOptions(y)
           .option('from', {
             type: 'string',
             array: true,
@@ -302,7 +308,8 @@ export async function main(argv = process.argv): Promise<void> {
       'check',
       'Dry run: a token, one page, every destination proven writable, and the plan',
       (y) =>
-        pullOptions(y)
+        flags
+          .pullOptions(y)
           .example(
             "$0 check --market SE,US --out 's3://my-bucket/dt={date}/market={market}/albums.csv'",
             'before scheduling a pull',
@@ -355,7 +362,9 @@ export async function main(argv = process.argv): Promise<void> {
       const known = Object.keys(
         // yargs' own list of the pull options (getOptions is public, but not in its types).
         (
-          pullOptions(yargs([])) as unknown as { getOptions(): { key: Record<string, unknown> } }
+          flags.pullOptions(yargs([])) as unknown as {
+            getOptions(): { key: Record<string, unknown> };
+          }
         ).getOptions().key,
       );
       const hint = flag ? didYouMean(flag, known).replace('mean ', 'mean --') : '';
