@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { usageError } from '../core/errors.ts';
 import { parseMarkets } from '../core/markets.ts';
 import { wholeNumber } from '../core/options.ts';
-import { parseFault } from '../emulator/faults.ts';
+import { parseFault, parseRateLimit } from '../emulator/faults.ts';
 import { startEmulator } from '../emulator/server.ts';
 import { NAME } from './output.ts';
 
@@ -53,11 +53,21 @@ export const emulatorOptions = (y: Argv) =>
       describe:
         'Inject faults: KIND[:every=N,offset=O,market=M,times=T,retryAfter=S|none,emptyBody] with KIND 429, quota, 500, 502, 503, 504, 400, 403, 404, reset, truncate, expire-token',
     })
+    .option('rate-limit', {
+      type: 'string',
+      array: true,
+      describe:
+        "Spotify's rate limit as a rolling window: COUNT/SECONDS[:after=N,retryAfter=S] answers at most COUNT requests in any SECONDS, the rest 429 with Retry-After (default: seconds until the window has room); repeat with after=N (requests arrived) to change it mid-run",
+    })
     .example(
       '$0 emulator --port 8080 --albums 1000 --fault 429:every=7 --fault reset:every=11',
       'a flaky API on a fixed port',
     )
-    .example('$0 emulator --malformed 3', 'three bad albums, for --rejects');
+    .example('$0 emulator --malformed 3', 'three bad albums, for --rejects')
+    .example(
+      '$0 emulator --rate-limit 100/30 --rate-limit 50/30:after=300',
+      '100 requests per rolling 30 s, halved after 300 requests',
+    );
 
 export type EmulatorArgs = Awaited<ReturnType<typeof emulatorOptions>['argv']>;
 
@@ -79,6 +89,12 @@ export async function runEmulator(args: EmulatorArgs): Promise<void> {
   } catch (error) {
     throw usageError(`option --fault: ${(error as Error).message}`);
   }
+  let rateLimit: ReturnType<typeof parseRateLimit>[];
+  try {
+    rateLimit = (args['rate-limit'] ?? []).map(parseRateLimit);
+  } catch (error) {
+    throw usageError(`option --rate-limit: ${(error as Error).message}`);
+  }
   const server = await startEmulator({
     port: inRange('port', args.port, 0, 65_535) ?? 0,
     host: args.host ?? '127.0.0.1',
@@ -92,6 +108,7 @@ export async function runEmulator(args: EmulatorArgs): Promise<void> {
     omitTotal: args['omit-total'] ?? false,
     cachePages: true,
     faults,
+    rateLimit,
     prerender: args.prerender ?? false,
     // Spread evenly, so the bad albums land on several pages.
     malformed: Array.from({ length: malformed }, (_, i) => Math.floor((i * albums) / malformed)),

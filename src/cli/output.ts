@@ -49,6 +49,7 @@ export function summary(r: RunReport): string {
   if (r.retries) extra.push(`${r.retries} ${r.retries === 1 ? 'retry' : 'retries'}`);
   if (r.rateLimited)
     extra.push(`${r.rateLimited}× 429, waited ${(r.rateLimitWaitMs / 1000).toFixed(1)} s`);
+  if (r.rate !== null) extra.push(`paced at ${r.rate} requests/s`);
   if (r.rejected) extra.push(`${r.rejected} rejected`);
   if (r.searchCapped) extra.push("stopped at Spotify's search cap of 1000");
   if (r.searchLimit !== null) extra.push(`search limit stepped down to ${r.searchLimit}`);
@@ -81,9 +82,11 @@ export function describeEvent(e: RunEvent): string {
     case 'market-failed':
       return `${NAME}: market ${e.market} failed and is skipped: ${e.reason}`;
     case 'rate-limited':
-      return e.retryAfter === null || e.retryAfter === 0
-        ? `${NAME}: rate limited (429, no Retry-After): backing off, concurrency now ${e.concurrency}`
-        : `${NAME}: rate limited (429): all requests pause ${e.retryAfter} s, concurrency now ${e.concurrency}`;
+      return `${
+        e.retryAfter === null || e.retryAfter === 0
+          ? `${NAME}: rate limited (429, no Retry-After): backing off`
+          : `${NAME}: rate limited (429): all requests pause ${e.retryAfter} s`
+      }${e.rate === null ? '' : `, then pace at ${e.rate} requests/s`}`;
   }
 }
 

@@ -11,8 +11,15 @@ export interface RunStats {
   totalAlbums: number | undefined;
   /** Requests repeated after a transient failure (network, 5xx, 429, truncated body). */
   retries: number;
+  /** Spotify API requests sent, retries and refused ones included (token requests not). */
+  requests: number;
   /** 429 answers received. */
   rateLimited: number;
+  /**
+   * Requests per second the client paces to at the end of the run: the rate of the window it
+   * learned from Spotify's 429s, capped by `maxRate`; null when neither applied.
+   */
+  rate: number | null;
   /** Milliseconds all requests were paused by Retry-After. */
   rateLimitWaitMs: number;
   /** Access tokens fetched (the first one included). */
@@ -33,7 +40,9 @@ export function createStats(): RunStats {
     bytes: 0,
     totalAlbums: undefined,
     retries: 0,
+    requests: 0,
     rateLimited: 0,
+    rate: null,
     rateLimitWaitMs: 0,
     tokens: 0,
     rejected: 0,
@@ -52,7 +61,15 @@ export type RunEvent =
       reason: string;
       delayMs: number;
     }
-  | { event: 'rate-limited'; url: string; retryAfter: number | null; concurrency: number }
+  | {
+      event: 'rate-limited';
+      url: string;
+      retryAfter: number | null;
+      /** Requests in flight at most (`concurrency`; requests are paced by rate, not by this). */
+      concurrency: number;
+      /** Requests per second the client paces to from now on (null: not learned yet). */
+      rate: number | null;
+    }
   | { event: 'market-failed'; market: string; reason: string };
 
 export type EventListener = (event: RunEvent) => void;

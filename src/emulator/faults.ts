@@ -102,3 +102,108 @@ export class FaultPlan {
     return this.#fired.reduce((a, b) => a + b, 0);
   }
 }
+
+/**
+ * Spotify's rate limit as the emulator enforces it: at most `count` API requests answered in any
+ * rolling window of `windowSeconds`; the requests beyond get 429 and do not count. Spotify's own
+ * numbers are unpublished (per app, rolling 30 s window).
+ */
+export interface RateLimit {
+  /** Requests answered per window. */
+  count: number;
+  /** The window's length in seconds. @default 30 */
+  windowSeconds: number;
+  /**
+   * Retry-After sent with the 429, in seconds. @default the whole seconds until the window has
+   * room again (at least 1), as a limiter that knows its window would answer
+   */
+  retryAfter?: number;
+  /**
+   * Takes over from the previous limit once this many API requests have arrived (so a limit can
+   * change mid-run, e.g. halve). @default 0
+   */
+  after?: number;
+}
+
+/** Parses `COUNT/SECONDS[:after=N,retryAfter=S]`, e.g. `100/30`, `5/1:after=120`, `10/1:retryAfter=1`. */
+export function parseRateLimit(spec: string): RateLimit {
+  const [limit = '', params = ''] = spec.split(':', 2) as [string, string?];
+  const match = /^(\d+)\/(\d+(?:\.\d+)?)$/.exec(limit.trim());
+  const count = Number(match?.[1]);
+  const windowSeconds = Number(match?.[2]);
+  if (!match || count < 1 || windowSeconds <= 0) {
+    throw new Error(
+      `rate limit ${JSON.stringify(spec)}: expected COUNT/SECONDS with COUNT >= 1 and SECONDS > 0, e.g. 100/30`,
+    );
+  }
+  const rule: RateLimit = { count, windowSeconds };
+  for (const pair of params.split(',').filter(Boolean)) {
+    const [key, value = ''] = pair.split('=', 2) as [string, string?];
+    const n = Number(value);
+    if (key === 'after' && /^\d+$/.test(value)) rule.after = n;
+    else if (key === 'retryAfter' && /^\d+$/.test(value)) rule.retryAfter = n;
+    else if (key === 'after' || key === 'retryAfter') {
+      throw new Error(
+        `rate limit ${spec}: ${key} must be an integer >= 0, got ${JSON.stringify(value)}`,
+      );
+    } else throw new Error(`rate limit ${spec}: unknown parameter ${key}`);
+  }
+  return rule;
+}
+
+/**
+ * A rolling-window limiter (a sliding log of the answered requests' arrival times). Limits apply
+ * in the order given, each from its `after`-th request on; a request it refuses is not counted.
+ */
+export class RateWindow {
+  readonly #limits: RateLimit[];
+  /** Arrival times (ms) of the requests let through, oldest first. */
+  readonly #log: number[] = [];
+  #head = 0;
+  #arrived = 0;
+
+  constructor(limits: RateLimit[]) {
+    for (const limit of limits) {
+      if (!Number.isInteger(limit.count) || limit.count < 1 || !(limit.windowSeconds > 0)) {
+        throw new RangeError(
+          `emulator rate limit must have count >= 1 and windowSeconds > 0, got ${limit.count}/${limit.windowSeconds}`,
+        );
+      }
+    }
+    this.#limits = [...limits].sort((a, b) => (a.after ?? 0) - (b.after ?? 0));
+  }
+
+  /** The limit in force for the next request, if any. */
+  get current(): RateLimit | undefined {
+    let current: RateLimit | undefined;
+    for (const limit of this.#limits) if ((limit.after ?? 0) <= this.#arrived) current = limit;
+    return current;
+  }
+
+  /**
+   * Counts an arriving request at `now` (ms); returns undefined to let it through, or the
+   * Retry-After (seconds) to refuse it with.
+   */
+  admit(now: number): number | undefined {
+    const limit = this.current;
+    this.#arrived++;
+    if (limit === undefined) return undefined;
+    const windowMs = limit.windowSeconds * 1000;
+    while (this.#head < this.#log.length && (this.#log[this.#head] as number) <= now - windowMs) {
+      this.#head++;
+    }
+    if (this.#head > 4096) {
+      this.#log.splice(0, this.#head);
+      this.#head = 0;
+    }
+    const inWindow = this.#log.length - this.#head;
+    if (inWindow < limit.count) {
+      this.#log.push(now);
+      return undefined;
+    }
+    if (limit.retryAfter !== undefined) return limit.retryAfter;
+    // Room comes when enough of the oldest requests leave (after a limit halved, more than one).
+    const leaving = this.#log[this.#head + inWindow - limit.count] as number;
+    return Math.max(1, Math.ceil((leaving + windowMs - now) / 1000));
+  }
+}

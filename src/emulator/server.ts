@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { album, hash } from './catalogue.ts';
-import { FaultPlan, type FaultRule } from './faults.ts';
+import { FaultPlan, type FaultRule, type RateLimit, RateWindow } from './faults.ts';
 
 export interface EmulatorOptions {
   /** Port to listen on; 0 picks a free one. @default 0 */
@@ -27,6 +27,12 @@ export interface EmulatorOptions {
   devMode?: boolean;
   /** Injected faults. @default [] */
   faults?: FaultRule[];
+  /**
+   * Spotify's rate limit: a rolling window answering at most `count` requests per
+   * `windowSeconds`, the others 429 with Retry-After; several limits take over from each other
+   * by their `after` (requests arrived). Checked on arrival, before latency and faults. @default none
+   */
+  rateLimit?: RateLimit | RateLimit[];
   /** Omit `total` from paging objects (clients must follow `next`). @default false */
   omitTotal?: boolean;
   /** Render pages once and serve them from memory, so the emulator is never the bottleneck. */
@@ -79,6 +85,8 @@ export interface EmulatorStats {
   inFlight: number;
   maxInFlight: number;
   faultsFired: number;
+  /** Requests refused with 429 by the rolling-window rate limit (injected 429 faults not included). */
+  rateLimited: number;
   byStatus: Record<number, number>;
   /** API requests in arrival order (the first 100 000), each filled in with its status when answered. */
   log: RequestRecord[];
@@ -98,12 +106,14 @@ export class Emulator {
     inFlight: 0,
     maxInFlight: 0,
     faultsFired: 0,
+    rateLimited: 0,
     byStatus: {},
     log: [],
   };
   readonly #options: Required<
-    Omit<EmulatorOptions, 'faults' | 'malformed' | 'emptyMarkets' | 'emptyQueries'>
+    Omit<EmulatorOptions, 'faults' | 'malformed' | 'emptyMarkets' | 'emptyQueries' | 'rateLimit'>
   >;
+  readonly #rateWindow: RateWindow;
   readonly #malformed: Set<number>;
   readonly #emptyMarkets: Set<string>;
   readonly #emptyQueries: Set<string>;
@@ -148,6 +158,9 @@ export class Emulator {
     }
     if (this.#options.prerender) this.#options.cachePages = true;
     this.#faults = new FaultPlan(options.faults ?? []);
+    this.#rateWindow = new RateWindow(
+      options.rateLimit === undefined ? [] : [options.rateLimit].flat(),
+    );
     this.#malformed = new Set(options.malformed);
     this.#emptyMarkets = new Set(options.emptyMarkets?.map((m) => m.toUpperCase()));
     this.#emptyQueries = new Set(options.emptyQueries);
@@ -305,6 +318,15 @@ export class Emulator {
             : 'The access token expired';
       res.setHeader('www-authenticate', 'Bearer realm="spotify"');
       return this.#json(res, 401, { error: { status: 401, message } });
+    }
+
+    // Like Spotify's gateway: counted on arrival; a refused request does not use up the window.
+    const retryAfter = this.#rateWindow.admit(entry.at);
+    if (retryAfter !== undefined) {
+      this.stats.rateLimited++;
+      record(429);
+      res.setHeader('retry-after', String(retryAfter));
+      return this.#json(res, 429, { error: { status: 429, message: 'API rate limit exceeded' } });
     }
 
     // Like the real service: the token is checked on arrival; the answer takes its time.

@@ -4,7 +4,7 @@ import { SpotifyBatchError } from '../core/errors.ts';
 import type { EventListener, RunStats } from '../core/stats.ts';
 import { describe, TokenProvider } from './auth.ts';
 import { parseJsonBody } from './parse.ts';
-import { parseRetryAfter, Throttle } from './throttle.ts';
+import { parseRetryAfter, Throttle, type Ticket } from './throttle.ts';
 
 export interface ClientOptions {
   apiUrl: string;
@@ -12,6 +12,8 @@ export interface ClientOptions {
   clientId: string;
   clientSecret: string;
   concurrency: number;
+  /** Requests per second never to exceed. @default Infinity (no cap: the limit is learned) */
+  maxRate?: number | undefined;
   maxRetries: number;
   retryDelay: number;
   maxRetryAfter: number;
@@ -44,7 +46,10 @@ export class SpotifyClient {
       bodyTimeout: timeout,
     });
     this.#tokens = new TokenProvider({ ...options, dispatcher: this.#dispatcher });
-    this.#throttle = new Throttle(options);
+    this.#throttle = new Throttle({
+      ...options,
+      maxRate: options.maxRate ?? Number.POSITIVE_INFINITY,
+    });
   }
 
   get apiUrl(): string {
@@ -69,13 +74,20 @@ export class SpotifyClient {
     return pRetry(
       async () => {
         attempts++;
-        await this.#throttle.acquire(signal);
+        const ticket = await this.#throttle.acquire(signal);
         try {
-          const body = await this.#attempt(url, offset, signal, () => ++unauthorized, onText);
-          this.#throttle.succeeded();
+          const body = await this.#attempt(
+            url,
+            offset,
+            signal,
+            ticket,
+            () => ++unauthorized,
+            onText,
+          );
+          this.#throttle.succeeded(ticket);
           return body;
         } finally {
-          this.#throttle.release();
+          this.#throttle.release(ticket);
         }
       },
       {
@@ -122,6 +134,7 @@ export class SpotifyClient {
     url: string,
     offset: number | undefined,
     signal: AbortSignal,
+    ticket: Ticket,
     count401: () => number,
     onText?: (text: string) => void,
   ): Promise<unknown> {
@@ -175,12 +188,14 @@ export class SpotifyClient {
     if (status === 429) {
       const retryAfter = parseRetryAfter(response.headers['retry-after']);
       if (spotifyReason(text) === 'QUOTA_EXCEEDED') throw quotaError(retryAfter, context);
-      this.#throttle.rateLimited(retryAfter, url);
+      this.#throttle.rateLimited(ticket, retryAfter, url);
+      const rate = this.#throttle.rate;
       this.#options.onEvent?.({
         event: 'rate-limited',
         url,
         retryAfter: retryAfter ?? null,
-        concurrency: this.#throttle.limit,
+        concurrency: this.#options.concurrency,
+        rate: Number.isFinite(rate) ? Math.round(rate * 100) / 100 : null,
       });
       throw new SpotifyBatchError('ERR_RATE_LIMIT', `Spotify rate limit (429) for ${where}`, {
         context:
