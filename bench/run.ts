@@ -359,6 +359,18 @@ const commitCases = execFileSync(
       },
   );
 
+// --- pacing to a rate limit (bench/pacing.ts; before = bench/pacing-before.json) ---------------
+const pacingSection = execFileSync(
+  process.execPath,
+  [
+    join(root, 'bench/pacing.ts'),
+    '--baseline',
+    join(root, 'bench/pacing-before.json'),
+    ...(quick ? ['--quick'] : []),
+  ],
+  { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+);
+
 // --- 6. memory of --dedupe ----------------------------------------------------------------------
 const dedupeAlbums = quick ? 100_000 : 1_000_000;
 const dedupe = JSON.parse(
@@ -467,6 +479,7 @@ ${latencyRows
 
 "Run time" is the run's own \`seconds\` from its JSON report: from the start of the run to the output in place, including the token request and the first page, which must arrive alone (it carries \`total\`). "Process wall" adds Node's start-up and module loading.
 
+${pacingSection}
 ## The commit barrier (bench/commit.ts, ${commitRuns} runs after a warm-up, in-process, loopback S3)
 
 Every output is staged first and published only when all are (README, "All or nothing"). The cost is the time from the last byte of the last output to every output published, the manifest included: for S3 the held PutObject/CompleteMultipartUpload requests go out then (in parallel), for files the renames.
