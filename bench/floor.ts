@@ -1,13 +1,16 @@
 /**
  * Reference (a) "the floor": fetch the same pages with the same concurrency and discard them.
  * Same token flow and the same undici Agent settings as the pipeline; no parsing, no output.
- * Env: SPOTIFY_API_URL, CONCURRENCY, ALBUMS.
+ * With PARSE=1 each page is also decoded and JSON.parse'd (then discarded): what any client that
+ * reads the albums must pay at least, above the fetching.
+ * Env: SPOTIFY_API_URL, CONCURRENCY, ALBUMS, PARSE.
  */
 import { Agent, request } from 'undici';
 
 const base = process.env.SPOTIFY_API_URL as string;
 const concurrency = Number(process.env.CONCURRENCY ?? 4);
 const albums = Number(process.env.ALBUMS);
+const parse = process.env.PARSE === '1';
 const agent = new Agent({ connections: concurrency + 1, keepAliveTimeout: 30_000 });
 const token = await request(`${base}/api/token`, {
   method: 'POST',
@@ -29,7 +32,15 @@ async function worker(): Promise<void> {
       dispatcher: agent,
       headers: { authorization: `Bearer ${token.access_token}` },
     });
-    for await (const chunk of res.body) bytes += chunk.length;
+    if (parse) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of res.body) chunks.push(chunk);
+      const page = Buffer.concat(chunks);
+      bytes += page.length;
+      JSON.parse(page.toString('utf8'));
+    } else {
+      for await (const chunk of res.body) bytes += chunk.length;
+    }
   }
 }
 await Promise.all(Array.from({ length: concurrency }, worker));
