@@ -14,8 +14,8 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startS3 } from '../scripts/local-s3.ts';
-import { reportBench } from './report.ts';
 import { issue13 } from './issue13.ts';
+import { reportBench } from './report.ts';
 
 const quick = process.argv.includes('--quick');
 const RUNS = quick ? 1 : 3;
