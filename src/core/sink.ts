@@ -32,8 +32,6 @@ export interface StagedSink {
    * failed (an S3 part that could not be uploaded, a full disk).
    */
   readonly staged: Promise<void>;
-  /** False for outputs that cannot be staged (stdout, a device or named pipe written in place). */
-  readonly stageable: boolean;
   publish(): Promise<SinkResult>;
   discard(reason: unknown): Promise<void>;
   /**

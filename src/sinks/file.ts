@@ -86,7 +86,6 @@ export class FileSink implements StagedSink {
   readonly location: string;
   readonly writable: Writable;
   readonly staged: Promise<void>;
-  readonly stageable: boolean;
   /** The temporary file, or undefined when writing in place. */
   readonly #temp: string | undefined;
   /** A conditional write: the version the target must still have (null: still absent). */
@@ -103,7 +102,6 @@ export class FileSink implements StagedSink {
     this.#temp = temp;
     this.#expect = expect;
     this.writable = writable;
-    this.stageable = temp !== undefined;
     this.staged = new Promise<void>((resolve, reject) => {
       writable.once('finish', resolve);
       writable.once('error', reject);

@@ -287,7 +287,6 @@ export class S3Sink implements StagedSink {
   readonly location: string;
   readonly writable: PassThrough;
   readonly staged: Promise<void>;
-  readonly stageable = true;
   readonly #object: S3Object;
   readonly #endpoint: string | undefined;
   readonly #done: Promise<CompleteMultipartUploadCommandOutput>;

@@ -10,7 +10,6 @@ export class StdoutSink implements StagedSink {
   readonly location = '-';
   readonly writable: Writable;
   readonly staged = Promise.resolve();
-  readonly stageable = false;
 
   constructor(stream: Writable = process.stdout) {
     this.writable = stream;
