@@ -36,8 +36,8 @@ export interface Encoding {
 }
 
 /**
- * rows → the bytes stored: the format's serializer, 64 KiB coalescing (large enough chunks for
- * lib-storage), gzip when asked, and the digest when a manifest will list the output. zlib and
+ * rows → the bytes stored: the format's serializer, 64 KiB coalescing (few, large writes
+ * downstream), gzip when asked, and the digest when a manifest will list the output. zlib and
  * the Parquet writer are loaded only by the runs that use them.
  */
 export async function encode(

@@ -79,7 +79,7 @@ test('a part that fails for good (500 after every retry): exit 5, no object, one
 });
 
 test('a part refused with 403: exit 5 naming the permission, one abort, the fetching stopped at once', async () => {
-  // One part in flight, so lib-storage reads no further ahead than the part it is sending.
+  // One part in flight, so the upload reads no further ahead than the part it is sending.
   const r = await runWithFault(
     medium,
     'part403.csv',

@@ -1,6 +1,5 @@
-import { PassThrough } from 'node:stream';
-import type { CompleteMultipartUploadCommandOutput, S3Client } from '@aws-sdk/client-s3';
-import type { Upload } from '@aws-sdk/lib-storage';
+import { Writable } from 'node:stream';
+import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { S3Options } from '../core/options.ts';
 import type { SinkResult, StagedSink } from '../core/sink.ts';
@@ -22,6 +21,8 @@ export type Condition = { ifMatch: string } | { ifNoneMatch: '*' };
 /** The requests that make an object appear: these are held until the run publishes. */
 const FINAL_COMMANDS = new Set(['CompleteMultipartUploadCommand', 'PutObjectCommand']);
 
+type S3Module = typeof import('@aws-sdk/client-s3');
+
 const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
   values.find((v) => v !== undefined && v !== '');
 
@@ -34,14 +35,14 @@ const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
 export class S3Store {
   readonly #client: S3Client;
   readonly #options: S3Options;
-  readonly #Upload: typeof Upload;
+  readonly #s3: S3Module;
   readonly #sinks = new Map<string, S3Sink>();
   readonly #buckets = new Map<string, Promise<void>>();
 
-  private constructor(client: S3Client, options: S3Options, UploadClass: typeof Upload) {
+  private constructor(client: S3Client, options: S3Options, s3: S3Module) {
     this.#client = client;
     this.#options = options;
-    this.#Upload = UploadClass;
+    this.#s3 = s3;
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const input = args.input as { Bucket?: string; Key?: string };
@@ -62,10 +63,8 @@ export class S3Store {
 
   /** Creates the client, loading the AWS SDK only now (runs without S3 never pay for it). */
   static async create(options: S3Options, env: NodeJS.ProcessEnv): Promise<S3Store> {
-    const [{ S3Client }, { Upload: UploadClass }] = await Promise.all([
-      import('@aws-sdk/client-s3'),
-      import('@aws-sdk/lib-storage'),
-    ]);
+    const s3 = await import('@aws-sdk/client-s3');
+    const { S3Client } = s3;
     const custom = options.endpoint !== undefined;
     // S3-compatible stores (R2, MinIO derivatives, OVH) reject the SDK's default CRC32 trailers.
     const checksum = (name: string) =>
@@ -118,7 +117,7 @@ export class S3Store {
         client = make();
       }
     }
-    return new S3Store(client, options, UploadClass);
+    return new S3Store(client, options, s3);
   }
 
   /**
@@ -131,7 +130,7 @@ export class S3Store {
     // The plan refuses two outputs at one place; this guard keeps a mistake there from
     // silently tying one output's held request to another's verdict.
     if (this.#sinks.has(id)) throw new Error(`two outputs of one run at s3://${id}`);
-    const sink = new S3Sink(this.#client, this.#Upload, this.#options, object, () => {
+    const sink = new S3Sink(this.#client, this.#s3, this.#options, object, () => {
       if (this.#sinks.get(id) === sink) this.#sinks.delete(id);
     });
     this.#sinks.set(id, sink);
@@ -140,7 +139,7 @@ export class S3Store {
 
   /** An object's ETag, or null when there is none. */
   async version(bucket: string, key: string): Promise<string | null> {
-    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    const { HeadObjectCommand } = this.#s3;
     try {
       return (
         (await this.#client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag ?? ''
@@ -158,7 +157,7 @@ export class S3Store {
     bucket: string,
     key: string,
   ): Promise<{ body: NodeJS.ReadableStream; version: string; modified?: Date } | undefined> {
-    const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+    const { GetObjectCommand } = this.#s3;
     try {
       const got = await this.#client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       return {
@@ -178,7 +177,7 @@ export class S3Store {
    * condition failed (412: someone else's object is there, or it changed).
    */
   async putIf(object: S3Object & { body: string; condition: Condition }): Promise<string | false> {
-    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+    const { PutObjectCommand } = this.#s3;
     const c = object.condition;
     try {
       const put = await this.#client.send(
@@ -201,7 +200,7 @@ export class S3Store {
 
   /** Deletes an object if it exists (the commit invalidates the previous run's manifest). */
   async delete(bucket: string, key: string): Promise<void> {
-    const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+    const { DeleteObjectCommand } = this.#s3;
     try {
       await this.#client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
     } catch (error) {
@@ -215,9 +214,7 @@ export class S3Store {
    */
   async probe(object: S3Object): Promise<void> {
     await this.#checkBucket(object);
-    const { CreateMultipartUploadCommand, AbortMultipartUploadCommand } = await import(
-      '@aws-sdk/client-s3'
-    );
+    const { CreateMultipartUploadCommand, AbortMultipartUploadCommand } = this.#s3;
     const where = { ...object, endpoint: this.#options.endpoint };
     let uploadId: string | undefined;
     try {
@@ -252,7 +249,7 @@ export class S3Store {
     let check = this.#buckets.get(object.bucket);
     if (check === undefined) {
       check = (async () => {
-        const { HeadBucketCommand } = await import('@aws-sdk/client-s3');
+        const { HeadBucketCommand } = this.#s3;
         try {
           await this.#client.send(new HeadBucketCommand({ Bucket: object.bucket }));
         } catch (error) {
@@ -269,91 +266,109 @@ export class S3Store {
 }
 
 /**
- * Streams one output into S3 with lib-storage's `Upload`: parts of `partSize` bytes, `queueSize`
- * of them in flight, so memory stays near partSize × (queueSize + 1) whatever the size. Outputs
- * smaller than one part become one PutObject.
+ * Streams one output into S3 as a multipart upload filled in place: `queueSize + 1` buffers of
+ * `partSize` bytes, allocated once per output and reused, `queueSize` parts in flight while the
+ * next one fills. Memory is partSize × (queueSize + 1) and stays there: nothing is allocated per
+ * part, so nothing waits for V8's full GC to be freed. (lib-storage's Upload, used before,
+ * concatenates each part out of the chunks it was given: a 5 MiB copy per part that outlives a
+ * few scavenges, and up to 64 MiB of such garbage before V8 collects it; a million albums to S3
+ * did not fit in 128 MiB. bench/README.md, "Memory in a container".) An output that fits in one
+ * part becomes one PutObject.
  *
  * Staged means the upload reached its final request (CompleteMultipartUpload, or the lone
  * PutObject): {@link S3Store}'s middleware holds it there until the run publishes (the request
- * goes out) or discards (it fails before being sent, and lib-storage aborts the multipart
- * upload). A held PutObject keeps its body — less than one part — in memory until then.
+ * goes out) or discards (it fails before being sent). A held PutObject keeps its body — less
+ * than one part — in memory until then.
  *
- * Failure either way ends both sides: a failed S3 call destroys the body stream, so the pipeline
- * stops fetching at once (lib-storage would otherwise drain the whole source first); a pipeline
- * failure destroys the body, which makes lib-storage send AbortMultipartUpload — once, after the
- * parts in flight settled — and only then settle `done()`, which `discard()` waits for.
+ * Failure either way ends both sides: a failed S3 call destroys the writable, so the pipeline
+ * stops fetching at once; a pipeline failure or a discard destroys it too, and once the parts in
+ * flight settled AbortMultipartUpload goes out — once — before `discard()` returns.
  */
 export class S3Sink implements StagedSink {
   readonly location: string;
-  readonly writable: PassThrough;
+  readonly writable: Writable;
   readonly staged: Promise<void>;
   readonly #object: S3Object;
+  readonly #options: S3Options;
   readonly #endpoint: string | undefined;
-  readonly #done: Promise<CompleteMultipartUploadCommandOutput>;
   readonly #unregister: () => void;
   readonly #client: S3Client;
-  readonly #upload: Upload;
+  readonly #s3: S3Module;
+  /** The whole upload: the final request's answer, or the failure once the abort went out. */
+  readonly #done: Promise<{ ETag?: string | undefined }>;
+  #resolve: (result: { ETag?: string | undefined }) => void = () => {};
+  #reject: (error: Error) => void = () => {};
   #onStaged = () => {};
   #release = () => {};
   #refuse: (reason: Error) => void = () => {};
   readonly #verdict: Promise<void>;
-  #parts = 0;
-  #published = false;
   /** publish() let the final request go. */
   #released = false;
+  #published = false;
+
+  // The part buffers (at most queueSize in flight + the one filling): free ones, the filling one.
+  readonly #free: Buffer[] = [];
+  #current: Buffer | undefined;
+  #fill = 0;
+  /** A write waiting for a part upload to settle. */
+  #waiting: (() => void) | undefined;
+  #partNumber = 0;
+  readonly #parts: CompletedPart[] = [];
+  readonly #inFlight = new Set<Promise<void>>();
+  /** CreateMultipartUpload, sent with the first part: the upload id. */
+  #created: Promise<string> | undefined;
+  #uploadId: string | undefined;
+  #failure: Error | undefined;
+  #closing: Promise<void> | undefined;
+  #ended = false;
 
   constructor(
     client: S3Client,
-    UploadClass: typeof Upload,
+    s3: S3Module,
     options: S3Options,
     object: S3Object,
     unregister: () => void,
   ) {
     this.#object = object;
     this.#client = client;
+    this.#s3 = s3;
+    this.#options = options;
     this.#endpoint = options.endpoint;
     this.#unregister = unregister;
     this.location = `s3://${object.bucket}/${object.key}`;
-    this.writable = new PassThrough({ highWaterMark: 64 * 1024 });
     this.#verdict = new Promise<void>((resolve, reject) => {
       this.#release = resolve;
       this.#refuse = reject;
     });
     this.#verdict.catch(() => {});
-    const { sse, sseKmsKeyId, storageClass, tags } = options;
-    const tagging = new URLSearchParams(tags).toString();
-    const upload = new UploadClass({
-      client,
-      partSize: options.partSize,
-      queueSize: options.queueSize,
-      leavePartsOnError: false,
-      params: {
-        Bucket: object.bucket,
-        Key: object.key,
-        Body: this.writable,
-        ContentType: object.contentType,
-        ...(sse === undefined ? {} : { ServerSideEncryption: sse }),
-        ...(sseKmsKeyId === undefined ? {} : { SSEKMSKeyId: sseKmsKeyId }),
-        ...(storageClass === undefined ? {} : { StorageClass: storageClass as 'STANDARD' }),
-        ...(tagging === '' ? {} : { Tagging: tagging }),
-        ...(object.condition === undefined
-          ? {}
-          : 'ifMatch' in object.condition
-            ? { IfMatch: object.condition.ifMatch }
-            : { IfNoneMatch: object.condition.ifNoneMatch }),
-      },
+    this.#done = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
     });
-    this.#upload = upload;
-    upload.on('httpUploadProgress', (progress) => {
-      this.#parts = Math.max(this.#parts, progress.part ?? 0);
-    });
-    this.#done = upload.done();
+    this.#done.catch(() => {});
     this.staged = new Promise<void>((resolve, reject) => {
       this.#onStaged = resolve;
       this.#done.catch((error: unknown) => reject(this.#error(error)));
     });
     this.staged.catch(() => {});
-    this.#done.catch((error: unknown) => this.fail(error));
+    this.writable = new Writable({
+      highWaterMark: 64 * 1024,
+      write: (chunk: Buffer, _encoding, callback) => {
+        this.#write(chunk).then(() => callback(), callback);
+      },
+      final: (callback) => {
+        this.#end().then(() => callback(), callback);
+      },
+      destroy: (error, callback) => {
+        // After a normal end (autoDestroy) the final request owns the outcome.
+        if (error !== null || !this.#ended) {
+          void this.#close(
+            this.#error(error ?? new Error(`${this.location}: closed before its end`)),
+          );
+        }
+        callback(error);
+      },
+    });
   }
 
   /** The middleware's barrier: the final request arrived (staged); wait for the run's verdict. */
@@ -371,7 +386,7 @@ export class S3Sink implements StagedSink {
     await this.staged;
     this.#released = true;
     this.#release();
-    let result: CompleteMultipartUploadCommandOutput;
+    let result: { ETag?: string | undefined };
     try {
       result = await this.#done;
     } catch (error) {
@@ -383,7 +398,7 @@ export class S3Sink implements StagedSink {
     return {
       location: this.location,
       ...(result.ETag === undefined ? {} : { etag: result.ETag, version: result.ETag }),
-      parts: Math.max(1, this.#parts),
+      parts: Math.max(1, this.#partNumber),
     };
   }
 
@@ -392,25 +407,203 @@ export class S3Sink implements StagedSink {
     const error = reason instanceof Error ? reason : new Error(String(reason));
     this.#refuse(error);
     if (!this.writable.destroyed) this.writable.destroy(error);
-    // lib-storage settles done() after its AbortMultipartUpload went out (or was not needed).
+    // Settles once the abort went out (or was not needed).
     await this.#done.catch(() => {});
     this.#unregister();
   }
 
   async abandon(): Promise<void> {
-    const uploadId = this.#upload.uploadId;
+    const uploadId = this.#uploadId;
     // A Complete already sent is let be: aborting under it would make a part-way publish.
     if (this.#released || uploadId === undefined) return;
-    const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+    await this.#abort(uploadId);
+  }
+
+  /**
+   * Copies a chunk into the part buffers. A full buffer is sent once more bytes come (so an
+   * output of exactly one part is still one PutObject), when fewer than queueSize are in flight.
+   */
+  async #write(chunk: Buffer): Promise<void> {
+    const { partSize, queueSize } = this.#options;
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#current !== undefined && this.#fill === partSize) {
+        while (this.#inFlight.size >= queueSize) await this.#partDone();
+        this.#send();
+      }
+      this.#current ??= this.#free.pop() ?? Buffer.allocUnsafeSlow(partSize);
+      const copied = chunk.copy(this.#current, this.#fill, offset);
+      this.#fill += copied;
+      offset += copied;
+    }
+  }
+
+  /** Waits for a part upload to settle; throws the upload's failure if there is one. */
+  async #partDone(): Promise<void> {
+    if (this.#failure === undefined) {
+      await new Promise<void>((resolve) => {
+        this.#waiting = resolve;
+      });
+    }
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  #wake(): void {
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.();
+  }
+
+  /** Uploads the filling buffer as the next part; its buffer is free again once S3 answered. */
+  #send(): void {
+    const buffer = this.#current as Buffer;
+    const body = buffer.subarray(0, this.#fill);
+    const partNumber = ++this.#partNumber;
+    this.#current = undefined;
+    this.#fill = 0;
+    const { bucket: Bucket, key: Key } = this.#object;
+    const task = (async () => {
+      try {
+        const UploadId = await this.#create();
+        const out = await this.#client.send(
+          new this.#s3.UploadPartCommand({
+            Bucket,
+            Key,
+            UploadId,
+            PartNumber: partNumber,
+            Body: body,
+          }),
+        );
+        if (out.ETag === undefined) {
+          throw new Error(`S3 answered part ${partNumber} without an ETag`);
+        }
+        this.#parts.push({
+          PartNumber: partNumber,
+          ETag: out.ETag,
+          ...(out.ChecksumCRC32 && { ChecksumCRC32: out.ChecksumCRC32 }),
+          ...(out.ChecksumCRC32C && { ChecksumCRC32C: out.ChecksumCRC32C }),
+          ...(out.ChecksumCRC64NVME && { ChecksumCRC64NVME: out.ChecksumCRC64NVME }),
+          ...(out.ChecksumSHA1 && { ChecksumSHA1: out.ChecksumSHA1 }),
+          ...(out.ChecksumSHA256 && { ChecksumSHA256: out.ChecksumSHA256 }),
+        });
+        this.#free.push(buffer);
+      } catch (error) {
+        this.fail(error);
+      }
+    })();
+    this.#inFlight.add(task);
+    // Out of the set before the waiting write looks at it.
+    void task.then(() => {
+      this.#inFlight.delete(task);
+      this.#wake();
+    });
+  }
+
+  /** CreateMultipartUpload, once, with the object's settings (the first part waits for it). */
+  #create(): Promise<string> {
+    this.#created ??= (async () => {
+      const checksum = await this.#client.config.requestChecksumCalculation();
+      const { UploadId } = await this.#client.send(
+        new this.#s3.CreateMultipartUploadCommand({
+          ...this.#settings(),
+          // As lib-storage does: the parts' default CRC32 checksums are declared up front.
+          ...(checksum === 'WHEN_SUPPORTED' ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
+        }),
+      );
+      if (UploadId === undefined)
+        throw new Error('S3 answered CreateMultipartUpload without an id');
+      this.#uploadId = UploadId;
+      return UploadId;
+    })();
+    return this.#created;
+  }
+
+  /**
+   * The end of the bytes: the last part goes, and once every part is in, the final request is
+   * sent (not awaited: the barrier holds it until the run's verdict). One part in all is one
+   * PutObject instead.
+   */
+  async #end(): Promise<void> {
+    const { bucket: Bucket, key: Key } = this.#object;
+    const condition = this.#object.condition;
+    const conditional =
+      condition === undefined
+        ? {}
+        : 'ifMatch' in condition
+          ? { IfMatch: condition.ifMatch }
+          : { IfNoneMatch: condition.ifNoneMatch };
+    let final: Promise<{ ETag?: string | undefined }>;
+    if (this.#partNumber === 0) {
+      const body = this.#current?.subarray(0, this.#fill) ?? Buffer.alloc(0);
+      final = this.#client.send(
+        new this.#s3.PutObjectCommand({ ...this.#settings(), ...conditional, Body: body }),
+      );
+    } else {
+      if (this.#fill > 0) {
+        while (this.#inFlight.size >= this.#options.queueSize) await this.#partDone();
+        this.#send();
+      }
+      while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+      if (this.#failure !== undefined) throw this.#failure;
+      const parts = [...this.#parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+      final = this.#client.send(
+        new this.#s3.CompleteMultipartUploadCommand({
+          Bucket,
+          Key,
+          UploadId: this.#uploadId,
+          MultipartUpload: { Parts: parts },
+          ...conditional,
+        }),
+      );
+    }
+    this.#ended = true;
+    final.then(
+      (result) => this.#resolve(result),
+      (error: unknown) => void this.#close(this.#error(error)),
+    );
+  }
+
+  /**
+   * Ends the upload as failed, once: no more writes, the parts in flight settle, then
+   * AbortMultipartUpload if one was created, then `done` rejects with the first failure.
+   */
+  #close(error: Error): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#failure ??= error;
+      this.#wake();
+      while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+      const uploadId = await this.#created?.catch(() => undefined);
+      if (uploadId !== undefined) await this.#abort(uploadId);
+      this.#reject(this.#failure);
+    })();
+    return this.#closing;
+  }
+
+  async #abort(uploadId: string): Promise<void> {
     await this.#client
       .send(
-        new AbortMultipartUploadCommand({
+        new this.#s3.AbortMultipartUploadCommand({
           Bucket: this.#object.bucket,
           Key: this.#object.key,
           UploadId: uploadId,
         }),
       )
-      .catch(() => {}); // lib-storage's own abort may have come first (NoSuchUpload)
+      .catch(() => {}); // a second signal's abort may have come first (NoSuchUpload)
+  }
+
+  /** What the object is created with: type, encryption, storage class, tags. */
+  #settings() {
+    const { sse, sseKmsKeyId, storageClass, tags } = this.#options;
+    const tagging = new URLSearchParams(tags).toString();
+    return {
+      Bucket: this.#object.bucket,
+      Key: this.#object.key,
+      ContentType: this.#object.contentType,
+      ...(sse === undefined ? {} : { ServerSideEncryption: sse }),
+      ...(sseKmsKeyId === undefined ? {} : { SSEKMSKeyId: sseKmsKeyId }),
+      ...(storageClass === undefined ? {} : { StorageClass: storageClass as 'STANDARD' }),
+      ...(tagging === '' ? {} : { Tagging: tagging }),
+    };
   }
 
   #error(error: unknown): SpotifyBatchError {

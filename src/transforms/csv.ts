@@ -122,7 +122,7 @@ export function createCsvStringifier(options: CsvOptions): Transform {
   return new CsvSerializer(options);
 }
 
-/** 64 KiB: large enough that lib-storage never holds pooled slabs for tiny chunks (aws-sdk-js-v3#8286). */
+/** 64 KiB: few, large writes for gzip, the digest and the sinks, instead of one per row. */
 export const COALESCE_BYTES = 64 * 1024;
 
 /**
