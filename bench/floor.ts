@@ -1,20 +1,20 @@
 /**
  * Reference (a) "the floor": fetch the same pages with the same concurrency and discard them.
- * Same token flow and the same undici Agent settings as the pipeline; no parsing, no output.
+ * Same token flow, the same undici Agent settings and the same lean undici import as the pipeline
+ * (src/sources/http.ts); no parsing, no output.
  * With PARSE=1 each page is also decoded and JSON.parse'd (then discarded): what any client that
  * reads the albums must pay at least, above the fetching.
  * Env: SPOTIFY_API_URL, CONCURRENCY, ALBUMS, PARSE.
  */
-import { Agent, request } from 'undici';
+import { Agent, request } from '../src/sources/http.ts';
 
 const base = process.env.SPOTIFY_API_URL as string;
 const concurrency = Number(process.env.CONCURRENCY ?? 4);
 const albums = Number(process.env.ALBUMS);
 const parse = process.env.PARSE === '1';
 const agent = new Agent({ connections: concurrency + 1, keepAliveTimeout: 30_000 });
-const token = await request(`${base}/api/token`, {
+const token = await request(agent, `${base}/api/token`, {
   method: 'POST',
-  dispatcher: agent,
   headers: {
     authorization: `Basic ${Buffer.from('emulator-id:emulator-secret').toString('base64')}`,
     'content-type': 'application/x-www-form-urlencoded',
@@ -28,10 +28,13 @@ async function worker(): Promise<void> {
   while (next < albums) {
     const offset = next;
     next += 50;
-    const res = await request(`${base}/v1/browse/new-releases?limit=50&offset=${offset}&locale=*`, {
-      dispatcher: agent,
-      headers: { authorization: `Bearer ${token.access_token}` },
-    });
+    const res = await request(
+      agent,
+      `${base}/v1/browse/new-releases?limit=50&offset=${offset}&locale=*`,
+      {
+        headers: { authorization: `Bearer ${token.access_token}` },
+      },
+    );
     if (parse) {
       const chunks: Buffer[] = [];
       for await (const chunk of res.body) chunks.push(chunk);

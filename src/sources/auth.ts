@@ -1,6 +1,7 @@
-import { type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { RunStats } from '../core/stats.ts';
+import { request } from './http.ts';
 
 export interface TokenProviderOptions {
   accountsUrl: string;
@@ -55,9 +56,8 @@ export class TokenProvider {
     const basic = Buffer.from(`${clientId}:${clientSecret}`).toString('base64');
     let response: Dispatcher.ResponseData;
     try {
-      response = await request(url, {
+      response = await request(dispatcher, url, {
         method: 'POST',
-        dispatcher,
         signal,
         headers: {
           authorization: `Basic ${basic}`,

@@ -1,8 +1,9 @@
 import pRetry from 'p-retry';
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { EventListener, RunStats } from '../core/stats.ts';
 import { describe, TokenProvider } from './auth.ts';
+import { Agent, request } from './http.ts';
 import { parseJsonBody } from './parse.ts';
 import { parseRetryAfter, Throttle, type Ticket } from './throttle.ts';
 
@@ -142,8 +143,7 @@ export class SpotifyClient {
     const context = offset === undefined ? { url } : { url, offset };
     let response: Dispatcher.ResponseData;
     try {
-      response = await request(url, {
-        dispatcher: this.#dispatcher,
+      response = await request(this.#dispatcher, url, {
         signal,
         headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
       });
