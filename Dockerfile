@@ -11,7 +11,8 @@ COPY package.json package-lock.json .npmrc tsconfig.json tsconfig.build.json ./
 RUN npm ci --ignore-scripts
 COPY src src
 COPY bin bin
-RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
+COPY scripts/help.ts scripts/help.ts
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json && node scripts/help.ts
 
 FROM node:24-slim
 # tini as PID 1 forwards SIGTERM/SIGINT to Node, so `docker stop` and Kubernetes aborts the S3

@@ -300,3 +300,33 @@ test('--env-file values reach the AWS SDK: credentials and endpoint from the fil
   assert.equal(result.status, 0, result.stderr);
   assert.ok(await s3.getObject('layer', 'env-file.csv'));
 });
+
+test('--help is the text rendered at build time, byte for byte what yargs prints, without loading yargs', async () => {
+  const { renderHelp } = await import('../src/cli/main.ts');
+  const { readFile } = await import('node:fs/promises');
+  const built = JSON.parse(
+    await readFile(new URL('../dist/src/cli/help.json', import.meta.url), 'utf8'),
+  ) as Record<string, string>;
+  // Stale or wrong pre-rendered help fails here: it must be what yargs renders now.
+  assert.deepEqual(built, await renderHelp());
+  // A resolve hook in the CLI's process names every yargs module it loads.
+  const hook = `data:text/javascript,${encodeURIComponent(
+    "import { registerHooks } from 'node:module';" +
+      'registerHooks({ resolve(s, c, next) { if (/^yargs/.test(s)) process.stderr.write("LOADED " + s + "\\n"); return next(s, c); } });',
+  )}`;
+  for (const args of [['--help'], ['new-releases', '--help'], ['emulator', '-h']]) {
+    const result = await runCli(args, { env: { NODE_OPTIONS: `--import ${hook}` } });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(
+      String(result.stdout),
+      built[`100 ${args.join(' ').replace(/ -h$/, ' --help')}`],
+      args.join(' '),
+    );
+    assert.equal(result.stderr, '', `${args.join(' ')} loaded nothing of yargs`);
+  }
+  // Anything else on the line is yargs' to read (here: a usage error, exit 2).
+  const mixed = await runCli(['new-releases', '--help', '--limit', 'x'], {
+    env: { NODE_OPTIONS: `--import ${hook}` },
+  });
+  assert.match(mixed.stderr, /LOADED yargs/);
+});

@@ -7,10 +7,11 @@ import type { EmulatorArgs } from './emulator.ts';
 import type { PullArgs } from './flags.ts';
 import { humanBytes, Log, NAME } from './output.ts';
 
-// Only what parsing the command line needs is imported above (the flags, which load yargs, come
-// in main() after `--version`): `--help` and `--version` load nothing else. Each command imports its own stages when it runs (the pipeline and the HTTP
-// client, the dry run, the emulator), and the pipeline loads the AWS SDK, zlib and the Parquet
-// writer only for the outputs that use them (bench/README.md, "Startup").
+// Only what parsing the command line needs is imported above. `--version` and `--help` (text
+// rendered at build time) load nothing else, not even yargs and the flags. Each command imports
+// its own stages when it runs (the pipeline and the HTTP client, the dry run, the emulator), and
+// the pipeline loads the AWS SDK, zlib and the Parquet writer only for the outputs that use them
+// (bench/README.md, "Startup").
 
 /** The flag definitions (src/cli/flags.ts, which loads yargs): set by main() before any command. */
 let flags: typeof import('./flags.ts');
@@ -248,128 +249,206 @@ export async function main(argv = process.argv): Promise<void> {
   const json = args.some(
     (a, i) => a === '--log-format=json' || (a === '--log-format' && args[i + 1] === 'json'),
   );
+  const width = helpWidth();
+  if (isHelp(args)) {
+    const text = prerenderedHelp()?.[helpKey(width, args)];
+    if (text !== undefined) {
+      process.stdout.write(text);
+      return;
+    }
+  }
   const [{ default: yargs }, loaded] = await Promise.all([import('yargs'), import('./flags.ts')]);
   flags = loaded;
-  await yargs(args)
-    .scriptName(NAME)
-    // Numbers stay as typed; src/cli/flags.ts parses them strictly.
-    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })
-    .usage(
-      `$0 <command> [options]\n\nStream Spotify albums as one CSV row per (album, artist) to stdout, a file or S3.\nCredentials: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or CLIENT_ID / CLIENT_SECRET, or --env-file).`,
-    )
-    .command(
-      'new-releases',
-      'Pull the new-releases list (or a search) and write the rows',
-      (y) =>
-        flags
-          .pullOptions(y)
-          .example('$0 new-releases --out - | head -3', 'CSV on stdout')
-          .example('$0 new-releases --out albums.csv', 'a file: appears only when complete')
-          .example(
-            '$0 new-releases --out s3://my-bucket/spotify/album_details.csv',
-            'multipart upload to S3',
+  await commandLine(yargs, args, json, width).parseAsync();
+}
+
+/** The width yargs lays help out in: the terminal's, at most 110; 100 when not a terminal. */
+const helpWidth = () => Math.min(110, process.stdout.columns || 100);
+
+const COMMANDS = ['new-releases', 'replay', 'check', 'markets', 'emulator', 'completion'];
+/** The widths help is rendered in at build time: piped (100), and a terminal of 110 or more. */
+const PRERENDERED_WIDTHS = [100, 110];
+
+/** `--help` alone, or after a command: answered from the text rendered at build time. */
+function isHelp(args: string[]): boolean {
+  const [first, second, ...rest] = args;
+  const help = (a: string | undefined) => a === '--help' || a === '-h';
+  return (
+    rest.length === 0 &&
+    (second === undefined ? help(first) : COMMANDS.includes(first ?? '') && help(second))
+  );
+}
+
+const helpKey = (width: number, args: string[]) =>
+  `${width} ${args.map((a) => (a === '-h' ? '--help' : a)).join(' ')}`;
+
+/**
+ * yargs' help for every command, rendered by `npm run build` (scripts/help.ts) into help.json
+ * beside this module: `--help` then costs what `--version` costs (yargs and its Unicode width
+ * tables are most of start-up, bench/RESULTS.md). Absent (a build without that step), or at
+ * another terminal width, yargs renders it.
+ */
+function prerenderedHelp(): Record<string, string> | undefined {
+  try {
+    return JSON.parse(readFileSync(new URL('help.json', import.meta.url), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** What `--help` prints, for every command and pre-rendered width (scripts/help.ts). */
+export async function renderHelp(): Promise<Record<string, string>> {
+  const [{ default: yargs }, loaded] = await Promise.all([import('yargs'), import('./flags.ts')]);
+  flags = loaded;
+  const out: Record<string, string> = {};
+  for (const width of PRERENDERED_WIDTHS) {
+    for (const args of [['--help'], ...COMMANDS.map((c) => [c, '--help'])]) {
+      out[helpKey(width, args)] = await new Promise<string>((resolve, reject) => {
+        commandLine(yargs, args, false, width)
+          .exitProcess(false)
+          .parseAsync(args, {}, (error, _argv, output) =>
+            error ? reject(error) : resolve(`${output}\n`),
           )
-          .example(
-            "$0 new-releases --market SE,US,DE --out 's3://my-bucket/new_releases/dt={date}/market={market}/albums.csv'",
-            'one object per market, published together, then _manifest.json',
-          )
-          .example(
-            '$0 new-releases --model star --out star/',
-            'dim_album, dim_artist, bridge_album_artist',
-          )
-          .example(
-            '$0 new-releases --via search --limit 10',
-            'Development Mode apps (no new-releases since Feb 2026)',
-          )
-          .epilog(EXIT_STATUSES),
-      (a) => newReleases(a as PullArgs),
-    )
-    .command(
-      'replay',
-      'Re-derive outputs from saved pages (--raw files) or JSON, without calling Spotify',
-      (y) =>
-        flags
-          .pullOptions(y)
-          .option('from', {
-            type: 'string',
-            array: true,
-            demandOption: 'name what to replay: --from LOCATION (repeatable)',
-            describe:
-              'Raw landing files (--raw), a JSON array of albums, a saved paging response, or NDJSON of albums; files or s3:// keys, gzipped or not (repeatable)',
-          })
-          .example(
-            "$0 replay --from 'raw/dt=2026-11-25/pages.ndjson.gz' --model star --format parquet --out star/",
-            'yesterday’s pull again, as Parquet star tables',
-          )
-          .epilog(EXIT_STATUSES),
-      (a) => newReleases(a as PullArgs),
-    )
-    .command(
-      'check',
-      'Dry run: a token, one page, every destination proven writable, and the plan',
-      (y) =>
-        flags
-          .pullOptions(y)
-          .example(
-            "$0 check --market SE,US --out 's3://my-bucket/dt={date}/market={market}/albums.csv'",
-            'before scheduling a pull',
-          )
-          .epilog(EXIT_STATUSES),
-      (a) => checkCommand(a as PullArgs),
-    )
-    .command(
-      'markets',
-      'Print the markets --market accepts (ISO codes; all means every one)',
-      (y) => y,
-      async () => {
-        const { SPOTIFY_MARKETS } = await import('../core/markets.ts');
-        process.stdout.write(`${SPOTIFY_MARKETS.join('\n')}\n`);
-      },
-    )
-    .command(
-      'emulator',
-      'Run the local Spotify-compatible API (for offline runs and tests)',
-      async (y) => (await import('./emulator.ts')).emulatorOptions(y),
-      async (a) =>
-        (await import('./emulator.ts'))
-          .runEmulator(a as EmulatorArgs)
-          .catch((error: unknown) =>
-            process.exit(
-              new Log({ json: false, quiet: false, progress: false, debug: false }).error(error)
-                .exitStatus,
+          .catch(reject);
+      });
+    }
+  }
+  return out;
+}
+
+/** The command line: commands, their flags, help, and how usage errors are reported. */
+function commandLine(
+  yargs: typeof import('yargs').default,
+  args: string[],
+  json: boolean,
+  width: number,
+) {
+  return (
+    yargs(args)
+      .scriptName(NAME)
+      // Numbers stay as typed; src/cli/flags.ts parses them strictly.
+      .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })
+      .usage(
+        `$0 <command> [options]\n\nStream Spotify albums as one CSV row per (album, artist) to stdout, a file or S3.\nCredentials: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or CLIENT_ID / CLIENT_SECRET, or --env-file).`,
+      )
+      .command(
+        'new-releases',
+        'Pull the new-releases list (or a search) and write the rows',
+        (y) =>
+          flags
+            .pullOptions(y)
+            .example('$0 new-releases --out - | head -3', 'CSV on stdout')
+            .example('$0 new-releases --out albums.csv', 'a file: appears only when complete')
+            .example(
+              '$0 new-releases --out s3://my-bucket/spotify/album_details.csv',
+              'multipart upload to S3',
+            )
+            .example(
+              "$0 new-releases --market SE,US,DE --out 's3://my-bucket/new_releases/dt={date}/market={market}/albums.csv'",
+              'one object per market, published together, then _manifest.json',
+            )
+            .example(
+              '$0 new-releases --model star --out star/',
+              'dim_album, dim_artist, bridge_album_artist',
+            )
+            .example(
+              '$0 new-releases --via search --limit 10',
+              'Development Mode apps (no new-releases since Feb 2026)',
+            )
+            .epilog(EXIT_STATUSES),
+        (a) => newReleases(a as PullArgs),
+      )
+      .command(
+        'replay',
+        'Re-derive outputs from saved pages (--raw files) or JSON, without calling Spotify',
+        (y) =>
+          flags
+            .pullOptions(y)
+            .option('from', {
+              type: 'string',
+              array: true,
+              demandOption: 'name what to replay: --from LOCATION (repeatable)',
+              describe:
+                'Raw landing files (--raw), a JSON array of albums, a saved paging response, or NDJSON of albums; files or s3:// keys, gzipped or not (repeatable)',
+            })
+            .example(
+              "$0 replay --from 'raw/dt=2026-11-25/pages.ndjson.gz' --model star --format parquet --out star/",
+              'yesterday’s pull again, as Parquet star tables',
+            )
+            .epilog(EXIT_STATUSES),
+        (a) => newReleases(a as PullArgs),
+      )
+      .command(
+        'check',
+        'Dry run: a token, one page, every destination proven writable, and the plan',
+        (y) =>
+          flags
+            .pullOptions(y)
+            .example(
+              "$0 check --market SE,US --out 's3://my-bucket/dt={date}/market={market}/albums.csv'",
+              'before scheduling a pull',
+            )
+            .epilog(EXIT_STATUSES),
+        (a) => checkCommand(a as PullArgs),
+      )
+      .command(
+        'markets',
+        'Print the markets --market accepts (ISO codes; all means every one)',
+        (y) => y,
+        async () => {
+          const { SPOTIFY_MARKETS } = await import('../core/markets.ts');
+          process.stdout.write(`${SPOTIFY_MARKETS.join('\n')}\n`);
+        },
+      )
+      .command(
+        'emulator',
+        'Run the local Spotify-compatible API (for offline runs and tests)',
+        async (y) => (await import('./emulator.ts')).emulatorOptions(y),
+        async (a) =>
+          (await import('./emulator.ts'))
+            .runEmulator(a as EmulatorArgs)
+            .catch((error: unknown) =>
+              process.exit(
+                new Log({ json: false, quiet: false, progress: false, debug: false }).error(error)
+                  .exitStatus,
+              ),
             ),
-          ),
-    )
-    .completion(
-      'completion',
-      'Print a bash/zsh completion script (spotify-batch completion >> ~/.bashrc)',
-    )
-    .demandCommand(1, 'name a command: new-releases, check, markets or emulator')
-    .recommendCommands()
-    .strict()
-    .help()
-    .alias('help', 'h')
-    .version()
-    .wrap(Math.min(110, process.stdout.columns || 100))
-    .fail((message, error) => {
-      const log = new Log({ json, quiet: false, progress: false, debug: args.includes('--debug') });
-      // yargs reports some of its own checks (a flag without its value) as a YError.
-      if (error && error.name !== 'YError') process.exit(log.error(error).exitStatus);
-      message ||= error?.message ?? 'bad arguments';
-      if (message.startsWith('Did you mean')) message = `unknown command ${args[0]}: ${message}`;
-      // yargs' messages can span lines; one line, with the way to more help.
-      const flag = /Unknown arguments?: (\S+?),?$/m.exec(message)?.[1];
-      const known = Object.keys(
-        // yargs' own list of the pull options (getOptions is public, but not in its types).
-        (
-          flags.pullOptions(yargs([])) as unknown as {
-            getOptions(): { key: Record<string, unknown> };
-          }
-        ).getOptions().key,
-      );
-      const hint = flag ? didYouMean(flag, known).replace('mean ', 'mean --') : '';
-      log.error(usageError(`${message.replace(/\s*\n+\s*/g, '; ')}${hint} (see ${NAME} --help)`));
-      process.exit(ExitStatus.usage);
-    })
-    .parseAsync();
+      )
+      .completion(
+        'completion',
+        'Print a bash/zsh completion script (spotify-batch completion >> ~/.bashrc)',
+      )
+      .demandCommand(1, 'name a command: new-releases, check, markets or emulator')
+      .recommendCommands()
+      .strict()
+      .help()
+      .alias('help', 'h')
+      .version()
+      .wrap(width)
+      .fail((message, error) => {
+        const log = new Log({
+          json,
+          quiet: false,
+          progress: false,
+          debug: args.includes('--debug'),
+        });
+        // yargs reports some of its own checks (a flag without its value) as a YError.
+        if (error && error.name !== 'YError') process.exit(log.error(error).exitStatus);
+        message ||= error?.message ?? 'bad arguments';
+        if (message.startsWith('Did you mean')) message = `unknown command ${args[0]}: ${message}`;
+        // yargs' messages can span lines; one line, with the way to more help.
+        const flag = /Unknown arguments?: (\S+?),?$/m.exec(message)?.[1];
+        const known = Object.keys(
+          // yargs' own list of the pull options (getOptions is public, but not in its types).
+          (
+            flags.pullOptions(yargs([])) as unknown as {
+              getOptions(): { key: Record<string, unknown> };
+            }
+          ).getOptions().key,
+        );
+        const hint = flag ? didYouMean(flag, known).replace('mean ', 'mean --') : '';
+        log.error(usageError(`${message.replace(/\s*\n+\s*/g, '; ')}${hint} (see ${NAME} --help)`));
+        process.exit(ExitStatus.usage);
+      })
+  );
 }
