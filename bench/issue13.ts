@@ -149,20 +149,14 @@ async function startup(o: Issue13Options, tmp: string): Promise<string> {
   }
   const imports: [string, string][] = [
     ['bare `node` (ESM entry)', '0'],
+    ["`import('undici')` (the npm package's index)", "await import('undici')"],
     [
-      "`import('undici')` (the npm package, as src/sources/client.ts imports it)",
-      "await import('undici')",
-    ],
-    [
-      "undici's Agent and request() modules only (`undici/lib/dispatcher/agent.js`, `lib/api/api-request.js`)",
+      "undici's Agent and request() modules only, as src/sources/http.ts loads them (`undici/lib/dispatcher/agent.js`, `lib/api/api-request.js`)",
       "const { createRequire } = await import('node:module'); const r = createRequire(process.cwd() + '/'); r('undici/lib/dispatcher/agent.js'); r('undici/lib/api/api-request.js')",
     ],
     ["Node's bundled undici (`globalThis.fetch`)", 'globalThis.fetch; Headers'],
     ["`import('yargs')`", "await import('yargs')"],
-    [
-      "`import('@aws-sdk/client-s3')` + `lib-storage`",
-      "await import('@aws-sdk/client-s3'); await import('@aws-sdk/lib-storage')",
-    ],
+    ["`import('@aws-sdk/client-s3')`", "await import('@aws-sdk/client-s3')"],
   ];
   const importRows: string[] = [];
   for (const [name, code] of imports) {
@@ -351,14 +345,27 @@ async function containers(
   const digest = async (key: string) => objectDigest(s3, 'bench', key);
   const lines: string[] = [];
   try {
-    // Small pull: the flat-memory baseline.
+    // Small pull: the flat-memory baseline; the same to /dev/null (an output this small fills
+    // less than one S3 part: the other part buffers are never touched).
     const smallSource = await startStaticSource(nginx, join(tmp, `static-${o.small}`), o.small);
     const small: CgroupRun[] = [];
+    const smallNull: CgroupRun[] = [];
     try {
-      for (let i = 0; i < runs; i++)
+      for (let i = 0; i < runs; i++) {
         small.push(await run(smallSource, 128, 's3://bench/small.csv'));
+        smallNull.push(await run(smallSource, 128, '/dev/null'));
+      }
     } finally {
       await smallSource.stop();
+    }
+    // A medium pull: every part buffer in use, as at a million.
+    const mediumSource = await startStaticSource(nginx, join(tmp, `static-${o.medium}`), o.medium);
+    const medium: CgroupRun[] = [];
+    try {
+      for (let i = 0; i < runs; i++)
+        medium.push(await run(mediumSource, 128, 's3://bench/medium.csv'));
+    } finally {
+      await mediumSource.stop();
     }
     const largeSource = await startStaticSource(nginx, join(tmp, `static-${o.large}`), o.large);
     try {
@@ -387,7 +394,7 @@ async function containers(
               '--max-semi-space-size=8',
               '--input-type=module',
               '-e',
-              "await import('undici'); await import('@aws-sdk/client-s3'); await import('@aws-sdk/lib-storage'); await import('yargs')",
+              "const { createRequire } = await import('node:module'); const r = createRequire(process.cwd() + '/'); r('undici/lib/dispatcher/agent.js'); r('undici/lib/api/api-request.js'); await import('@aws-sdk/client-s3'); await import('yargs')",
             ],
             { ...process.env, PATH },
           ),
@@ -422,7 +429,7 @@ async function containers(
       const flat = peak(limited) / peak(small);
       lines.push(`## Memory in a container (cgroup v${cgroups.version}, ${runs} runs each)
 
-The measured process alone in its own memory cgroup under \`${cgroups.parent}\`; peak is the group's high-water mark (\`${cgroups.version === 1 ? 'memory.max_usage_in_bytes' : 'memory.peak'}\`: anonymous memory, kernel memory and page cache the process caused; the \`node\` binary's pages were already cached by earlier runs, as in a container that has run before). Default settings (5 MiB parts × 2), the bin as installed (its shebang sets \`--max-semi-space-size=8\`), S3 is s3rver on loopback, the source nginx.
+The measured process alone in its own memory cgroup under \`${cgroups.parent}\`; peak is the group's high-water mark (\`${cgroups.version === 1 ? 'memory.max_usage_in_bytes' : 'memory.peak'}\`: anonymous memory, kernel memory and page cache the process caused; the \`node\` binary's pages were already cached by earlier runs, as in a container that has run before). Default settings (5 MiB parts × 2), the bin as installed (its shebang sets \`--max-semi-space-size=8\` and glibc's \`MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=1048576\`), S3 is s3rver on loopback, the source nginx.
 
 | run | completed | wall s, median (min–max) | peak cgroup MiB, median (min–max) |
 | --- | --- | --- | --- |
@@ -447,14 +454,18 @@ The measured process alone in its own memory cgroup under \`${cgroups.parent}\`;
         limited.map((r) => r.peakBytes / MiB),
         1,
       )}) |
+${row(`${en(o.small)} albums → /dev/null, 128 MiB limit`, smallNull)}
+${row(`${en(o.medium)} albums → S3, 128 MiB limit (every part buffer in use)`, medium)}
 ${row(`${en(o.large)} albums → /dev/null, 128 MiB limit (no upload buffers)`, devNull)}
-${row(`${en(o.large)} albums → S3, 128 MiB limit, without the shebang's flag (\`node dist/bin/spotify-batch.js\`: V8 sizes its young generation from the limit)`, noFlag)}
-${row('at rest: `node` importing undici, the AWS SDK (client-s3, lib-storage) and yargs, then exiting', rest)}
+${row(`${en(o.large)} albums → S3, 128 MiB limit, without the shebang (\`node dist/bin/spotify-batch.js\`: V8 sizes its young generation from the limit; glibc's malloc defaults)`, noFlag)}
+${row("at rest: `node` loading what a run to S3 loads of its libraries (undici's Agent and request(), the AWS SDK client, yargs), then exiting", rest)}
 
 | target | measured | |
 | --- | --- | --- |
 | ${en(o.large)} albums → S3 completes inside 128 MiB, ≤ 1.25 × the time without a limit, bytes identical | ${allOk ? 'completed every run' : `**${limited.filter((r) => !ok(r)).length} of ${runs} runs killed**`}; ${timeRatio.toFixed(2)}× (${wall(limited).toFixed(2)} s / ${wall(free).toFixed(2)} s); SHA-256 ${limitedDigest === '' ? 'not compared (no limited run completed)' : freeDigest === limitedDigest ? `identical (${freeDigest.slice(0, 16)}…)` : '**differs**'} | ${check(allOk && timeRatio <= 1.25 && freeDigest === limitedDigest)} |
 | peak cgroup memory at ${en(o.large)} ≤ 1.1 × at ${en(o.small)}, inside 128 MiB | ${flat.toFixed(2)}× (${peak(limited).toFixed(1)} / ${peak(small).toFixed(1)} MiB) | ${check(allOk && flat <= 1.1)} |
+| reference: ${en(o.large)} vs ${en(o.medium)} albums to S3 (both with every part buffer in use) | ${(peak(limited) / peak(medium)).toFixed(2)}× (${peak(limited).toFixed(1)} / ${peak(medium).toFixed(1)} MiB) | |
+| reference: ${en(o.large)} vs ${en(o.small)} albums to /dev/null (no part buffers) | ${(peak(devNull) / peak(smallNull)).toFixed(2)}× (${peak(devNull).toFixed(1)} / ${peak(smallNull).toFixed(1)} MiB) | |
 `);
 
       // The smallest limit each format completes in (one run per step), and its time there.
