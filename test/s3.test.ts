@@ -177,3 +177,67 @@ test('an S3 that stops taking data stops the Spotify fetching (backpressure)', a
     await paced.stop();
   }
 });
+
+test('part boundaries: 0 bytes, one part exactly, one part and a byte, two parts exactly, in odd chunks', async () => {
+  const { S3Store } = await import('../src/sinks/s3.ts');
+  const { pipeline } = await import('node:stream/promises');
+  const { Readable } = await import('node:stream');
+  const part = 5 * 1024 * 1024;
+  const store = await S3Store.create(
+    {
+      partSize: part,
+      queueSize: 1,
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      sse: undefined,
+      sseKmsKeyId: undefined,
+      storageClass: undefined,
+      tags: {},
+    },
+    s3.env,
+  );
+  try {
+    for (const [size, parts] of [
+      [0, 1],
+      [part, 1],
+      [part + 1, 2],
+      [2 * part, 2],
+      [2 * part + 12_345, 3],
+    ] as const) {
+      // Bytes that differ by position, in chunks that straddle the part boundaries.
+      const bytes = Buffer.alloc(size);
+      for (let i = 0; i + 4 <= size; i += 4) bytes.writeUInt32LE(i >>> 2, i);
+      const chunks = function* () {
+        for (let i = 0; i < size; i += 100_003) yield bytes.subarray(i, i + 100_003);
+      };
+      const key = `boundaries/${size}.bin`;
+      const from = s3.calls.length;
+      const sink = await store.open({
+        bucket: BUCKET,
+        key,
+        contentType: 'application/octet-stream',
+      });
+      await pipeline(Readable.from(chunks()), sink.writable);
+      await sink.staged;
+      assert.equal(
+        (await s3.getObject(BUCKET, key)) ?? 'absent',
+        'absent',
+        'nothing before publish',
+      );
+      const result = await sink.publish();
+      assert.equal(result.parts, parts, `${size} bytes`);
+      const object = await s3.getObject(BUCKET, key);
+      assert.ok(object?.body.equals(bytes), `${size} bytes round-trip`);
+      const kinds = s3.calls.slice(from).map((c) => c.kind);
+      assert.deepEqual(
+        kinds.filter((k) => ['create', 'part', 'complete', 'put', 'abort'].includes(k)),
+        parts === 1 ? ['put'] : ['create', ...Array(parts).fill('part'), 'complete'],
+        `${size} bytes`,
+      );
+    }
+    assert.deepEqual(await s3.openUploads(BUCKET), []);
+  } finally {
+    store.close();
+  }
+});
