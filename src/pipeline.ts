@@ -137,7 +137,7 @@ export async function run(
     : controller.signal;
   const stdout = (context.stdout ?? process.stdout) as Writable;
   const plan = planOutputs(o, vars);
-  const destinations = new Destinations(o.s3, env, stdout);
+  const destinations = new Destinations(o.s3, env, stdout, signal);
   await using commit = new Commit(destinations);
   // One writer per state: the lease is taken before anything is fetched, released last (it is
   // declared after the commit, so it is disposed of before it).

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { type LocalS3, type S3FaultRule, startS3 } from '../scripts/local-s3.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
@@ -76,6 +77,48 @@ test('a part that fails for good (500 after every retry): exit 5, no object, one
   assert.equal(r.count('create'), 1);
   assert.equal(r.count('abort'), 1);
   assert.equal(r.count('complete'), 0);
+});
+
+test('the last part (sent at the end of the data) fails for good: exit 5, no object, one abort, no Complete', async () => {
+  const r = await runWithFault(medium, 'lastpart.csv', {
+    kind: 'part',
+    nth: 3,
+    status: 500,
+    times: Infinity,
+  });
+  assert.equal(r.status, 5, r.stderr);
+  assert.match(r.stderr, /error: S3 error writing s3:\/\/faults\/lastpart\.csv: InternalError/);
+  assert.ok(!(await keys()).includes('lastpart.csv'));
+  assert.equal(r.count('abort'), 1);
+  assert.equal(r.count('complete'), 0);
+});
+
+test('AbortMultipartUpload failing too: the part error is what the run reports, exit 5, and it ends', async () => {
+  const faults = [
+    s3.fault({ kind: 'part', nth: 2, status: 500, times: Infinity }),
+    s3.fault({ kind: 'abort', status: 403, times: Infinity }),
+  ];
+  try {
+    const result = await runCli(
+      ['new-releases', '--out', `s3://${BUCKET}/abortfails.csv`, '--s3-part-size', '5'],
+      { env: { ...emulatorEnv(medium), ...s3.env } },
+    );
+    assert.equal(result.status, 5, result.stderr);
+    assert.match(
+      result.stderr,
+      /error: S3 error writing s3:\/\/faults\/abortfails\.csv: InternalError/,
+    );
+    assert.ok(!(await keys()).includes('abortfails.csv'));
+    assert.ok((faults[1]?.fired ?? 0) >= 1, 'the abort was tried');
+  } finally {
+    for (const fault of faults) fault.remove();
+    // What a lifecycle rule would do: the upload the run could not abort.
+    for (const UploadId of await s3.openUploads(BUCKET)) {
+      await s3.client.send(
+        new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'abortfails.csv', UploadId }),
+      );
+    }
+  }
 });
 
 test('a part refused with 403: exit 5 naming the permission, one abort, the fetching stopped at once', async () => {

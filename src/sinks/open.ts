@@ -32,12 +32,20 @@ export class Destinations {
   readonly #s3Options: S3Options;
   readonly #env: NodeJS.ProcessEnv;
   readonly #stdout: Writable;
+  readonly #signal: AbortSignal | undefined;
   #s3: Promise<S3Store> | undefined;
 
-  constructor(s3Options: S3Options, env: NodeJS.ProcessEnv, stdout: Writable) {
+  /** `signal` is the run's: S3's bucket checks and uploads in flight stop when it fires. */
+  constructor(
+    s3Options: S3Options,
+    env: NodeJS.ProcessEnv,
+    stdout: Writable,
+    signal?: AbortSignal,
+  ) {
     this.#s3Options = s3Options;
     this.#env = env;
     this.#stdout = stdout;
+    this.#signal = signal;
   }
 
   /** Opens an output; `createdDir` is the topmost directory made for it, if any. */
@@ -193,7 +201,7 @@ export class Destinations {
 
   #store(): Promise<S3Store> {
     this.#s3 ??= import('./s3.ts').then(({ S3Store }) =>
-      S3Store.create(this.#s3Options, this.#env),
+      S3Store.create(this.#s3Options, this.#env, this.#signal),
     );
     return this.#s3;
   }

@@ -23,6 +23,12 @@ const FINAL_COMMANDS = new Set(['CompleteMultipartUploadCommand', 'PutObjectComm
 
 type S3Module = typeof import('@aws-sdk/client-s3');
 
+/** The HTTP handler's own warnings (socket pool at capacity) would break JSON logs. */
+const QUIET = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** S3's most parts in one multipart upload. */
+const MAX_PARTS = 10_000;
+
 const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
   values.find((v) => v !== undefined && v !== '');
 
@@ -39,7 +45,16 @@ export class S3Store {
   readonly #sinks = new Map<string, S3Sink>();
   readonly #buckets = new Map<string, Promise<void>>();
 
-  private constructor(client: S3Client, options: S3Options, s3: S3Module) {
+  /** The run's signal: the bucket check and every upload's parts stop at once when it fires. */
+  readonly #signal: AbortSignal | undefined;
+
+  private constructor(
+    client: S3Client,
+    options: S3Options,
+    s3: S3Module,
+    signal: AbortSignal | undefined,
+  ) {
+    this.#signal = signal;
     this.#client = client;
     this.#options = options;
     this.#s3 = s3;
@@ -62,7 +77,11 @@ export class S3Store {
   }
 
   /** Creates the client, loading the AWS SDK only now (runs without S3 never pay for it). */
-  static async create(options: S3Options, env: NodeJS.ProcessEnv): Promise<S3Store> {
+  static async create(
+    options: S3Options,
+    env: NodeJS.ProcessEnv,
+    signal?: AbortSignal,
+  ): Promise<S3Store> {
     const s3 = await import('@aws-sdk/client-s3');
     const { S3Client } = s3;
     const custom = options.endpoint !== undefined;
@@ -97,8 +116,14 @@ export class S3Store {
         forcePathStyle: options.forcePathStyle,
         ...(requestChecksumCalculation ? { requestChecksumCalculation } : {}),
         ...(responseChecksumValidation ? { responseChecksumValidation } : {}),
-        // The SDK sets no timeouts by default: a dead endpoint would hang the run.
-        requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+        // The SDK sets no timeouts by default: a dead endpoint would hang the run. Its request
+        // timeout only logs a warning (on the console, through JSON logs) unless told to throw.
+        requestHandler: {
+          connectionTimeout: 10_000,
+          requestTimeout: 120_000,
+          throwOnRequestTimeout: true,
+          logger: QUIET,
+        },
         maxAttempts: 5,
       });
     let client = make();
@@ -117,7 +142,7 @@ export class S3Store {
         client = make();
       }
     }
-    return new S3Store(client, options, s3);
+    return new S3Store(client, options, s3, signal);
   }
 
   /**
@@ -130,7 +155,7 @@ export class S3Store {
     // The plan refuses two outputs at one place; this guard keeps a mistake there from
     // silently tying one output's held request to another's verdict.
     if (this.#sinks.has(id)) throw new Error(`two outputs of one run at s3://${id}`);
-    const sink = new S3Sink(this.#client, this.#s3, this.#options, object, () => {
+    const sink = new S3Sink(this.#client, this.#s3, this.#options, object, this.#signal, () => {
       if (this.#sinks.get(id) === sink) this.#sinks.delete(id);
     });
     this.#sinks.set(id, sink);
@@ -251,7 +276,9 @@ export class S3Store {
       check = (async () => {
         const { HeadBucketCommand } = this.#s3;
         try {
-          await this.#client.send(new HeadBucketCommand({ Bucket: object.bucket }));
+          await this.#client.send(new HeadBucketCommand({ Bucket: object.bucket }), {
+            ...(this.#signal === undefined ? {} : { abortSignal: this.#signal }),
+          });
         } catch (error) {
           const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
             ?.httpStatusCode;
@@ -268,8 +295,8 @@ export class S3Store {
 /**
  * Streams one output into S3 as a multipart upload filled in place: `queueSize + 1` buffers of
  * `partSize` bytes, allocated once per output and reused, `queueSize` parts in flight while the
- * next one fills. Memory is partSize × (queueSize + 1) and stays there: nothing is allocated per
- * part, so nothing waits for V8's full GC to be freed. (lib-storage's Upload, used before,
+ * next one fills. Memory is partSize × (queueSize + 1) until the last part is sent: nothing is
+ * allocated per part, so nothing waits for V8's full GC to be freed. (lib-storage's Upload, used before,
  * concatenates each part out of the chunks it was given: a 5 MiB copy per part that outlives a
  * few scavenges, and up to 64 MiB of such garbage before V8 collects it; a million albums to S3
  * did not fit in 128 MiB. bench/README.md, "Memory in a container".) An output that fits in one
@@ -320,6 +347,13 @@ export class S3Sink implements StagedSink {
   #uploadId: string | undefined;
   #failure: Error | undefined;
   #closing: Promise<void> | undefined;
+  /**
+   * Stops the Create and the parts in flight: fired when the upload fails or is discarded, and
+   * by the run's signal, so a stalled S3 does not hold a Ctrl+C (the abort waits for them).
+   */
+  readonly #cancel = new AbortController();
+  readonly #cancelled: AbortSignal;
+  #aborted: Promise<void> | undefined;
   #ended = false;
 
   constructor(
@@ -327,8 +361,11 @@ export class S3Sink implements StagedSink {
     s3: S3Module,
     options: S3Options,
     object: S3Object,
+    signal: AbortSignal | undefined,
     unregister: () => void,
   ) {
+    this.#cancelled =
+      signal === undefined ? this.#cancel.signal : AbortSignal.any([signal, this.#cancel.signal]);
     this.#object = object;
     this.#client = client;
     this.#s3 = s3;
@@ -428,6 +465,7 @@ export class S3Sink implements StagedSink {
     let offset = 0;
     while (offset < chunk.length) {
       if (this.#current !== undefined && this.#fill === partSize) {
+        if (this.#partNumber === MAX_PARTS - 1) throw this.#tooLarge();
         while (this.#inFlight.size >= queueSize) await this.#partDone();
         this.#send();
       }
@@ -473,6 +511,7 @@ export class S3Sink implements StagedSink {
             PartNumber: partNumber,
             Body: body,
           }),
+          { abortSignal: this.#cancelled },
         );
         if (out.ETag === undefined) {
           throw new Error(`S3 answered part ${partNumber} without an ETag`);
@@ -509,6 +548,7 @@ export class S3Sink implements StagedSink {
           // As lib-storage does: the parts' default CRC32 checksums are declared up front.
           ...(checksum === 'WHEN_SUPPORTED' ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
         }),
+        { abortSignal: this.#cancelled },
       );
       if (UploadId === undefined)
         throw new Error('S3 answered CreateMultipartUpload without an id');
@@ -534,7 +574,9 @@ export class S3Sink implements StagedSink {
           : { IfNoneMatch: condition.ifNoneMatch };
     let final: Promise<{ ETag?: string | undefined }>;
     if (this.#partNumber === 0) {
-      const body = this.#current?.subarray(0, this.#fill) ?? Buffer.alloc(0);
+      // The body waits at the barrier until the run publishes: its own bytes, not a part buffer.
+      const body = Buffer.from(this.#current?.subarray(0, this.#fill) ?? []);
+      this.#releaseBuffers();
       final = this.#client.send(
         new this.#s3.PutObjectCommand({ ...this.#settings(), ...conditional, Body: body }),
       );
@@ -544,6 +586,7 @@ export class S3Sink implements StagedSink {
         this.#send();
       }
       while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+      this.#releaseBuffers();
       if (this.#failure !== undefined) throw this.#failure;
       const parts = [...this.#parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
       final = this.#client.send(
@@ -571,7 +614,9 @@ export class S3Sink implements StagedSink {
     this.#closing ??= (async () => {
       this.#failure ??= error;
       this.#wake();
+      this.#cancel.abort(error);
       while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+      this.#releaseBuffers();
       const uploadId = await this.#created?.catch(() => undefined);
       if (uploadId !== undefined) await this.#abort(uploadId);
       this.#reject(this.#failure);
@@ -579,8 +624,27 @@ export class S3Sink implements StagedSink {
     return this.#closing;
   }
 
-  async #abort(uploadId: string): Promise<void> {
-    await this.#client
+  /**
+   * Every part is sent (or the upload failed): the buffers go now, not when the run publishes,
+   * so a run's staged outputs (one per market) do not each keep theirs.
+   */
+  #releaseBuffers(): void {
+    this.#free.length = 0;
+    this.#current = undefined;
+  }
+
+  #tooLarge(): SpotifyBatchError {
+    const mib = this.#options.partSize / 1024 / 1024;
+    return new SpotifyBatchError(
+      'ERR_S3',
+      `${this.location} needs more than ${MAX_PARTS} parts of ${mib} MiB (S3's limit): raise --s3-part-size`,
+      { context: { bucket: this.#object.bucket, key: this.#object.key } },
+    );
+  }
+
+  /** AbortMultipartUpload, sent once whoever asks first (the failure path, a second signal). */
+  #abort(uploadId: string): Promise<void> {
+    this.#aborted ??= this.#client
       .send(
         new this.#s3.AbortMultipartUploadCommand({
           Bucket: this.#object.bucket,
@@ -588,7 +652,11 @@ export class S3Sink implements StagedSink {
           UploadId: uploadId,
         }),
       )
-      .catch(() => {}); // a second signal's abort may have come first (NoSuchUpload)
+      .then(
+        () => {},
+        () => {},
+      );
+    return this.#aborted;
   }
 
   /** What the object is created with: type, encryption, storage class, tags. */
