@@ -302,13 +302,24 @@ test('--env-file values reach the AWS SDK: credentials and endpoint from the fil
 });
 
 test('--help is the text rendered at build time, byte for byte what yargs prints, without loading yargs', async () => {
-  const { renderHelp } = await import('../src/cli/main.ts');
+  const { helpSources, renderHelp } = await import('../src/cli/main.ts');
   const { readFile } = await import('node:fs/promises');
-  const built = JSON.parse(
-    await readFile(new URL('../dist/src/cli/help.json', import.meta.url), 'utf8'),
-  ) as Record<string, string>;
-  // Stale or wrong pre-rendered help fails here: it must be what yargs renders now.
-  assert.deepEqual(built, await renderHelp());
+  const cli = new URL('../dist/src/cli/', import.meta.url);
+  const built = JSON.parse(await readFile(new URL('help.json', cli), 'utf8')) as {
+    sources: string;
+    help: Record<string, string>;
+  };
+  assert.equal(built.sources, helpSources(cli), 'help.json names the modules it came from');
+  // Stale or wrong pre-rendered help fails here: it must be what yargs renders now, and in
+  // English whatever the locale (yargs would otherwise translate its own words).
+  const locale = process.env.LC_ALL;
+  process.env.LC_ALL = 'de_DE.UTF-8';
+  try {
+    assert.deepEqual(built.help, await renderHelp());
+  } finally {
+    if (locale === undefined) delete process.env.LC_ALL;
+    else process.env.LC_ALL = locale;
+  }
   // A resolve hook in the CLI's process names every yargs module it loads.
   const hook = `data:text/javascript,${encodeURIComponent(
     "import { registerHooks } from 'node:module';" +
@@ -319,7 +330,7 @@ test('--help is the text rendered at build time, byte for byte what yargs prints
     assert.equal(result.status, 0, result.stderr);
     assert.equal(
       String(result.stdout),
-      built[`100 ${args.join(' ').replace(/ -h$/, ' --help')}`],
+      built.help[`100 ${args.join(' ').replace(/ -h$/, ' --help')}`],
       args.join(' '),
     );
     assert.equal(result.stderr, '', `${args.join(' ')} loaded nothing of yargs`);
@@ -329,4 +340,46 @@ test('--help is the text rendered at build time, byte for byte what yargs prints
     env: { NODE_OPTIONS: `--import ${hook}` },
   });
   assert.match(mixed.stderr, /LOADED yargs/);
+});
+
+test('pre-rendered help is not used once a module it came from changed (a build without scripts/help.ts)', async () => {
+  const { cp, writeFile: write, appendFile } = await import('node:fs/promises');
+  const { pathToFileURL } = await import('node:url');
+  const { helpSources, prerenderedHelp } = await import('../src/cli/main.ts');
+  const copy = join(dir, 'stale-dist');
+  await cp(new URL('../dist/src', import.meta.url), copy, { recursive: true });
+  const cli = pathToFileURL(join(copy, 'cli/'));
+  await write(
+    join(copy, 'cli/help.json'),
+    JSON.stringify({ sources: helpSources(cli), help: { '100 --help': 'old\n' } }),
+  );
+  assert.deepEqual(prerenderedHelp(cli), { '100 --help': 'old\n' });
+  await appendFile(join(copy, 'core/options.js'), '\n// a default changed\n');
+  assert.equal(prerenderedHelp(cli), undefined);
+});
+
+test('--help and --version into a closed pipe end quietly with 0', async () => {
+  const { spawn } = await import('node:child_process');
+  for (const args of [['--help'], ['--version'], ['check', '--help']]) {
+    const status = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy(); // the reader is gone before anything is written
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
+      child.on('close', (code) => {
+        assert.equal(stderr, '', args.join(' '));
+        resolve(code);
+      });
+    });
+    assert.equal(status, 0, args.join(' '));
+  }
+});
+
+test("the bin's shebang fits the 127 bytes older Linux kernels read of it", async () => {
+  const { readFile } = await import('node:fs/promises');
+  const first = (await readFile(CLI, 'utf8')).split('\n')[0] as string;
+  assert.match(first, /^#!\/usr\/bin\/env -S .*node --max-semi-space-size=8$/);
+  assert.ok(Buffer.byteLength(first) <= 127, `${Buffer.byteLength(first)} bytes: ${first}`);
 });

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
 import { type NormalizedOptions, normalizeOptions } from '../core/options.ts';
@@ -242,8 +243,13 @@ export async function main(argv = process.argv): Promise<void> {
   const args = dashValues(argv.slice(2));
   // `--version` alone is answered before yargs is loaded: yargs (and the Unicode width tables
   // its help layout uses) is most of what start-up costs.
+  // Into a closed pipe (`| head -0`) these end quietly with 0, as yargs' own output does.
+  const quietWrite = (text: string) => {
+    process.stdout.once('error', () => {});
+    process.stdout.write(text);
+  };
   if (args.length === 1 && args[0] === '--version') {
-    process.stdout.write(`${packageVersion()}\n`);
+    quietWrite(`${packageVersion()}\n`);
     return;
   }
   const json = args.some(
@@ -251,9 +257,9 @@ export async function main(argv = process.argv): Promise<void> {
   );
   const width = helpWidth();
   if (isHelp(args)) {
-    const text = prerenderedHelp()?.[helpKey(width, args)];
+    const text = prerenderedHelp(new URL('.', import.meta.url))?.[helpKey(width, args)];
     if (text !== undefined) {
-      process.stdout.write(text);
+      quietWrite(text);
       return;
     }
   }
@@ -285,15 +291,40 @@ const helpKey = (width: number, args: string[]) =>
 /**
  * yargs' help for every command, rendered by `npm run build` (scripts/help.ts) into help.json
  * beside this module: `--help` then costs what `--version` costs (yargs and its Unicode width
- * tables are most of start-up, bench/RESULTS.md). Absent (a build without that step), or at
- * another terminal width, yargs renders it.
+ * tables are most of start-up, bench/RESULTS.md). It is used only while the modules it was
+ * rendered from are unchanged (a build by `tsc` alone leaves an old help.json behind); absent,
+ * stale, or at another terminal width, yargs renders the help.
  */
-function prerenderedHelp(): Record<string, string> | undefined {
+export function prerenderedHelp(dir: URL): Record<string, string> | undefined {
   try {
-    return JSON.parse(readFileSync(new URL('help.json', import.meta.url), 'utf8'));
+    const file = JSON.parse(readFileSync(new URL('help.json', dir), 'utf8')) as {
+      sources: string;
+      help: Record<string, string>;
+    };
+    return file.sources === helpSources(dir) ? file.help : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A digest of the compiled modules the help text comes from: the CLI's (commands, flags, the
+ * emulator's flags) and core's (defaults, markets). `dir` is the CLI's directory (dist/src/cli/).
+ */
+export function helpSources(dir: URL): string {
+  const hash = createHash('sha256');
+  for (const sub of ['./', '../core/']) {
+    const at = new URL(sub, dir);
+    for (const name of readdirSync(at)
+      .filter((n) => n.endsWith('.js'))
+      .sort()) {
+      hash
+        .update(`${sub}${name}\0`)
+        .update(readFileSync(new URL(name, at)))
+        .update('\0');
+    }
+  }
+  return hash.digest('hex');
 }
 
 /** What `--help` prints, for every command and pre-rendered width (scripts/help.ts). */
@@ -418,12 +449,17 @@ function commandLine(
         'completion',
         'Print a bash/zsh completion script (spotify-batch completion >> ~/.bashrc)',
       )
-      .demandCommand(1, 'name a command: new-releases, check, markets or emulator')
+      .demandCommand(
+        1,
+        'name a command: new-releases, replay, check, markets, emulator or completion (or --version)',
+      )
       .recommendCommands()
       .strict()
       .help()
       .alias('help', 'h')
       .version()
+      // English whatever LANG says: the help rendered at build time is English too.
+      .locale('en')
       .wrap(width)
       .fail((message, error) => {
         const log = new Log({
