@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import * as undici from 'undici';
-import { Agent, request } from '../src/sources/http.ts';
+import { Agent, lean, request } from '../src/sources/http.ts';
 
 const seen: {
   method?: string | undefined;
@@ -35,7 +35,8 @@ before(async () => {
 });
 after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-test("http.ts's Agent is the class undici exports", () => {
+test("http.ts's Agent is the class undici exports, loaded without undici's index", () => {
+  assert.equal(lean, true, "undici's internal modules moved: http.ts fell back to the index");
   assert.equal(Agent, undici.Agent);
 });
 
