@@ -124,8 +124,13 @@ export class SpotifyClient {
       },
     ).catch((error: unknown) => {
       // Only the final error says the retries are spent; retry lines name each attempt.
+      // A new error: one failure can reach several requests (a token refresh they shared).
       if (error instanceof SpotifyBatchError && error.retryable && attempts > 1) {
-        error.message += ` (gave up after ${attempts} attempts)`;
+        throw new SpotifyBatchError(
+          error.code,
+          `${error.message} (gave up after ${attempts} attempts)`,
+          { cause: error.cause ?? error, context: error.context, retryable: true },
+        );
       }
       throw error;
     });
