@@ -77,7 +77,7 @@ export const pullOptions = (y: Argv) =>
     .option(
       'parquet-row-group',
       number(
-        `Rows per Parquet row group (memory holds one: about 60 MiB more per 10,000 rows) [default: ${DEFAULTS.parquetRowGroupRows}]`,
+        `Most rows per Parquet row group; a group also closes at 8 MiB of row data (about 44,000 rows of the default columns), which bounds memory [default: ${DEFAULTS.parquetRowGroupRows}]`,
       ),
     )
     .option('gzip', {
