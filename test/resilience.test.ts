@@ -360,3 +360,38 @@ test('an interrupted run stops fetching at once, while its cleanup is still pend
   assert.deepEqual(await s3.openUploads('resilience'), []);
   assert.equal(s3.count('abort', from), 1, 'AbortMultipartUpload sent once');
 });
+
+test('requests that shared one failed token refresh each say "gave up" once', async () => {
+  const { SpotifyClient } = await import('../src/sources/client.ts');
+  const { createStats } = await import('../src/core/stats.ts');
+  const controller = new AbortController();
+  const client = new SpotifyClient({
+    apiUrl: 'http://127.0.0.1:9',
+    accountsUrl: 'http://127.0.0.1:9', // nothing listens: every token request is refused
+    clientId: 'id',
+    clientSecret: 'secret',
+    concurrency: 4,
+    maxRetries: 1,
+    retryDelay: 1,
+    maxRetryAfter: 60,
+    maxRateLimitWait: 900,
+    requestTimeout: 5_000,
+    stats: createStats(),
+    signal: controller.signal,
+  });
+  try {
+    const failures = await Promise.allSettled(
+      [0, 50, 100, 150].map((offset) =>
+        client.getJson(`http://127.0.0.1:9/v1/browse/new-releases?offset=${offset}`, offset),
+      ),
+    );
+    for (const failure of failures) {
+      assert.equal(failure.status, 'rejected');
+      const message = (failure as PromiseRejectedResult).reason.message as string;
+      assert.equal(message.match(/gave up after/g)?.length, 1, message);
+    }
+  } finally {
+    controller.abort();
+    await client.close();
+  }
+});
