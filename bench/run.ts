@@ -107,7 +107,8 @@ async function measureOnce(args: string[], env: NodeJS.ProcessEnv): Promise<Samp
   if (code !== 0) throw new Error(`${args.join(' ')} exited with ${code}:\n${stderr}`);
   // bench/rss.mjs writes `KiB cpuSeconds internalUndici`.
   const rssKiB = Number((await readFile(rssFile, 'utf8')).split(' ')[0]);
-  const report = /\{"event":"report".*\}/.exec(stderr)?.[0];
+  // JSON log lines start with their time: {"time":…,"event":"report",…}.
+  const report = stderr.split('\n').find((line) => line.includes('"event":"report"'));
   const runSeconds = report ? (JSON.parse(report) as { seconds: number }).seconds : undefined;
   return { seconds, rssMiB: rssKiB / 1024, ...(runSeconds === undefined ? {} : { runSeconds }) };
 }
