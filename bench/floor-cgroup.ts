@@ -3,7 +3,8 @@
  * The same cgroup runs for the fetch-and-discard floor (bench/floor.ts: node and undici's two
  * modules, nothing else), the floor that also JSON.parses each page, and the pipeline to
  * /dev/null: peak cgroup memory at both sizes, medians of `runs`, interleaved. The floor runs
- * with the bin's malloc settings and young generation, so only the work differs.
+ * with the bin's malloc settings and young generation, so only the work differs. Part of
+ * `npm run bench` (bench/issue13.ts); alone:
  *
  *   npx node bench/floor-cgroup.ts [runs=3]
  */
@@ -14,86 +15,84 @@ import { fileURLToPath } from 'node:url';
 import { detectCgroups } from './cgroup.ts';
 import { ensureNginx, startStaticSource } from './static.ts';
 
-const runs = Number(process.argv[2] ?? 3);
 const root = fileURLToPath(new URL('..', import.meta.url));
 const MiB = 1024 * 1024;
-const { cgroups, reason } = detectCgroups();
-const { nginx, reason: noNginx } = ensureNginx();
-if (cgroups === undefined || nginx === undefined) {
-  console.log(`not measured here: ${reason ?? noNginx}`);
-  process.exit(0);
-}
-const env = {
-  ...process.env,
-  PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-  MALLOC_ARENA_MAX: '2',
-  MALLOC_MMAP_THRESHOLD_: '65536',
-  MALLOC_TRIM_THRESHOLD_: '1048576',
-};
-const node = [process.execPath, '--max-semi-space-size=8'];
-const cases = [
-  { name: 'floor: fetch and discard', args: [...node, join(root, 'bench/floor.ts')], parse: '0' },
-  {
-    name: 'floor: fetch, JSON.parse, discard',
-    args: [...node, join(root, 'bench/floor.ts')],
-    parse: '1',
-  },
-  {
-    name: 'pipeline → /dev/null (the bin)',
-    args: [
-      join(root, 'dist/bin/spotify-batch.js'),
-      'new-releases',
-      '--out',
-      '/dev/null',
-      '--quiet',
-      '-c',
-      '8',
-    ],
-    parse: '0',
-  },
-];
-const sizes = [10_000, 1_000_000];
-const tmp = await mkdtemp(join(tmpdir(), 'spotify-batch-floor-cgroup-'));
-const peaks = new Map<string, number[]>();
-try {
-  for (const albums of sizes) {
-    const source = await startStaticSource(nginx, join(tmp, `static-${albums}`), albums);
-    try {
-      for (let i = 0; i < runs; i++) {
-        for (const c of cases) {
-          const [command, ...args] = c.args as [string, ...string[]];
-          const r = await cgroups.run(128 * MiB, command, args, {
-            ...env,
-            ...source.env,
-            CONCURRENCY: '8',
-            ALBUMS: String(albums),
-            PARSE: c.parse,
-          });
-          if (r.code !== 0) throw new Error(`${c.name} at ${albums}: exit ${r.code}\n${r.stderr}`);
-          const key = `${c.name}|${albums}`;
-          peaks.set(key, [...(peaks.get(key) ?? []), r.peakBytes / MiB]);
-        }
-      }
-    } finally {
-      await source.stop();
-    }
-  }
-} finally {
-  await rm(tmp, { recursive: true, force: true });
-}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
-console.log(
-  `| process, inside 128 MiB (cgroup v${cgroups.version}), ${runs} runs | 10,000 albums, peak MiB | 1,000,000 albums, peak MiB | ratio |`,
-);
-console.log('| --- | --- | --- | --- |');
-for (const c of cases) {
-  const small = median(peaks.get(`${c.name}|10000`) ?? []);
-  const large = median(peaks.get(`${c.name}|1000000`) ?? []);
-  console.log(
-    `| ${c.name} | ${small.toFixed(1)} | ${large.toFixed(1)} | ${(large / small).toFixed(2)}× |`,
-  );
+
+/** The table (markdown), or why it was not measured here. */
+export async function floorCgroup(
+  runs: number,
+  small = 10_000,
+  large = 1_000_000,
+): Promise<string> {
+  const en = (n: number) => n.toLocaleString('en');
+  const { cgroups, reason } = detectCgroups();
+  const { nginx, reason: noNginx } = ensureNginx();
+  if (cgroups === undefined || nginx === undefined) {
+    return `Not measured here: ${reason ?? noNginx}.`;
+  }
+  const env = {
+    ...process.env,
+    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+    MALLOC_ARENA_MAX: '2',
+    MALLOC_MMAP_THRESHOLD_: '65536',
+    MALLOC_TRIM_THRESHOLD_: '1048576',
+  };
+  const node = [process.execPath, '--max-semi-space-size=8', join(root, 'bench/floor.ts')];
+  const cases = [
+    { name: 'floor: fetch and discard', args: node, parse: '0' },
+    { name: 'floor: fetch, JSON.parse, discard', args: node, parse: '1' },
+    {
+      name: 'pipeline → /dev/null (the bin)',
+      args: [join(root, 'dist/bin/spotify-batch.js'), 'new-releases', '--out', '/dev/null'],
+      parse: '0',
+    },
+  ];
+  const tmp = await mkdtemp(join(tmpdir(), 'spotify-batch-floor-cgroup-'));
+  const peaks = new Map<string, number[]>();
+  try {
+    for (const albums of [small, large]) {
+      const source = await startStaticSource(nginx, join(tmp, `static-${albums}`), albums);
+      try {
+        for (let i = 0; i < runs; i++) {
+          for (const c of cases) {
+            const [command, ...args] = c.args as [string, ...string[]];
+            const r = await cgroups.run(
+              128 * MiB,
+              command,
+              command === node[0] ? args : [...args, '--quiet', '-c', '8'],
+              { ...env, ...source.env, CONCURRENCY: '8', ALBUMS: String(albums), PARSE: c.parse },
+            );
+            if (r.code !== 0)
+              throw new Error(`${c.name} at ${albums}: exit ${r.code}\n${r.stderr}`);
+            const key = `${c.name}|${albums}`;
+            peaks.set(key, [...(peaks.get(key) ?? []), r.peakBytes / MiB]);
+          }
+        }
+      } finally {
+        await source.stop();
+      }
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  const lines = [
+    `| process, inside 128 MiB (cgroup v${cgroups.version}), ${runs} runs | ${en(small)} albums, peak MiB | ${en(large)} albums, peak MiB | ratio |`,
+    '| --- | --- | --- | --- |',
+  ];
+  for (const c of cases) {
+    const atSmall = median(peaks.get(`${c.name}|${small}`) ?? []);
+    const atLarge = median(peaks.get(`${c.name}|${large}`) ?? []);
+    lines.push(
+      `| ${c.name} | ${atSmall.toFixed(1)} | ${atLarge.toFixed(1)} | ${(atLarge / atSmall).toFixed(2)}× |`,
+    );
+  }
+  return lines.join('\n');
 }
+
+if (import.meta.main) console.log(await floorCgroup(Number(process.argv[2] ?? 3)));

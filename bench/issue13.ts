@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import type { LocalS3 } from '../scripts/local-s3.ts';
 import { startS3 } from '../scripts/local-s3.ts';
 import { type CgroupRun, detectCgroups } from './cgroup.ts';
+import { floorCgroup } from './floor-cgroup.ts';
 import { ensureNginx, type StaticSource, startStaticSource } from './static.ts';
 
 const MiB = 1024 * 1024;
@@ -466,6 +467,12 @@ ${row("at rest: `node` loading what a run to S3 loads of its libraries (undici's
 | peak cgroup memory at ${en(o.large)} ≤ 1.1 × at ${en(o.small)}, inside 128 MiB | ${flat.toFixed(2)}× (${peak(limited).toFixed(1)} / ${peak(small).toFixed(1)} MiB) | ${check(allOk && flat <= 1.1)} |
 | reference: ${en(o.large)} vs ${en(o.medium)} albums to S3 (both with every part buffer in use) | ${(peak(limited) / peak(medium)).toFixed(2)}× (${peak(limited).toFixed(1)} / ${peak(medium).toFixed(1)} MiB) | |
 | reference: ${en(o.large)} vs ${en(o.small)} albums to /dev/null (no part buffers) | ${(peak(devNull) / peak(smallNull)).toFixed(2)}× (${peak(devNull).toFixed(1)} / ${peak(smallNull).toFixed(1)} MiB) | |
+`);
+
+      // Is flatness reachable at all: Node and undici alone in the same cgroup, both sizes.
+      lines.push(`Is flat memory reachable: the fetch-and-discard floor (Node and undici's two modules, nothing else; the same flags and malloc settings) in the same 128 MiB cgroup (\`bench/floor-cgroup.ts\`):
+
+${await floorCgroup(runs, o.small, o.large)}
 `);
 
       // The smallest limit each format completes in (one run per step), and its time there.
