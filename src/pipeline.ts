@@ -335,8 +335,11 @@ export async function run(
       state === undefined || outputClosed
         ? undefined
         : await stageState(commit, state, added, vars.date, o.stateTtlDays, written, signal);
-    // The commit point: a signal that came in while the outputs were staged still wins. After
-    // this line, publishing runs to its end (a part-way publish reports itself, see the catch).
+    // Every output staged before the commit point (the last parts of rejects, raw and the report
+    // may still be uploading, and a signal still cancels them), and a signal that came in while
+    // they were staged still wins. After this line, publishing runs to its end (a part-way
+    // publish reports itself, see the catch).
+    await Promise.all([...publishing, ...(stateSink ? [stateSink] : [])].map((s) => s.staged));
     if (signal.aborted) throw abortReason(signal.reason);
     committing = true;
     let endedAt = new Date();

@@ -170,3 +170,58 @@ test('S3: no object appears while another output is still being pulled', async (
     await slow.stop();
   }
 });
+
+test('a signal while the raw landing uploads its last part: interrupted, nothing published, nothing open', async () => {
+  const { run } = await import('../src/pipeline.ts');
+  const { stat } = await import('node:fs/promises');
+  const BUCKET = 'rawsignal';
+  await s3.createBucket(BUCKET);
+  const emulator = await startEmulator({ seed: 9, albums: 12_000, cachePages: true });
+  const env = { ...emulatorEnv(emulator), ...s3.env };
+  const uncaught: unknown[] = [];
+  const onUncaught = (error: unknown) => uncaught.push(error);
+  process.on('uncaughtException', onUncaught);
+  try {
+    const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-rawsignal-'));
+    await run({ out: join(dir, 'a.csv'), raw: join(dir, 'raw.ndjson') }, { env });
+    const parts = Math.ceil((await stat(join(dir, 'raw.ndjson'))).size / (5 * 1024 * 1024));
+    assert.ok(parts >= 2, `the raw landing spans ${parts} parts`);
+    // The raw landing's last part is answered after 3 s; the signal comes while it is held.
+    const fault = s3.fault({
+      kind: 'part',
+      key: 'rawsignal/raw.ndjson',
+      nth: parts,
+      delayMs: 3000,
+    });
+    const controller = new AbortController();
+    const timer = setInterval(() => {
+      if (fault.fired >= 1) {
+        clearInterval(timer);
+        // Once the data output is staged too: the run is at (or past) its commit point.
+        setTimeout(() => controller.abort(new Error('stop')), 300);
+      }
+    }, 10);
+    try {
+      await assert.rejects(
+        run(
+          { out: `s3://${BUCKET}/rawsignal/data.csv`, raw: `s3://${BUCKET}/rawsignal/raw.ndjson` },
+          { env, signal: controller.signal },
+        ),
+        (error: { code?: string }) => error.code === 'ERR_INTERRUPTED',
+      );
+    } finally {
+      clearInterval(timer);
+      fault.remove();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3_500)); // the held part answered
+    assert.deepEqual(
+      (await s3.listKeys(BUCKET)).filter((k) => k.startsWith('rawsignal/')),
+      [],
+      'nothing published',
+    );
+    assert.deepEqual(uncaught, [], 'no uncaught error');
+  } finally {
+    process.off('uncaughtException', onUncaught);
+    await emulator.stop();
+  }
+});

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { S3Options } from '../core/options.ts';
@@ -25,6 +26,9 @@ type S3Module = typeof import('@aws-sdk/client-s3');
 
 /** The HTTP handler's own warnings (socket pool at capacity) would break JSON logs. */
 const QUIET = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** How long a failed or discarded upload waits for its CreateMultipartUpload answer. */
+const CREATE_GRACE_MS = 2_000;
 
 /** S3's most parts in one multipart upload. */
 const MAX_PARTS = 10_000;
@@ -116,14 +120,10 @@ export class S3Store {
         forcePathStyle: options.forcePathStyle,
         ...(requestChecksumCalculation ? { requestChecksumCalculation } : {}),
         ...(responseChecksumValidation ? { responseChecksumValidation } : {}),
-        // The SDK sets no timeouts by default: a dead endpoint would hang the run. Its request
-        // timeout only logs a warning (on the console, through JSON logs) unless told to throw.
-        requestHandler: {
-          connectionTimeout: 10_000,
-          requestTimeout: 120_000,
-          throwOnRequestTimeout: true,
-          logger: QUIET,
-        },
+        // The SDK sets no timeouts by default: a dead endpoint would hang the run. A socket
+        // idle for 120 s fails the request (its requestTimeout would count the whole upload of
+        // a part, and by default only logs, on the console, through JSON logs).
+        requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000, logger: QUIET },
         maxAttempts: 5,
       });
     let client = make();
@@ -406,6 +406,9 @@ export class S3Sink implements StagedSink {
         callback(error);
       },
     });
+    // A failure surfaces through `staged` and `publish()`; outputs written outside a pipeline
+    // (rejects, raw, the report) have no other listener, and an unheard 'error' would crash.
+    this.writable.on('error', () => {});
   }
 
   /** The middleware's barrier: the final request arrived (staged); wait for the run's verdict. */
@@ -548,7 +551,6 @@ export class S3Sink implements StagedSink {
           // As lib-storage does: the parts' default CRC32 checksums are declared up front.
           ...(checksum === 'WHEN_SUPPORTED' ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
         }),
-        { abortSignal: this.#cancelled },
       );
       if (UploadId === undefined)
         throw new Error('S3 answered CreateMultipartUpload without an id');
@@ -617,7 +619,14 @@ export class S3Sink implements StagedSink {
       this.#cancel.abort(error);
       while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
       this.#releaseBuffers();
-      const uploadId = await this.#created?.catch(() => undefined);
+      // A Create still in flight is not cancelled (S3 may have made the upload already): it is
+      // waited for briefly, and aborted whenever it lands.
+      const created = this.#created?.catch(() => undefined);
+      void created?.then((id) => (id === undefined ? undefined : this.#abort(id)));
+      const uploadId = await Promise.race([
+        created,
+        delay(CREATE_GRACE_MS, undefined, { ref: false }),
+      ]);
       if (uploadId !== undefined) await this.#abort(uploadId);
       this.#reject(this.#failure);
     })();
@@ -654,7 +663,9 @@ export class S3Sink implements StagedSink {
       )
       .then(
         () => {},
-        () => {},
+        () => {
+          this.#aborted = undefined; // failed: whoever asks next sends it again
+        },
       );
     return this.#aborted;
   }
