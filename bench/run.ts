@@ -108,7 +108,13 @@ async function measureOnce(args: string[], env: NodeJS.ProcessEnv): Promise<Samp
   // bench/rss.mjs writes `KiB cpuSeconds internalUndici`.
   const rssKiB = Number((await readFile(rssFile, 'utf8')).split(' ')[0]);
   // JSON log lines start with their time: {"time":…,"event":"report",…}.
-  const report = stderr.split('\n').find((line) => line.includes('"event":"report"'));
+  const report = stderr.split('\n').find((line) => {
+    try {
+      return (JSON.parse(line) as { event?: string }).event === 'report';
+    } catch {
+      return false;
+    }
+  });
   const runSeconds = report ? (JSON.parse(report) as { seconds: number }).seconds : undefined;
   return { seconds, rssMiB: rssKiB / 1024, ...(runSeconds === undefined ? {} : { runSeconds }) };
 }

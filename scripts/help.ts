@@ -4,7 +4,8 @@
  * long as the compiled modules it names by digest (`sources`) are the ones it was rendered from.
  */
 import { writeFileSync } from 'node:fs';
-import { helpSources, renderHelp } from '../src/cli/main.ts';
+// The compiled modules, the very ones the digest names (not src/, which may differ).
+import { helpSources, renderHelp } from '../dist/src/cli/main.js';
 
 const cli = new URL('../dist/src/cli/', import.meta.url);
 const file = { sources: helpSources(cli), help: await renderHelp() };

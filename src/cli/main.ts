@@ -245,7 +245,9 @@ export async function main(argv = process.argv): Promise<void> {
   // its help layout uses) is most of what start-up costs.
   // Into a closed pipe (`| head -0`) these end quietly with 0, as yargs' own output does.
   const quietWrite = (text: string) => {
-    process.stdout.once('error', () => {});
+    process.stdout.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
     process.stdout.write(text);
   };
   if (args.length === 1 && args[0] === '--version') {

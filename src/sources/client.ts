@@ -129,7 +129,7 @@ export class SpotifyClient {
         throw new SpotifyBatchError(
           error.code,
           `${error.message} (gave up after ${attempts} attempts)`,
-          { cause: error.cause ?? error, context: error.context, retryable: true },
+          { cause: error, context: { ...error.context }, retryable: true },
         );
       }
       throw error;
