@@ -358,9 +358,9 @@ test('pre-rendered help is not used once a module it came from changed (a build 
   assert.equal(prerenderedHelp(cli), undefined);
 });
 
-test('--help and --version into a closed pipe end quietly with 0', async () => {
+test('--help, --version and markets into a closed pipe end quietly with 0', async () => {
   const { spawn } = await import('node:child_process');
-  for (const args of [['--help'], ['--version'], ['check', '--help']]) {
+  for (const args of [['--help'], ['--version'], ['check', '--help'], ['markets']]) {
     const status = await new Promise<number | null>((resolve) => {
       const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       child.stdout.destroy(); // the reader is gone before anything is written

@@ -198,7 +198,7 @@ async function checkCommand(args: PullArgs): Promise<void> {
       `  manifest: ${report.manifest ?? 'none'}`,
       'ok: ready to run',
     ];
-    process.stdout.write(`${lines.join('\n')}\n`);
+    writeQuietly(`${lines.join('\n')}\n`);
   } catch (error) {
     process.exit(log.error(error).exitStatus);
   }
@@ -208,6 +208,17 @@ async function checkCommand(args: PullArgs): Promise<void> {
  * yargs reads a lone `-` after a flag as an unknown argument, not as the flag's value: `--out -`
  * (the documented way to say stdout) becomes `--out=-`, which it reads right.
  */
+/**
+ * Output of the commands that print and end (`--version`, `--help`, `markets`, `check`): into a
+ * closed pipe (`| head -0`) they end quietly with 0, as yargs' own output does.
+ */
+function writeQuietly(text: string): void {
+  process.stdout.once('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+  process.stdout.write(text);
+}
+
 export function dashValues(argv: string[]): string[] {
   const out: string[] = [];
   for (const arg of argv) {
@@ -243,15 +254,8 @@ export async function main(argv = process.argv): Promise<void> {
   const args = dashValues(argv.slice(2));
   // `--version` alone is answered before yargs is loaded: yargs (and the Unicode width tables
   // its help layout uses) is most of what start-up costs.
-  // Into a closed pipe (`| head -0`) these end quietly with 0, as yargs' own output does.
-  const quietWrite = (text: string) => {
-    process.stdout.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EPIPE') throw error;
-    });
-    process.stdout.write(text);
-  };
   if (args.length === 1 && args[0] === '--version') {
-    quietWrite(`${packageVersion()}\n`);
+    writeQuietly(`${packageVersion()}\n`);
     return;
   }
   const json = args.some(
@@ -261,7 +265,7 @@ export async function main(argv = process.argv): Promise<void> {
   if (isHelp(args)) {
     const text = prerenderedHelp(new URL('.', import.meta.url))?.[helpKey(width, args)];
     if (text !== undefined) {
-      quietWrite(text);
+      writeQuietly(text);
       return;
     }
   }
@@ -430,7 +434,7 @@ function commandLine(
         (y) => y,
         async () => {
           const { SPOTIFY_MARKETS } = await import('../core/markets.ts');
-          process.stdout.write(`${SPOTIFY_MARKETS.join('\n')}\n`);
+          writeQuietly(`${SPOTIFY_MARKETS.join('\n')}\n`);
         },
       )
       .command(

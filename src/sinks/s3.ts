@@ -752,7 +752,9 @@ export function s3Error(
     name === 'TimeoutError'
   ) {
     const endpoint = where.endpoint ?? 'the S3 endpoint';
-    return make('ERR_S3', `cannot reach ${endpoint} writing ${url}: ${err.message ?? code}`);
+    // The HTTP handler prefixes its own name: the reason is what follows.
+    const reason = (err.message ?? code).replace(/^@smithy\/node-http-handler - (\[\w+\] )?/, '');
+    return make('ERR_S3', `cannot reach ${endpoint} writing ${url}: ${reason}`);
   }
   return make(
     'ERR_S3',
