@@ -387,9 +387,13 @@ export async function startS3(): Promise<LocalS3> {
       }
     }
     if (call.kind === 'abort') {
+      // A part that lands while the upload is removed (a stop cancels parts and aborts at once)
+      // can make the removal meet ENOTEMPTY; S3 answers the abort anyway, so retry the removal.
       await rm(join(uploadsDir(call.bucket), String(ctx.query.uploadId)), {
         recursive: true,
         force: true,
+        maxRetries: 10,
+        retryDelay: 20,
       });
       ctx.status = 204;
       return;
