@@ -374,7 +374,8 @@ function baseUrl(name: string, value: string): string {
   return url.href.replace(/\/+$/, '');
 }
 
-const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
+/** The first value that is set and not empty (flags, then environment variables). */
+export const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
   values.find((v) => v !== undefined && v !== '');
 
 const PLACEHOLDERS = ['date', 'run_id', 'market'];

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { SpotifyBatchError } from '../core/errors.ts';
-import type { S3Options } from '../core/options.ts';
+import { nonEmpty, type S3Options } from '../core/options.ts';
 import type { SinkResult, StagedSink } from '../core/sink.ts';
 
 export interface S3Object {
@@ -32,9 +32,6 @@ const CREATE_GRACE_MS = 2_000;
 
 /** S3's most parts in one multipart upload. */
 const MAX_PARTS = 10_000;
-
-const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
-  values.find((v) => v !== undefined && v !== '');
 
 /**
  * A run's access to S3: one client for all of its outputs (one connection pool, one set of
