@@ -291,6 +291,26 @@ export async function startS3(): Promise<LocalS3> {
   let faultId = 0;
   /** Conditional writes in progress, per bucket/key (see the middleware). */
   const conditional = new Map<string, Promise<void>>();
+  /** `bucket/uploadId` of every upload aborted: S3 lists them no more and takes no more parts. */
+  const aborted = new Set<string>();
+  /** Answers as S3 does, after reading the request (a part's body) so the connection stays usable. */
+  const answerError = async (
+    ctx: KoaContext,
+    kind: S3RequestKind,
+    status: number,
+    code?: string,
+    message?: string,
+  ) => {
+    for await (const _ of ctx.req);
+    const [defaultCode, defaultMessage] = errorCode(status, kind);
+    const requestId = `LOCALS3FAULT${++faultId}`;
+    ctx.status = status;
+    ctx.set('content-type', 'application/xml');
+    ctx.set('x-amz-request-id', requestId);
+    ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${xmlEscape(
+      code ?? defaultCode,
+    )}</Code><Message>${xmlEscape(message ?? defaultMessage)}</Message><RequestId>${requestId}</RequestId></Error>`;
+  };
   const local = {
     heldParts: 0,
     holdParts() {
@@ -374,19 +394,13 @@ export async function startS3(): Promise<LocalS3> {
       if (fault.status !== undefined) {
         // Like S3, read the request (a part's body) before answering, so the connection
         // stays usable and the client sees the answer rather than a broken pipe.
-        for await (const _ of ctx.req);
-        const [code, message] = errorCode(fault.status, call.kind);
-        const requestId = `LOCALS3FAULT${++faultId}`;
-        ctx.status = fault.status;
-        ctx.set('content-type', 'application/xml');
-        ctx.set('x-amz-request-id', requestId);
-        ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${xmlEscape(
-          fault.code ?? code,
-        )}</Code><Message>${xmlEscape(fault.message ?? message)}</Message><RequestId>${requestId}</RequestId></Error>`;
+        await answerError(ctx, call.kind, fault.status, fault.code, fault.message);
         return;
       }
     }
+    const upload = `${call.bucket}/${ctx.query.uploadId}`;
     if (call.kind === 'abort') {
+      aborted.add(upload);
       // A part that lands while the upload is removed (a stop cancels parts and aborts at once)
       // can make the removal meet ENOTEMPTY; S3 answers the abort anyway, so retry the removal.
       await rm(join(uploadsDir(call.bucket), String(ctx.query.uploadId)), {
@@ -399,7 +413,7 @@ export async function startS3(): Promise<LocalS3> {
       return;
     }
     if (call.kind === 'listUploads') {
-      const ids = await readdir(uploadsDir(call.bucket)).catch(() => [] as string[]);
+      const ids = await local.openUploads(call.bucket);
       ctx.set('content-type', 'application/xml');
       ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${call.bucket}</Bucket>${ids
         .map((id) => `<Upload><UploadId>${id}</UploadId></Upload>`)
@@ -410,6 +424,11 @@ export async function startS3(): Promise<LocalS3> {
       local.heldParts++;
       await hold;
       local.heldParts--;
+    }
+    if ((call.kind === 'part' || call.kind === 'complete') && aborted.has(upload)) {
+      // Like S3: an aborted upload takes no more parts (s3rver would re-create its folder).
+      await answerError(ctx, call.kind, 404);
+      return;
     }
     const ifNoneMatch = ctx.get('if-none-match');
     const ifMatch = ctx.get('if-match');
@@ -475,7 +494,10 @@ export async function startS3(): Promise<LocalS3> {
       AWS_EC2_METADATA_DISABLED: 'true',
     },
     async openUploads(bucket: string) {
-      return readdir(uploadsDir(bucket)).catch(() => []);
+      // A part already being written when its upload was aborted can re-create the upload's
+      // folder; S3 would not list an aborted upload, whatever its late parts did.
+      const ids = await readdir(uploadsDir(bucket)).catch(() => [] as string[]);
+      return ids.filter((id) => !aborted.has(`${bucket}/${id}`));
     },
     async getObject(bucket: string, key: string) {
       try {

@@ -11,6 +11,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { type LocalS3, type S3RequestKind, startS3 } from '../scripts/local-s3.ts';
@@ -319,6 +320,33 @@ test('holdParts holds UploadPart until released', async () => {
   assert.equal(s3.heldParts, 0);
   assert.equal(s3.count('part', from), 2);
   assert.equal((await s3.getObject(BUCKET, 'held.csv'))?.body.length, PART + 1);
+});
+
+test("a part held across its upload's abort is refused (NoSuchUpload), and the upload stays unlisted", async () => {
+  const { UploadId } = await once.send(
+    new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'held-aborted.csv' }),
+  );
+  const release = s3.holdParts();
+  const part = failure(
+    once.send(
+      new UploadPartCommand({
+        Bucket: BUCKET,
+        Key: 'held-aborted.csv',
+        UploadId,
+        PartNumber: 1,
+        Body: Buffer.alloc(1024, 'a'),
+      }),
+    ),
+  );
+  while (s3.heldParts === 0) await sleep(5);
+  await once.send(
+    new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'held-aborted.csv', UploadId }),
+  );
+  release();
+  const error = await part;
+  assert.equal(error.name, 'NoSuchUpload');
+  assert.equal(error.$metadata?.httpStatusCode, 404);
+  assert.deepEqual(await s3.openUploads(BUCKET), []);
 });
 
 test('a fault needs an effect, a 1-based nth and a positive times', () => {
