@@ -205,10 +205,6 @@ async function checkCommand(args: PullArgs): Promise<void> {
 }
 
 /**
- * yargs reads a lone `-` after a flag as an unknown argument, not as the flag's value: `--out -`
- * (the documented way to say stdout) becomes `--out=-`, which it reads right.
- */
-/**
  * Output of the commands that print and end (`--version`, `--help`, `markets`, `check`): into a
  * closed pipe (`| head -0`) they end quietly with 0, as yargs' own output does.
  */
@@ -219,6 +215,10 @@ function writeQuietly(text: string): void {
   process.stdout.write(text);
 }
 
+/**
+ * yargs reads a lone `-` after a flag as an unknown argument, not as the flag's value: `--out -`
+ * (the documented way to say stdout) becomes `--out=-`, which it reads right.
+ */
 export function dashValues(argv: string[]): string[] {
   const out: string[] = [];
   for (const arg of argv) {
@@ -269,9 +269,32 @@ export async function main(argv = process.argv): Promise<void> {
       return;
     }
   }
+  await runCommandLine(args, json, width);
+}
+
+/** Parses `args` with yargs and runs the command they name; the yargs instance, for tests. */
+export async function runCommandLine(args: string[], json: boolean, width: number) {
   const [{ default: yargs }, loaded] = await Promise.all([import('yargs'), import('./flags.ts')]);
   flags = loaded;
-  await commandLine(yargs, args, json, width).parseAsync();
+  const instance = withoutHelpCache(commandLine(yargs, args, json, width));
+  await instance.parseAsync();
+  return instance;
+}
+
+/**
+ * Once a command's handler is called, yargs renders that command's whole help and keeps it
+ * (usage.cacheHelpMessage), for a failure message that would show help; this CLI's .fail()
+ * never does. That rendering (cliui, wrap-ansi, string-width over every line) measured about
+ * 50 ms of CPU at the start of every run (bench/README.md, "Throughput"). No public option turns
+ * it off, so it is replaced by a no-op through yargs' internal methods, as the Angular CLI does
+ * (angular/angular-cli#34087); if those move, yargs simply renders it again.
+ */
+function withoutHelpCache<T extends object>(instance: T): T {
+  const usage = (instance as { getInternalMethods?: () => { getUsageInstance?: () => unknown } })
+    .getInternalMethods?.()
+    .getUsageInstance?.() as { cacheHelpMessage?: () => void } | undefined;
+  if (typeof usage?.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
+  return instance;
 }
 
 /** The width yargs lays help out in: the terminal's, at most 110; 100 when not a terminal. */
