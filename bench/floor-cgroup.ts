@@ -1,8 +1,10 @@
 /**
  * Is flat memory (a million albums vs ten thousand, inside a 128 MiB cgroup) reachable at all?
  * The same cgroup runs for the fetch-and-discard floor (bench/floor.ts: node and undici's two
- * modules, nothing else), the floor that also JSON.parses each page, and the pipeline to
- * /dev/null: peak cgroup memory at both sizes, medians of `runs`, interleaved. The floor runs
+ * modules, nothing else), the floor that also JSON.parses each page, the floor that also makes
+ * the rows and CSV (on one thread, and in a worker thread: what a parallel design would hold),
+ * and the pipeline to /dev/null: peak cgroup memory at both sizes, medians of `runs`,
+ * interleaved. The floor runs
  * with the bin's malloc settings and young generation, so only the work differs. Part of
  * `npm run bench` (bench/issue13.ts); alone:
  *
@@ -47,6 +49,12 @@ export async function floorCgroup(
   const cases = [
     { name: 'floor: fetch and discard', args: node, parse: '0' },
     { name: 'floor: fetch, JSON.parse, discard', args: node, parse: '1' },
+    { name: 'floor: fetch, JSON.parse, rows and CSV on one thread', args: node, parse: 'rows' },
+    {
+      name: 'floor: fetch; JSON.parse, rows and CSV in a worker thread',
+      args: node,
+      parse: 'worker-rows',
+    },
     {
       name: 'pipeline → /dev/null (the bin)',
       args: [join(root, 'dist/bin/spotify-batch.js'), 'new-releases', '--out', '/dev/null'],
