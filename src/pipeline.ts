@@ -73,6 +73,11 @@ export interface RunReport
   marketsFailed: MarketFailure[];
   /** stdout only: the reader went away before the end (e.g. `| head`); not an error. */
   outputClosed: boolean;
+  /**
+   * With outputClosed: the run's other outputs (rejects, raw, report, state), which are then
+   * not written, since the data they go with was cut short.
+   */
+  notWritten: string[];
   /** With `state`: what the run did with the incremental state. */
   state: StateReport | null;
 }
@@ -137,7 +142,7 @@ export async function run(
     : controller.signal;
   const stdout = (context.stdout ?? process.stdout) as Writable;
   const plan = planOutputs(o, vars);
-  const destinations = new Destinations(o.s3, env, stdout, signal);
+  const destinations = new Destinations(o.s3, env, stdout, signal, context.onEvent);
   await using commit = new Commit(destinations);
   // One writer per state: the lease is taken before anything is fetched, released last (it is
   // declared after the commit, so it is disposed of before it).
@@ -413,6 +418,9 @@ export async function run(
       report: outputClosed ? null : (plan.report ?? null),
       marketsFailed: failures,
       outputClosed,
+      notWritten: outputClosed
+        ? [plan.rejects, plan.raw, plan.report, plan.state].filter((l) => l !== undefined)
+        : [],
       state:
         state === undefined
           ? null

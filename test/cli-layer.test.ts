@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -416,4 +416,29 @@ test('a command runs without yargs rendering its help to cache it (about 50 ms a
   }
   assert.equal(printed, `${SPOTIFY_MARKETS.join('\n')}\n`);
   assert.equal(usageOf(instance).hasCachedHelpMessage(), false);
+});
+
+test('-v and --version print the package version, alone and after other flags', async () => {
+  const { version } = JSON.parse(
+    await readFile(new URL('../package.json', import.meta.url), 'utf8'),
+  );
+  for (const args of [['--version'], ['-v'], ['--quiet', '-v']]) {
+    const result = await runCli(args);
+    assert.equal(result.status, 0, `${args.join(' ')}: ${result.stderr}`);
+    assert.equal(result.stdout.toString(), `${version}\n`, args.join(' '));
+  }
+});
+
+test('the progress line counts toward what the run will take: Spotify’s total, or --max-items if fewer', async () => {
+  const { progressLine } = await import('../src/cli/output.ts');
+  const { createStats } = await import('../src/core/stats.ts');
+  const stats = createStats();
+  stats.albums = 40;
+  assert.doesNotMatch(progressLine(stats, 2), / of /);
+  assert.match(progressLine(stats, 2, 100), /40 of 100 albums .* ETA 3 s$/);
+  stats.totalAlbums = 1_000;
+  assert.match(progressLine(stats, 2), /40 of 1,000 albums/);
+  assert.match(progressLine(stats, 2, 100), /40 of 100 albums/);
+  stats.totalAlbums = 50;
+  assert.match(progressLine(stats, 2, 100), /40 of 50 albums/);
 });

@@ -253,6 +253,32 @@ test('a reader that goes away (| head) ends the run quietly with status 0', asyn
   assert.ok(requests < 100, `${requests} requests`);
 });
 
+test('a reader that goes away: the raw landing and the report are not written, and the summary says so', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-closed-'));
+  const raw = join(dir, 'raw.ndjson.gz');
+  const report = join(dir, 'report.html');
+  const child = spawn(
+    process.execPath,
+    [CLI, 'new-releases', '--concurrency', '2', '--raw', raw, '--report', report],
+    {
+      env: { PATH: process.env.PATH, ...emulatorEnv(emulator) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  child.stdout.once('data', () => child.stdout.destroy());
+  const [status] = (await once(child, 'close')) as [number | null];
+  assert.equal(status, 0, stderr);
+  assert.ok(
+    stderr.includes(`reader closed the output early, so not written: ${raw}, ${report}`),
+    stderr,
+  );
+  assert.deepEqual(await readdir(dir), []);
+});
+
 test('a failed run leaves no file and no temporary file behind', async () => {
   const failing = await startEmulator({
     seed: 11,

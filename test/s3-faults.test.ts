@@ -110,6 +110,16 @@ test('AbortMultipartUpload failing too: the part error is what the run reports, 
     );
     assert.ok(!(await keys()).includes('abortfails.csv'));
     assert.ok((faults[1]?.fired ?? 0) >= 1, 'the abort was tried');
+    // The upload left behind is named, with the command that removes it, before the error.
+    const open = await s3.openUploads(BUCKET);
+    assert.equal(open.length, 1);
+    const warning =
+      /warning: could not abort the multipart upload of s3:\/\/faults\/abortfails\.csv \(access denied[^)]*\): its parts stay stored, and billed, until `aws s3api abort-multipart-upload --bucket faults --key abortfails\.csv --upload-id (\S+)`/.exec(
+        result.stderr,
+      );
+    assert.ok(warning, result.stderr);
+    assert.equal(warning[1], open[0]);
+    assert.ok(result.stderr.indexOf('warning:') < result.stderr.indexOf('error:'), result.stderr);
   } finally {
     for (const fault of faults) fault.remove();
     // What a lifecycle rule would do: the upload the run could not abort.

@@ -4,7 +4,7 @@ import { parseMarkets } from '../core/markets.ts';
 import { wholeNumber } from '../core/options.ts';
 import { parseFault, parseRateLimit } from '../emulator/faults.ts';
 import { startEmulator } from '../emulator/server.ts';
-import { NAME } from './output.ts';
+import { examples, NAME } from './output.ts';
 
 /** Read as typed (number parsing is off in src/cli/main.ts): see src/cli/flags.ts. */
 const number = (describe: string) => ({ requiresArg: true, describe }) as const;
@@ -59,14 +59,18 @@ export const emulatorOptions = (y: Argv) =>
       describe:
         "Spotify's rate limit as a rolling window: COUNT/SECONDS[:after=N,retryAfter=S] answers at most COUNT requests in any SECONDS, the rest 429 with Retry-After (default: seconds until the window has room); repeat with after=N (requests arrived) to change it mid-run",
     })
-    .example(
-      '$0 emulator --port 8080 --albums 1000 --fault 429:every=7 --fault reset:every=11',
-      'a flaky API on a fixed port',
-    )
-    .example('$0 emulator --malformed 3', 'three bad albums, for --rejects')
-    .example(
-      '$0 emulator --rate-limit 100/30 --rate-limit 50/30:after=300',
-      '100 requests per rolling 30 s, halved after 300 requests',
+    .epilog(
+      examples([
+        [
+          '$0 emulator --port 8080 --albums 1000 --fault 429:every=7 --fault reset:every=11',
+          'a flaky API on a fixed port',
+        ],
+        ['$0 emulator --malformed 3', 'three bad albums, for --rejects'],
+        [
+          '$0 emulator --rate-limit 100/30 --rate-limit 50/30:after=300',
+          '100 requests per rolling 30 s, halved after 300 requests',
+        ],
+      ]),
     );
 
 export type EmulatorArgs = Awaited<ReturnType<typeof emulatorOptions>['argv']>;

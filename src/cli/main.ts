@@ -6,7 +6,7 @@ import { type NormalizedOptions, normalizeOptions } from '../core/options.ts';
 import { didYouMean } from '../core/suggest.ts';
 import type { EmulatorArgs } from './emulator.ts';
 import type { PullArgs } from './flags.ts';
-import { humanBytes, Log, NAME } from './output.ts';
+import { examples, humanBytes, Log, NAME } from './output.ts';
 
 // Only what parsing the command line needs is imported above. `--version` and `--help` (text
 // rendered at build time) load nothing else, not even yargs and the flags. Each command imports
@@ -138,7 +138,7 @@ async function newReleases(args: PullArgs): Promise<void> {
   try {
     const { o, env } = pullSetup(args);
     toStdout = o.out === '-';
-    log.startProgress(stats);
+    log.startProgress(stats, o.maxItems);
     const report = await run(o, {
       signal: controller.signal,
       env,
@@ -252,9 +252,9 @@ function packageVersion(): string {
 export async function main(argv = process.argv): Promise<void> {
   // What yargs' hideBin does outside Electron: drop node and the script.
   const args = dashValues(argv.slice(2));
-  // `--version` alone is answered before yargs is loaded: yargs (and the Unicode width tables
-  // its help layout uses) is most of what start-up costs.
-  if (args.length === 1 && args[0] === '--version') {
+  // `--version` (or -v) alone is answered before yargs is loaded: yargs (and the Unicode width
+  // tables its help layout uses) is most of what start-up costs.
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
     writeQuietly(`${packageVersion()}\n`);
     return;
   }
@@ -395,27 +395,28 @@ function commandLine(
         'new-releases',
         'Pull the new-releases list (or a search) and write the rows',
         (y) =>
-          flags
-            .pullOptions(y)
-            .example('$0 new-releases --out - | head -3', 'CSV on stdout')
-            .example('$0 new-releases --out albums.csv', 'a file: appears only when complete')
-            .example(
-              '$0 new-releases --out s3://my-bucket/spotify/album_details.csv',
-              'multipart upload to S3',
-            )
-            .example(
-              "$0 new-releases --market SE,US,DE --out 's3://my-bucket/new_releases/dt={date}/market={market}/albums.csv'",
-              'one object per market, published together, then _manifest.json',
-            )
-            .example(
-              '$0 new-releases --model star --out star/',
-              'dim_album, dim_artist, bridge_album_artist',
-            )
-            .example(
-              '$0 new-releases --via search --limit 10',
-              'Development Mode apps (no new-releases since Feb 2026)',
-            )
-            .epilog(EXIT_STATUSES),
+          flags.pullOptions(y).epilog(
+            `${examples([
+              ['$0 new-releases --out - | head -3', 'CSV on stdout'],
+              ['$0 new-releases --out albums.csv', 'a file: appears only when complete'],
+              [
+                '$0 new-releases --out s3://my-bucket/spotify/album_details.csv',
+                'a multipart upload to S3',
+              ],
+              [
+                "$0 new-releases --market SE,US --out 's3://my-bucket/dt={date}/market={market}/a.csv'",
+                'one object per market, published together, then _manifest.json',
+              ],
+              [
+                '$0 new-releases --model star --out star/',
+                'dim_album, dim_artist, bridge_album_artist',
+              ],
+              [
+                '$0 new-releases --via search --limit 10',
+                'Development Mode apps (no new-releases since Feb 2026)',
+              ],
+            ])}\n\n${EXIT_STATUSES}`,
+          ),
         (a) => newReleases(a as PullArgs),
       )
       .command(
@@ -431,11 +432,14 @@ function commandLine(
               describe:
                 'Raw landing files (--raw), a JSON array of albums, a saved paging response, or NDJSON of albums; files or s3:// keys, gzipped or not (repeatable)',
             })
-            .example(
-              "$0 replay --from 'raw/dt=2026-11-25/pages.ndjson.gz' --model star --format parquet --out star/",
-              'yesterday’s pull again, as Parquet star tables',
-            )
-            .epilog(EXIT_STATUSES),
+            .epilog(
+              `${examples([
+                [
+                  '$0 replay --from raw/2026-11-25.ndjson.gz --model star --format parquet --out star/',
+                  'yesterday’s pull again, as Parquet star tables',
+                ],
+              ])}\n\n${EXIT_STATUSES}`,
+            ),
         (a) => newReleases(a as PullArgs),
       )
       .command(
@@ -444,11 +448,14 @@ function commandLine(
         (y) =>
           flags
             .pullOptions(y)
-            .example(
-              "$0 check --market SE,US --out 's3://my-bucket/dt={date}/market={market}/albums.csv'",
-              'before scheduling a pull',
-            )
-            .epilog(EXIT_STATUSES),
+            .epilog(
+              `${examples([
+                [
+                  "$0 check --market SE,US --out 's3://my-bucket/dt={date}/market={market}/albums.csv'",
+                  'before scheduling a pull',
+                ],
+              ])}\n\n${EXIT_STATUSES}`,
+            ),
         (a) => checkCommand(a as PullArgs),
       )
       .command(
@@ -487,6 +494,7 @@ function commandLine(
       .help()
       .alias('help', 'h')
       .version()
+      .alias('version', 'v')
       // English whatever LANG says: the help rendered at build time is English too.
       .locale('en')
       .wrap(width)

@@ -53,7 +53,11 @@ export function summary(r: RunReport): string {
   if (r.rejected) extra.push(`${r.rejected} rejected`);
   if (r.searchCapped) extra.push("stopped at Spotify's search cap of 1000");
   if (r.searchLimit !== null) extra.push(`search limit stepped down to ${r.searchLimit}`);
-  if (r.outputClosed) extra.push('reader closed the output early');
+  if (r.outputClosed) {
+    extra.push(
+      `reader closed the output early${r.notWritten.length ? `, so not written: ${r.notWritten.join(', ')}` : ''}`,
+    );
+  }
   if (r.state !== null) {
     extra.push(
       `state: ${r.state.new} new, ${r.state.seen} seen before${r.state.droppedByTtl ? `, ${r.state.droppedByTtl} expired` : ''}`,
@@ -81,6 +85,10 @@ export function describeEvent(e: RunEvent): string {
       return `${NAME}: retrying: attempt ${e.attempt} failed: ${e.reason} (next try in ${(e.delayMs / 1000).toFixed(1)} s)`;
     case 'market-failed':
       return `${NAME}: market ${e.market} failed and is skipped: ${e.reason}`;
+    case 'abort-failed': {
+      const { bucket, key } = splitS3(e.location);
+      return `${NAME}: warning: could not abort the multipart upload of ${e.location} (${e.reason}): its parts stay stored, and billed, until \`aws s3api abort-multipart-upload --bucket ${bucket} --key ${key} --upload-id ${e.uploadId}\` or a lifecycle rule (AbortIncompleteMultipartUpload) removes them; no object was written`;
+    }
     case 'rate-limited':
       return `${
         e.retryAfter === null || e.retryAfter === 0
@@ -88,6 +96,22 @@ export function describeEvent(e: RunEvent): string {
           : `${NAME}: rate limited (429): all requests pause ${e.retryAfter} s`
       }${e.rate === null ? '' : `, then pace at ${e.rate} requests/s`}`;
   }
+}
+
+/**
+ * A command's examples for its help epilog: each command on a line of its own, its purpose
+ * indented below. yargs' own .example() lays them out in two columns and breaks a long command
+ * (an S3 URL) in the middle of a token, which cannot be copied and pasted.
+ */
+export function examples(list: [command: string, purpose: string][]): string {
+  return `Examples:\n${list.map(([command, purpose]) => `  ${command}\n      ${purpose}`).join('\n')}`;
+}
+
+/** `s3://bucket/key` → its bucket and key. */
+function splitS3(location: string): { bucket: string; key: string } {
+  const rest = location.slice('s3://'.length);
+  const slash = rest.indexOf('/');
+  return { bucket: rest.slice(0, slash), key: rest.slice(slash + 1) };
 }
 
 const CLEAR_LINE = '\r\u001b[2K';
@@ -166,11 +190,11 @@ export class Log {
     return err;
   }
 
-  /** Redraws `text()` every 250 ms on a terminal, cut to its width. */
-  startProgress(stats: RunStats): void {
+  /** Redraws the progress line every 250 ms on a terminal, cut to its width. */
+  startProgress(stats: RunStats, maxItems = Number.POSITIVE_INFINITY): void {
     if (!this.#o.progress) return;
     const started = performance.now();
-    this.#progress = () => progressLine(stats, (performance.now() - started) / 1000);
+    this.#progress = () => progressLine(stats, (performance.now() - started) / 1000, maxItems);
     this.#timer = setInterval(() => this.#draw(), 250);
     this.#timer.unref();
   }
@@ -191,9 +215,15 @@ export class Log {
   }
 }
 
-export function progressLine(stats: RunStats, seconds: number): string {
+/** Albums so far, of how many the run will take (Spotify's total, or --max-items if fewer). */
+export function progressLine(
+  stats: RunStats,
+  seconds: number,
+  maxItems = Number.POSITIVE_INFINITY,
+): string {
   const rate = seconds > 0 ? stats.albums / seconds : 0;
-  const total = stats.totalAlbums;
+  const listed = stats.totalAlbums ?? (Number.isFinite(maxItems) ? maxItems : undefined);
+  const total = listed === undefined ? undefined : Math.min(listed, maxItems);
   const of = total === undefined ? '' : ` of ${total.toLocaleString('en')}`;
   const eta =
     total !== undefined && rate > 0 ? ` · ETA ${duration((total - stats.albums) / rate)}` : '';

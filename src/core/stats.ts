@@ -70,6 +70,13 @@ export type RunEvent =
       /** Requests per second the client paces to from now on (null: not learned yet). */
       rate: number | null;
     }
-  | { event: 'market-failed'; market: string; reason: string };
+  | { event: 'market-failed'; market: string; reason: string }
+  | {
+      /** A failed output's multipart upload could not be aborted: its parts stay, billed. */
+      event: 'abort-failed';
+      location: string;
+      uploadId: string;
+      reason: string;
+    };
 
 export type EventListener = (event: RunEvent) => void;

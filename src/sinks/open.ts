@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import { SpotifyBatchError } from '../core/errors.ts';
 import { type Destination, parseDestination, type S3Options } from '../core/options.ts';
 import type { StagedSink } from '../core/sink.ts';
+import type { EventListener } from '../core/stats.ts';
 import { FileSink, fileError, fileVersion } from './file.ts';
 import type { S3Store } from './s3.ts';
 import { StdoutSink } from './stdout.ts';
@@ -33,19 +34,25 @@ export class Destinations {
   readonly #env: NodeJS.ProcessEnv;
   readonly #stdout: Writable;
   readonly #signal: AbortSignal | undefined;
+  readonly #onEvent: EventListener | undefined;
   #s3: Promise<S3Store> | undefined;
 
-  /** `signal` is the run's: S3's bucket checks and uploads in flight stop when it fires. */
+  /**
+   * `signal` is the run's: S3's bucket checks and uploads in flight stop when it fires.
+   * `onEvent` hears what a destination cannot leave clean (an upload it could not abort).
+   */
   constructor(
     s3Options: S3Options,
     env: NodeJS.ProcessEnv,
     stdout: Writable,
     signal?: AbortSignal,
+    onEvent?: EventListener,
   ) {
     this.#s3Options = s3Options;
     this.#env = env;
     this.#stdout = stdout;
     this.#signal = signal;
+    this.#onEvent = onEvent;
   }
 
   /** Opens an output; `createdDir` is the topmost directory made for it, if any. */
@@ -201,7 +208,7 @@ export class Destinations {
 
   #store(): Promise<S3Store> {
     this.#s3 ??= import('./s3.ts').then(({ S3Store }) =>
-      S3Store.create(this.#s3Options, this.#env, this.#signal),
+      S3Store.create(this.#s3Options, this.#env, this.#signal, this.#onEvent),
     );
     return this.#s3;
   }

@@ -4,6 +4,7 @@ import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { SpotifyBatchError } from '../core/errors.ts';
 import { nonEmpty, type S3Options } from '../core/options.ts';
 import type { SinkResult, StagedSink } from '../core/sink.ts';
+import type { EventListener } from '../core/stats.ts';
 
 export interface S3Object {
   bucket: string;
@@ -48,14 +49,17 @@ export class S3Store {
 
   /** The run's signal: the bucket check and every upload's parts stop at once when it fires. */
   readonly #signal: AbortSignal | undefined;
+  readonly #onEvent: EventListener | undefined;
 
   private constructor(
     client: S3Client,
     options: S3Options,
     s3: S3Module,
     signal: AbortSignal | undefined,
+    onEvent: EventListener | undefined,
   ) {
     this.#signal = signal;
+    this.#onEvent = onEvent;
     this.#client = client;
     this.#options = options;
     this.#s3 = s3;
@@ -82,6 +86,7 @@ export class S3Store {
     options: S3Options,
     env: NodeJS.ProcessEnv,
     signal?: AbortSignal,
+    onEvent?: EventListener,
   ): Promise<S3Store> {
     const s3 = await import('@aws-sdk/client-s3');
     const { S3Client } = s3;
@@ -139,7 +144,7 @@ export class S3Store {
         client = make();
       }
     }
-    return new S3Store(client, options, s3, signal);
+    return new S3Store(client, options, s3, signal, onEvent);
   }
 
   /**
@@ -152,9 +157,17 @@ export class S3Store {
     // The plan refuses two outputs at one place; this guard keeps a mistake there from
     // silently tying one output's held request to another's verdict.
     if (this.#sinks.has(id)) throw new Error(`two outputs of one run at s3://${id}`);
-    const sink = new S3Sink(this.#client, this.#s3, this.#options, object, this.#signal, () => {
-      if (this.#sinks.get(id) === sink) this.#sinks.delete(id);
-    });
+    const sink = new S3Sink(
+      this.#client,
+      this.#s3,
+      this.#options,
+      object,
+      this.#signal,
+      () => {
+        if (this.#sinks.get(id) === sink) this.#sinks.delete(id);
+      },
+      this.#onEvent,
+    );
     this.#sinks.set(id, sink);
     return sink;
   }
@@ -351,6 +364,7 @@ export class S3Sink implements StagedSink {
   readonly #cancel = new AbortController();
   readonly #cancelled: AbortSignal;
   #aborted: Promise<void> | undefined;
+  readonly #onEvent: EventListener | undefined;
   #ended = false;
 
   constructor(
@@ -360,7 +374,9 @@ export class S3Sink implements StagedSink {
     object: S3Object,
     signal: AbortSignal | undefined,
     unregister: () => void,
+    onEvent?: EventListener,
   ) {
+    this.#onEvent = onEvent;
     this.#cancelled =
       signal === undefined ? this.#cancel.signal : AbortSignal.any([signal, this.#cancel.signal]);
     this.#object = object;
@@ -660,8 +676,16 @@ export class S3Sink implements StagedSink {
       )
       .then(
         () => {},
-        () => {
+        (error: unknown) => {
           this.#aborted = undefined; // failed: whoever asks next sends it again
+          // Said at once, whatever the run reports as its error: the parts are stored and
+          // billed until someone aborts the upload.
+          this.#onEvent?.({
+            event: 'abort-failed',
+            location: this.location,
+            uploadId,
+            reason: this.#error(error).message,
+          });
         },
       );
     return this.#aborted;
