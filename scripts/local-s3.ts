@@ -293,6 +293,13 @@ export async function startS3(): Promise<LocalS3> {
   const conditional = new Map<string, Promise<void>>();
   /** `bucket/uploadId` of every upload aborted: S3 lists them no more and takes no more parts. */
   const aborted = new Set<string>();
+  const removeUpload = (bucket: string, uploadId: string) =>
+    rm(join(uploadsDir(bucket), uploadId), {
+      recursive: true,
+      force: true,
+      maxRetries: 10,
+      retryDelay: 20,
+    });
   /** Answers as S3 does, after reading the request (a part's body) so the connection stays usable. */
   const answerError = async (
     ctx: KoaContext,
@@ -403,12 +410,7 @@ export async function startS3(): Promise<LocalS3> {
       aborted.add(upload);
       // A part that lands while the upload is removed (a stop cancels parts and aborts at once)
       // can make the removal meet ENOTEMPTY; S3 answers the abort anyway, so retry the removal.
-      await rm(join(uploadsDir(call.bucket), String(ctx.query.uploadId)), {
-        recursive: true,
-        force: true,
-        maxRetries: 10,
-        retryDelay: 20,
-      });
+      await removeUpload(call.bucket, String(ctx.query.uploadId));
       ctx.status = 204;
       return;
     }
@@ -468,6 +470,11 @@ export async function startS3(): Promise<LocalS3> {
       return;
     }
     await next();
+    if (call.kind === 'part' && aborted.has(upload)) {
+      // A part s3rver was still writing when its upload was aborted re-created the upload's
+      // folder: remove it again, as S3 lists no aborted upload, whatever its late parts did.
+      await removeUpload(call.bucket, String(ctx.query.uploadId));
+    }
   };
   (server as unknown as { middleware: unknown[] }).middleware.unshift(middleware);
   const { port } = (await server.run()) as { port: number };
@@ -494,10 +501,7 @@ export async function startS3(): Promise<LocalS3> {
       AWS_EC2_METADATA_DISABLED: 'true',
     },
     async openUploads(bucket: string) {
-      // A part already being written when its upload was aborted can re-create the upload's
-      // folder; S3 would not list an aborted upload, whatever its late parts did.
-      const ids = await readdir(uploadsDir(bucket)).catch(() => [] as string[]);
-      return ids.filter((id) => !aborted.has(`${bucket}/${id}`));
+      return readdir(uploadsDir(bucket)).catch(() => [] as string[]);
     },
     async getObject(bucket: string, key: string) {
       try {
