@@ -219,6 +219,7 @@ export async function run(
                 markets: market === undefined ? o.markets : [market],
                 stats,
                 fetchedAt: startedAt.toISOString(),
+                maxItems: o.maxItems,
               })
             : new AlbumSource({
                 ...o,

@@ -282,3 +282,65 @@ async function write(name: string, body: string | Buffer): Promise<string> {
   await writeFile(path, body);
   return path;
 }
+
+test(
+  'replay --max-items takes the first N albums, as the live run with --max-items does',
+  T,
+  async () => {
+    const raw = join(dir, 'max-items.ndjson.gz');
+    const common = ['--market', 'SE', '--max-items', '130'];
+    const full = await runCli(
+      [
+        'new-releases',
+        '--market',
+        'SE',
+        '--out',
+        join(dir, 'mi-full.csv'),
+        '--rejects',
+        join(dir, 'mi-full-rejects.ndjson'),
+        '--raw',
+        raw,
+      ],
+      { env: emulatorEnv(emulator) },
+    );
+    assert.equal(full.status, 0, full.stderr);
+    const live = await runCli(
+      [
+        'new-releases',
+        ...common,
+        '--out',
+        join(dir, 'mi-live.csv'),
+        '--rejects',
+        join(dir, 'mi-live-rejects.ndjson'),
+      ],
+      { env: emulatorEnv(emulator) },
+    );
+    assert.equal(live.status, 0, live.stderr);
+    const replay = await runCli(
+      [
+        'replay',
+        '--from',
+        raw,
+        ...common,
+        '--out',
+        join(dir, 'mi-replay.csv'),
+        '--rejects',
+        join(dir, 'mi-replay-rejects.ndjson'),
+        '--log-format',
+        'json',
+      ],
+      { env: offline },
+    );
+    assert.equal(replay.status, 0, replay.stderr);
+    const report = JSON.parse(replay.stderr.trim().split('\n').at(-1) ?? '');
+    assert.equal(report.albums, 130);
+    assert.deepEqual(
+      await readFile(join(dir, 'mi-replay.csv')),
+      await readFile(join(dir, 'mi-live.csv')),
+    );
+    assert.ok(
+      (await readFile(join(dir, 'mi-full.csv'))).length >
+        (await readFile(join(dir, 'mi-replay.csv'))).length,
+    );
+  },
+);

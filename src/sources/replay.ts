@@ -101,7 +101,6 @@ export async function* replayAlbums(
         if (page.offset === 0 && page.total !== undefined) {
           stats.totalAlbums = (stats.totalAlbums ?? 0) + page.total;
         }
-        stats.albums += page.items.length;
         const market = raw.market ?? undefined;
         for (const album of page.items) yield { album, market, fetchedAt: raw.fetchedAt };
       }
@@ -113,7 +112,6 @@ export async function* replayAlbums(
         // A saved paging response on one line: the whole document is this line.
         const page = toPage(first, location, 0);
         stats.pages++;
-        stats.albums += page.items.length;
         for (const album of page.items) yield { album, market: undefined, fetchedAt };
         return;
       }
@@ -128,7 +126,6 @@ export async function* replayAlbums(
         } catch (cause) {
           throw badInput(location, `line ${n}`, `not JSON (${(cause as Error).message})`, cause);
         }
-        stats.albums++;
         yield { album, market: undefined, fetchedAt };
       }
       return;
@@ -151,7 +148,6 @@ export async function* replayAlbums(
     for (const stage of stages) tokens = join(tokens, stage as unknown as Transform);
     stats.pages++;
     for await (const { value } of tokens as AsyncIterable<{ value: unknown }>) {
-      stats.albums++;
       yield { album: value, market: undefined, fetchedAt };
     }
   } catch (error) {
@@ -247,8 +243,9 @@ async function peekLine(stream: Readable): Promise<[string, Readable]> {
 export function replaySource(
   locations: string[],
   read: (location: string) => Promise<{ body: NodeJS.ReadableStream } | undefined>,
-  options: { markets: string[]; stats: RunStats; fetchedAt: string },
+  options: { markets: string[]; stats: RunStats; fetchedAt: string; maxItems?: number },
 ): Readable {
+  const { stats, maxItems = Number.POSITIVE_INFINITY } = options;
   async function* all(): AsyncGenerator<SourceItem> {
     for (const location of locations) {
       const found = await read(location);
@@ -257,7 +254,12 @@ export function replaySource(
           context: { path: location },
         });
       }
-      yield* replayAlbums({ location, body: found.body }, options);
+      for await (const item of replayAlbums({ location, body: found.body }, options)) {
+        // --max-items counts the run's albums, every market's together, as the live source does.
+        if (stats.albums >= maxItems) return;
+        stats.albums++;
+        yield item;
+      }
     }
   }
   return Readable.from(all(), { objectMode: true, highWaterMark: 16 });
