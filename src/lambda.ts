@@ -22,6 +22,7 @@
  */
 import { SpotifyBatchError, usageError } from './core/errors.ts';
 import { normalizeOptions, type Options, wholeNumber } from './core/options.ts';
+import type { RunEvent } from './core/stats.ts';
 import { type RunReport, run } from './pipeline.ts';
 
 export interface LambdaEvent {
@@ -31,6 +32,14 @@ export interface LambdaEvent {
 /** The part of Lambda's context object the handler uses. */
 export interface LambdaContext {
   getRemainingTimeInMillis(): number;
+}
+
+/**
+ * Retries, rate limits, skipped markets, an upload S3 would not abort: one JSON line each on
+ * stderr, which Lambda sends to CloudWatch Logs, as the CLI's `--log-format json` writes them.
+ */
+function logEvent(e: RunEvent): void {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
 }
 
 /** Time kept back from Lambda's deadline for discarding the staged outputs. */
@@ -82,7 +91,7 @@ export async function handler(
   }
   const options = normalizeOptions(merged);
   const remaining = context?.getRemainingTimeInMillis();
-  if (remaining === undefined) return run(options);
+  if (remaining === undefined) return run(options, { onEvent: logEvent });
   const controller = new AbortController();
   const timer = setTimeout(
     () => {
@@ -96,7 +105,7 @@ export async function handler(
     Math.max(1_000, remaining - ABORT_MARGIN_MS),
   );
   try {
-    return await run(options, { signal: controller.signal });
+    return await run(options, { signal: controller.signal, onEvent: logEvent });
   } finally {
     clearTimeout(timer);
   }

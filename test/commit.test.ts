@@ -225,3 +225,44 @@ test('a signal while the raw landing uploads its last part: interrupted, nothing
     await emulator.stop();
   }
 });
+
+test('a listener that throws on the abort-failed event does not keep the failed run from ending', async () => {
+  const { run } = await import('../src/pipeline.ts');
+  const BUCKET = 'listenerthrows';
+  await s3.createBucket(BUCKET);
+  // About 6 MiB of CSV: two parts of 5 MiB, the second refused.
+  const emulator = await startEmulator({ seed: 4, albums: 20_000, cachePages: true });
+  const faults = [
+    s3.fault({ kind: 'part', bucket: BUCKET, nth: 2, status: 500, times: Infinity }),
+    s3.fault({ kind: 'abort', bucket: BUCKET, status: 403, times: Infinity }),
+  ];
+  const events: string[] = [];
+  try {
+    await assert.rejects(
+      run(
+        { out: `s3://${BUCKET}/a.csv`, s3PartSize: 5 * 1024 * 1024 },
+        {
+          env: { ...emulatorEnv(emulator), ...s3.env },
+          onEvent: (e) => {
+            events.push(e.event);
+            if (e.event === 'abort-failed') throw new Error('a listener bug');
+          },
+        },
+      ),
+      /S3 error writing s3:\/\/listenerthrows\/a\.csv: InternalError/,
+    );
+    assert.ok(events.includes('abort-failed'), events.join(' '));
+  } finally {
+    for (const fault of faults) fault.remove();
+    for (const UploadId of await s3.openUploads(BUCKET)) {
+      await s3.client.send(
+        new (await import('@aws-sdk/client-s3')).AbortMultipartUploadCommand({
+          Bucket: BUCKET,
+          Key: 'a.csv',
+          UploadId,
+        }),
+      );
+    }
+    await emulator.stop();
+  }
+});

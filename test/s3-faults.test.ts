@@ -94,40 +94,66 @@ test('the last part (sent at the end of the data) fails for good: exit 5, no obj
 });
 
 test('AbortMultipartUpload failing too: the part error is what the run reports, exit 5, and it ends', async () => {
-  const faults = [
-    s3.fault({ kind: 'part', nth: 2, status: 500, times: Infinity }),
-    s3.fault({ kind: 'abort', status: 403, times: Infinity }),
-  ];
-  try {
-    const result = await runCli(
-      ['new-releases', '--out', `s3://${BUCKET}/abortfails.csv`, '--s3-part-size', '5'],
+  const partFault = s3.fault({ kind: 'part', nth: 2, status: 500, times: Infinity });
+  const refuseAborts = () => s3.fault({ kind: 'abort', status: 403, times: Infinity });
+  let abortFault = refuseAborts();
+  /** What a lifecycle rule would do to the upload left behind (the next run starts clean). */
+  const removeLeftovers = async () => {
+    abortFault.remove();
+    for (const UploadId of await s3.openUploads(BUCKET)) {
+      await s3.client.send(
+        new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'abortfails.csv', UploadId }),
+      );
+    }
+    abortFault = refuseAborts();
+  };
+  const pull = (...extra: string[]) =>
+    runCli(
+      ['new-releases', '--out', `s3://${BUCKET}/abortfails.csv`, '--s3-part-size', '5', ...extra],
       { env: { ...emulatorEnv(medium), ...s3.env } },
     );
+  try {
+    const result = await pull();
     assert.equal(result.status, 5, result.stderr);
     assert.match(
       result.stderr,
       /error: S3 error writing s3:\/\/faults\/abortfails\.csv: InternalError/,
     );
     assert.ok(!(await keys()).includes('abortfails.csv'));
-    assert.ok((faults[1]?.fired ?? 0) >= 1, 'the abort was tried');
+    assert.ok(abortFault.fired >= 1, 'the abort was tried');
     // The upload left behind is named, with the command that removes it, before the error.
-    const open = await s3.openUploads(BUCKET);
+    let open = await s3.openUploads(BUCKET);
     assert.equal(open.length, 1);
     const warning =
-      /warning: could not abort the multipart upload of s3:\/\/faults\/abortfails\.csv \(access denied[^)]*\): its parts stay stored, and billed, until `aws s3api abort-multipart-upload --bucket faults --key abortfails\.csv --upload-id (\S+)`/.exec(
+      /warning: could not abort the multipart upload of s3:\/\/faults\/abortfails\.csv \(AccessDenied: .*\): its parts stay stored, and billed, until `aws s3api abort-multipart-upload --bucket faults --key abortfails\.csv --upload-id (\S+)`/.exec(
         result.stderr,
       );
     assert.ok(warning, result.stderr);
     assert.equal(warning[1], open[0]);
     assert.ok(result.stderr.indexOf('warning:') < result.stderr.indexOf('error:'), result.stderr);
+    await removeLeftovers();
+
+    // --quiet keeps the warning; JSON logs get it as an event, before the failed report.
+    const quiet = await pull('--quiet');
+    assert.equal(quiet.status, 5, quiet.stderr);
+    assert.match(quiet.stderr, /^spotify-batch: warning: could not abort the multipart upload/);
+    await removeLeftovers();
+    const json = await pull('--log-format', 'json');
+    assert.equal(json.status, 5, json.stderr);
+    const events = json.stderr
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { event: string; uploadId?: string; ok?: boolean });
+    open = await s3.openUploads(BUCKET);
+    const abort = events.findIndex((e) => e.event === 'abort-failed');
+    assert.ok(abort >= 0, json.stderr);
+    assert.equal(events[abort]?.uploadId, open[0]);
+    assert.equal(events.at(-1)?.event, 'report');
+    assert.equal(events.at(-1)?.ok, false);
   } finally {
-    for (const fault of faults) fault.remove();
-    // What a lifecycle rule would do: the upload the run could not abort.
-    for (const UploadId of await s3.openUploads(BUCKET)) {
-      await s3.client.send(
-        new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'abortfails.csv', UploadId }),
-      );
-    }
+    partFault.remove();
+    await removeLeftovers();
+    abortFault.remove();
   }
 });
 

@@ -50,6 +50,8 @@ export class S3Store {
   /** The run's signal: the bucket check and every upload's parts stop at once when it fires. */
   readonly #signal: AbortSignal | undefined;
   readonly #onEvent: EventListener | undefined;
+  /** AWS_PROFILE, when set: named in a credentials error. */
+  readonly #profile: string | undefined;
 
   private constructor(
     client: S3Client,
@@ -57,9 +59,11 @@ export class S3Store {
     s3: S3Module,
     signal: AbortSignal | undefined,
     onEvent: EventListener | undefined,
+    profile: string | undefined,
   ) {
     this.#signal = signal;
     this.#onEvent = onEvent;
+    this.#profile = profile;
     this.#client = client;
     this.#options = options;
     this.#s3 = s3;
@@ -144,7 +148,7 @@ export class S3Store {
         client = make();
       }
     }
-    return new S3Store(client, options, s3, signal, onEvent);
+    return new S3Store(client, options, s3, signal, onEvent, profile);
   }
 
   /**
@@ -183,7 +187,7 @@ export class S3Store {
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
         ?.httpStatusCode;
       if (status === 404) return null;
-      throw s3Error(error, { bucket, key, endpoint: this.#options.endpoint });
+      throw s3Error(error, this.#where(bucket, key));
     }
   }
 
@@ -203,7 +207,7 @@ export class S3Store {
     } catch (error) {
       const name = (error as { name?: string }).name;
       if (name === 'NoSuchKey' || name === 'NotFound') return undefined;
-      throw s3Error(error, { bucket, key, endpoint: this.#options.endpoint });
+      throw s3Error(error, this.#where(bucket, key));
     }
   }
 
@@ -229,7 +233,7 @@ export class S3Store {
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
         ?.httpStatusCode;
       if (status === 412 || status === 409) return false;
-      throw s3Error(error, { ...object, endpoint: this.#options.endpoint });
+      throw s3Error(error, this.#where(object.bucket, object.key));
     }
   }
 
@@ -239,7 +243,7 @@ export class S3Store {
     try {
       await this.#client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
     } catch (error) {
-      throw s3Error(error, { bucket, key, endpoint: this.#options.endpoint });
+      throw s3Error(error, this.#where(bucket, key));
     }
   }
 
@@ -250,7 +254,7 @@ export class S3Store {
   async probe(object: S3Object): Promise<void> {
     await this.#checkBucket(object);
     const { CreateMultipartUploadCommand, AbortMultipartUploadCommand } = this.#s3;
-    const where = { ...object, endpoint: this.#options.endpoint };
+    const where = this.#where(object.bucket, object.key);
     let uploadId: string | undefined;
     try {
       ({ UploadId: uploadId } = await this.#client.send(
@@ -280,6 +284,11 @@ export class S3Store {
     this.#client.destroy();
   }
 
+  /** What an error line names: the object, the endpoint, and the profile. */
+  #where(bucket: string, key: string) {
+    return { bucket, key, endpoint: this.#options.endpoint, profile: this.#profile };
+  }
+
   #checkBucket(object: S3Object): Promise<void> {
     let check = this.#buckets.get(object.bucket);
     if (check === undefined) {
@@ -293,7 +302,7 @@ export class S3Store {
           const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata
             ?.httpStatusCode;
           // 403 on HeadBucket only means no s3:ListBucket; PutObject may still be allowed.
-          if (status !== 403) throw s3Error(error, { ...object, endpoint: this.#options.endpoint });
+          if (status !== 403) throw s3Error(error, this.#where(object.bucket, object.key));
         }
       })();
       this.#buckets.set(object.bucket, check);
@@ -630,18 +639,22 @@ export class S3Sink implements StagedSink {
       this.#failure ??= error;
       this.#wake();
       this.#cancel.abort(error);
-      while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
-      this.#releaseBuffers();
-      // A Create still in flight is not cancelled (S3 may have made the upload already): it is
-      // waited for briefly, and aborted whenever it lands.
-      const created = this.#created?.catch(() => undefined);
-      void created?.then((id) => (id === undefined ? undefined : this.#abort(id)));
-      const uploadId = await Promise.race([
-        created,
-        delay(CREATE_GRACE_MS, undefined, { ref: false }),
-      ]);
-      if (uploadId !== undefined) await this.#abort(uploadId);
-      this.#reject(this.#failure);
+      try {
+        while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+        this.#releaseBuffers();
+        // A Create still in flight is not cancelled (S3 may have made the upload already): it
+        // is waited for briefly, and aborted whenever it lands.
+        const created = this.#created?.catch(() => undefined);
+        void created?.then((id) => (id === undefined ? undefined : this.#abort(id)));
+        const uploadId = await Promise.race([
+          created,
+          delay(CREATE_GRACE_MS, undefined, { ref: false }),
+        ]);
+        if (uploadId !== undefined) await this.#abort(uploadId);
+      } finally {
+        // Whatever happened above, `done` settles: a discard and the commit wait for it.
+        this.#reject(this.#failure);
+      }
     })();
     return this.#closing;
   }
@@ -677,15 +690,21 @@ export class S3Sink implements StagedSink {
       .then(
         () => {},
         (error: unknown) => {
+          const e = error as { name?: string; message?: string };
+          // The upload is gone already (a retry after a lost answer, a lifecycle rule).
+          if (e.name === 'NoSuchUpload') return;
           this.#aborted = undefined; // failed: whoever asks next sends it again
           // Said at once, whatever the run reports as its error: the parts are stored and
-          // billed until someone aborts the upload.
-          this.#onEvent?.({
-            event: 'abort-failed',
-            location: this.location,
-            uploadId,
-            reason: this.#error(error).message,
-          });
+          // billed until someone aborts the upload. A listener's own failure must not keep
+          // the upload from settling.
+          try {
+            this.#onEvent?.({
+              event: 'abort-failed',
+              location: this.location,
+              uploadId,
+              reason: e.name && e.message ? `${e.name}: ${e.message}` : String(error),
+            });
+          } catch {}
         },
       );
     return this.#aborted;
@@ -716,7 +735,13 @@ export class S3Sink implements StagedSink {
 /** One clear line for the S3 failures users actually meet, naming bucket and key. */
 export function s3Error(
   error: unknown,
-  where: { bucket: string; key: string; endpoint?: string | undefined },
+  where: {
+    bucket: string;
+    key: string;
+    endpoint?: string | undefined;
+    /** AWS_PROFILE, when set. */
+    profile?: string | undefined;
+  },
 ): SpotifyBatchError {
   const err = error as {
     name?: string;
@@ -744,7 +769,9 @@ export function s3Error(
   ) {
     return make(
       'ERR_CONFIG',
-      `no AWS credentials found for ${url}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with a role`,
+      where.profile === undefined
+        ? `no AWS credentials found for ${url}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with a role`
+        : `no AWS credentials found for ${url} through profile ${where.profile} (AWS_PROFILE): check that ~/.aws/config or ~/.aws/credentials has it and that it gives credentials (an SSO profile needs \`aws sso login\`), or unset AWS_PROFILE`,
     );
   }
   if (
