@@ -1,48 +1,44 @@
 /**
  * Reference (a) "the floor": fetch the same pages with the same concurrency and discard them.
  * Same token flow, the same undici Agent settings and the same lean undici import as the pipeline
- * (src/sources/http.ts); no parsing, no output.
+ * (src/sources/http.ts); no parsing, no output, and nothing else loaded.
  * With PARSE=1 each page is also decoded and JSON.parse'd (then discarded): what any client that
  * reads the albums must pay at least, above the fetching.
  * With PARSE=rows each parsed page is also made into rows and CSV bytes (the project's own
- * albumToRows and csvRecord, in a plain loop, written to nothing): the least a pipeline on one
- * thread must pay for the same work, without streams.
- * With PARSE=worker each page's bytes are handed (transferred, not copied) to one worker thread
- * that decodes and JSON.parses them: the least any design that parses off the fetching thread
- * must pay. WORKERS=N spreads the pages over N such threads. With PARSE=worker-rows the worker
- * also makes the rows and CSV and hands the bytes back (transferred): a parallel pipeline's least.
- * Env: SPOTIFY_API_URL, CONCURRENCY, ALBUMS, PARSE, WORKERS.
+ * albumToRows and csvRecord, default settings, in a plain loop, written nowhere): the least a
+ * pipeline on one thread pays for the same work, without streams.
+ * With PARSE=worker-rows each page's bytes are handed (transferred, not copied) to a worker
+ * thread that parses them, makes the rows and CSV and hands the bytes back; at most CONCURRENCY
+ * pages wait for it, as a pipeline's backpressure would hold them: the least a design that does
+ * that work off the fetching thread pays.
+ * Env: SPOTIFY_API_URL, CONCURRENCY, ALBUMS, PARSE.
  */
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { csvRecord } from '../src/transforms/csv.ts';
-import { albumToRows } from '../src/transforms/rows.ts';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 
-const out = Buffer.allocUnsafe(1 << 20);
-/** A page's rows as CSV, encoded into one reused buffer; how many bytes. */
-function toCsv(json: { albums: { items: unknown[] } }): number {
-  let at = 0;
-  for (const album of json.albums.items) {
-    for (const row of albumToRows(album)) at += out.write(csvRecord(row, true), at);
-  }
-  return at;
+/** A page's rows as CSV (the pipeline's defaults), in one reused buffer: a view of its bytes. */
+async function csvEncoder(): Promise<(json: { albums: { items: unknown[] } }) => Buffer> {
+  const [{ albumToRows }, { csvRecord }] = await Promise.all([
+    import('../src/transforms/rows.ts'),
+    import('../src/transforms/csv.ts'),
+  ]);
+  const out = Buffer.allocUnsafe(1 << 20);
+  return (json) => {
+    let at = 0;
+    for (const album of json.albums.items) {
+      for (const row of albumToRows(album)) at += out.write(csvRecord(row, false), at);
+    }
+    return out.subarray(0, at);
+  };
 }
 
 if (!isMainThread) {
-  // A worker: decode and parse every page it is handed (and with rows, make its CSV and hand
-  // the bytes back); answer the count when told to end.
-  let pages = 0;
-  parentPort?.on('message', (message: ArrayBuffer | 'end') => {
-    if (message === 'end') {
-      parentPort?.postMessage(pages);
-      return;
-    }
-    const json = JSON.parse(Buffer.from(message).toString('utf8'));
-    pages++;
-    // Every page is answered, so the fetching thread can bound the pages in the worker's queue.
-    if (workerData?.rows) {
-      const csv = new Uint8Array(out.subarray(0, toCsv(json))); // a copy, with its own ArrayBuffer
-      parentPort?.postMessage(csv.buffer, [csv.buffer]);
-    } else parentPort?.postMessage('page');
+  // The worker: parse each page it is handed, make its CSV and hand the bytes back.
+  const toCsv = await csvEncoder();
+  parentPort?.on('message', (message: ArrayBuffer) => {
+    const view = toCsv(JSON.parse(Buffer.from(message).toString('utf8')));
+    // A copy with its own ArrayBuffer, transferred back (the pipeline would write it).
+    const csv = new Uint8Array(view);
+    parentPort?.postMessage(csv.buffer, [csv.buffer]);
   });
 } else {
   await main();
@@ -54,29 +50,22 @@ async function main(): Promise<void> {
   const concurrency = Number(process.env.CONCURRENCY ?? 4);
   const albums = Number(process.env.ALBUMS);
   const parse = process.env.PARSE === '0' ? '' : (process.env.PARSE ?? '');
-  if (!['', '1', 'rows', 'worker', 'worker-rows'].includes(parse))
-    throw new Error(`PARSE must be 0, 1, rows, worker or worker-rows, got ${parse}`);
+  if (!['', '1', 'rows', 'worker-rows'].includes(parse))
+    throw new Error(`PARSE must be 0, 1, rows or worker-rows, got ${parse}`);
+  const toCsv = parse === 'rows' ? await csvEncoder() : undefined;
   let csvBytes = 0;
-  // Pages handed to workers and not yet answered: at most `concurrency`, as a pipeline's
-  // backpressure would hold them (without it a slower worker's queue grows without bound).
+  // Pages handed to the worker and not answered yet.
   let queued = 0;
   const waiting: (() => void)[] = [];
-  const workers =
-    parse === 'worker' || parse === 'worker-rows'
-      ? Array.from({ length: Number(process.env.WORKERS ?? 1) }, () => {
-          const worker = new Worker(new URL(import.meta.url), {
-            workerData: { rows: parse === 'worker-rows' },
-          });
-          // A page's answer (its CSV, which the pipeline would write), or the count at the end.
-          worker.on('message', (m: ArrayBuffer | 'page' | number) => {
-            if (typeof m === 'number') return;
-            if (m !== 'page') csvBytes += m.byteLength;
-            queued--;
-            waiting.shift()?.();
-          });
-          return worker;
-        })
-      : [];
+  let worker: Worker | undefined;
+  if (parse === 'worker-rows') {
+    worker = new Worker(new URL(import.meta.url));
+    worker.on('message', (csv: ArrayBuffer) => {
+      csvBytes += csv.byteLength;
+      queued--;
+      waiting.shift()?.();
+    });
+  }
   const agent = new Agent({ connections: concurrency + 1, keepAliveTimeout: 30_000 });
   const token = await request(agent, `${base}/api/token`, {
     method: 'POST',
@@ -89,8 +78,6 @@ async function main(): Promise<void> {
 
   let next = 0;
   let bytes = 0;
-  let handed = 0;
-
   async function fetcher(): Promise<void> {
     while (next < albums) {
       const offset = next;
@@ -111,27 +98,19 @@ async function main(): Promise<void> {
       const page = Buffer.concat(chunks);
       bytes += page.length;
       if (parse === '1') JSON.parse(page.toString('utf8'));
-      else if (parse === 'rows') csvBytes += toCsv(JSON.parse(page.toString('utf8')));
-      else {
+      else if (toCsv) csvBytes += toCsv(JSON.parse(page.toString('utf8'))).length;
+      else if (worker) {
         while (queued >= concurrency) await new Promise<void>((resolve) => waiting.push(resolve));
         queued++;
-        // A page (~50 KB) is above the pool's size: Buffer.concat gave it its own ArrayBuffer.
-        const worker = workers[handed++ % workers.length] as Worker;
-        worker.postMessage(page.buffer, [page.buffer as ArrayBuffer]);
+        // Its own ArrayBuffer to transfer (a small page would share Node's pool).
+        const own = new Uint8Array(page);
+        worker.postMessage(own.buffer, [own.buffer]);
       }
     }
   }
   await Promise.all(Array.from({ length: concurrency }, fetcher));
+  while (queued > 0) await new Promise<void>((resolve) => waiting.push(resolve));
   await agent.close();
-  let parsed = 0;
-  for (const worker of workers) {
-    worker.postMessage('end');
-    parsed += await new Promise<number>((resolve) =>
-      worker.on('message', (m) => typeof m === 'number' && resolve(m)),
-    );
-    await worker.terminate();
-  }
-  process.stderr.write(
-    `floor: ${bytes} bytes${csvBytes ? `, ${csvBytes} bytes of CSV` : ''}${workers.length ? `, ${parsed} pages parsed in workers` : ''}\n`,
-  );
+  await worker?.terminate();
+  process.stderr.write(`floor: ${bytes} bytes${csvBytes ? `, ${csvBytes} bytes of CSV` : ''}\n`);
 }

@@ -228,25 +228,25 @@ async function staticFloor(o: Issue13Options, tmp: string, nginx: string): Promi
     {
       name: 'floor: fetch and discard (`node bench/floor.ts`)',
       command: process.execPath,
-      args: [join(root, 'bench/floor.ts')],
+      args: ['--max-semi-space-size=8', join(root, 'bench/floor.ts')],
       env: { CONCURRENCY: '8', ALBUMS: String(albums) },
     },
     {
       name: 'reference: fetch, JSON.parse and discard (`PARSE=1 node bench/floor.ts`)',
       command: process.execPath,
-      args: [join(root, 'bench/floor.ts')],
+      args: ['--max-semi-space-size=8', join(root, 'bench/floor.ts')],
       env: { CONCURRENCY: '8', ALBUMS: String(albums), PARSE: '1' },
     },
     {
       name: 'reference: fetch, JSON.parse, rows and CSV in a plain loop, one thread (`PARSE=rows`)',
       command: process.execPath,
-      args: [join(root, 'bench/floor.ts')],
+      args: ['--max-semi-space-size=8', join(root, 'bench/floor.ts')],
       env: { CONCURRENCY: '8', ALBUMS: String(albums), PARSE: 'rows' },
     },
     {
       name: 'reference: fetch; JSON.parse, rows and CSV in a worker thread, bytes handed back (`PARSE=worker-rows`)',
       command: process.execPath,
-      args: [join(root, 'bench/floor.ts')],
+      args: ['--max-semi-space-size=8', join(root, 'bench/floor.ts')],
       env: { CONCURRENCY: '8', ALBUMS: String(albums), PARSE: 'worker-rows' },
     },
   ];
@@ -273,7 +273,7 @@ async function staticFloor(o: Issue13Options, tmp: string, nginx: string): Promi
   );
   return `## Throughput against a static floor (${en(albums)} albums → /dev/null, ${runs} runs, interleaved)
 
-nginx (${spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim().replace('nginx version: ', '') || 'nginx'}; its own process, one worker, no access log) serves every page from a file rendered ahead by the emulator, so the source costs almost nothing. Process wall time includes Node's start-up for every row. CPU is the process's own user + system time (all its threads). The references use the project's own \`albumToRows\` and \`csvRecord\` in plain loops, writing the CSV nowhere: no streams, no outputs, no state; they bound what any design of this work costs on this machine, with pages parsed by JSON.parse.
+nginx (${spawnSync(nginx, ['-v'], { encoding: 'utf8' }).stderr.trim().replace('nginx version: ', '') || 'nginx'}; its own process, one worker, no access log) serves every page from a file rendered ahead by the emulator, so the source costs almost nothing. Process wall time includes Node's start-up for every row. CPU is the process's own user + system time (all its threads). The floor and the references run with the bin's young generation (\`--max-semi-space-size=8\`). The references use the project's own \`albumToRows\` and \`csvRecord\` in plain loops, writing the CSV nowhere: no streams, no outputs, no state; they bound what any design of this work costs on this machine, with pages parsed by JSON.parse.
 
 | process | wall s, median (min–max) | CPU s, median | peak RSS MiB, median |
 | --- | --- | --- | --- |

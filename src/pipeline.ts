@@ -422,8 +422,9 @@ export async function run(
       notWritten: outputClosed
         ? [plan.rejects, plan.raw, plan.report, plan.state].filter((l) => l !== undefined)
         : [],
+      // Not written when the reader left early (it is in notWritten).
       state:
-        state === undefined
+        state === undefined || outputClosed
           ? null
           : {
               location: state.location,

@@ -442,3 +442,40 @@ test('the progress line counts toward what the run will take: Spotify’s total,
   stats.totalAlbums = 50;
   assert.match(progressLine(stats, 2, 100), /40 of 50 albums/);
 });
+
+test('no AWS credentials: exit 2 with one line, naming AWS_PROFILE when it is the profile that gave none', async () => {
+  const { AWS_ACCESS_KEY_ID: _, AWS_SECRET_ACCESS_KEY: __, ...noKeys } = s3.env;
+  // A HOME without ~/.aws, and no instance metadata: the SDK's chain finds nothing.
+  const env = { ...noKeys, ...emulatorEnv(emulator), HOME: dir, AWS_EC2_METADATA_DISABLED: 'true' };
+  const args = ['new-releases', '--out', 's3://layer/no-credentials.csv'];
+  const without = await runCli(args, { env });
+  assert.equal(without.status, 2, without.stderr);
+  assert.equal(
+    without.stderr,
+    'spotify-batch: error: no AWS credentials found for s3://layer/no-credentials.csv: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with a role\n',
+  );
+  const profile = await runCli(args, { env: { ...env, AWS_PROFILE: 'nope' } });
+  assert.equal(profile.status, 2, profile.stderr);
+  assert.match(
+    profile.stderr,
+    /^spotify-batch: error: no AWS credentials found for s3:\/\/layer\/no-credentials\.csv through profile nope \(AWS_PROFILE\): check that ~\/\.aws\/config or ~\/\.aws\/credentials has it .*, or unset AWS_PROFILE\n$/,
+  );
+  assert.equal(await s3.getObject('layer', 'no-credentials.csv'), undefined);
+});
+
+test('help examples fit an 80-column terminal, long ones continued with a backslash', async () => {
+  const help = JSON.parse(
+    await readFile(new URL('../dist/src/cli/help.json', import.meta.url), 'utf8'),
+  ) as { help: Record<string, string> };
+  let lines = 0;
+  for (const [key, text] of Object.entries(help.help)) {
+    const block = /Examples:\n([\s\S]*?)(?:\n\n|$)/.exec(text)?.[1];
+    if (block === undefined) continue;
+    for (const line of block.trimEnd().split('\n')) {
+      lines++;
+      assert.ok(line.length <= 78, `${key}: ${line.length} columns: ${line}`);
+      assert.match(line, /^ {2}(# |spotify-batch )| {4}--/, `${key}: ${line}`);
+    }
+  }
+  assert.ok(lines >= 20, `${lines} example lines`);
+});

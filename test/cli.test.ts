@@ -253,13 +253,28 @@ test('a reader that goes away (| head) ends the run quietly with status 0', asyn
   assert.ok(requests < 100, `${requests} requests`);
 });
 
-test('a reader that goes away: the raw landing and the report are not written, and the summary says so', async () => {
+test('a reader that goes away: rejects, raw landing, report and state are not written, and the summary says so', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-closed-'));
+  const rejects = join(dir, 'rejects.ndjson');
   const raw = join(dir, 'raw.ndjson.gz');
   const report = join(dir, 'report.html');
+  const state = join(dir, 'state.json');
   const child = spawn(
     process.execPath,
-    [CLI, 'new-releases', '--concurrency', '2', '--raw', raw, '--report', report],
+    [
+      CLI,
+      'new-releases',
+      '--concurrency',
+      '2',
+      '--rejects',
+      rejects,
+      '--raw',
+      raw,
+      '--report',
+      report,
+      '--state',
+      state,
+    ],
     {
       env: { PATH: process.env.PATH, ...emulatorEnv(emulator) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -273,9 +288,12 @@ test('a reader that goes away: the raw landing and the report are not written, a
   const [status] = (await once(child, 'close')) as [number | null];
   assert.equal(status, 0, stderr);
   assert.ok(
-    stderr.includes(`reader closed the output early, so not written: ${raw}, ${report}`),
+    stderr.includes(
+      `reader closed the output early, so not written: ${rejects}, ${raw}, ${report}, ${state})`,
+    ),
     stderr,
   );
+  assert.doesNotMatch(stderr, /state: \d+ new/);
   assert.deepEqual(await readdir(dir), []);
 });
 

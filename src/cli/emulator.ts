@@ -62,7 +62,7 @@ export const emulatorOptions = (y: Argv) =>
     .epilog(
       examples([
         [
-          '$0 emulator --port 8080 --albums 1000 --fault 429:every=7 --fault reset:every=11',
+          ['$0 emulator --port 8080 --albums 1000', '--fault 429:every=7 --fault reset:every=11'],
           'a flaky API on a fixed port',
         ],
         ['$0 emulator --malformed 3', 'three bad albums, for --rejects'],

@@ -404,7 +404,10 @@ function commandLine(
                 'a multipart upload to S3',
               ],
               [
-                "$0 new-releases --market SE,US --out 's3://my-bucket/dt={date}/market={market}/a.csv'",
+                [
+                  '$0 new-releases --market SE,US',
+                  "--out 's3://my-bucket/dt={date}/market={market}/albums.csv'",
+                ],
                 'one object per market, published together, then _manifest.json',
               ],
               [
@@ -435,7 +438,10 @@ function commandLine(
             .epilog(
               `${examples([
                 [
-                  '$0 replay --from raw/2026-11-25.ndjson.gz --model star --format parquet --out star/',
+                  [
+                    '$0 replay --from raw/2026-11-25.ndjson.gz',
+                    '--model star --format parquet --out star/',
+                  ],
                   'yesterday’s pull again, as Parquet star tables',
                 ],
               ])}\n\n${EXIT_STATUSES}`,
@@ -451,7 +457,10 @@ function commandLine(
             .epilog(
               `${examples([
                 [
-                  "$0 check --market SE,US --out 's3://my-bucket/dt={date}/market={market}/albums.csv'",
+                  [
+                    '$0 check --market SE,US',
+                    "--out 's3://my-bucket/dt={date}/market={market}/albums.csv'",
+                  ],
                   'before scheduling a pull',
                 ],
               ])}\n\n${EXIT_STATUSES}`,

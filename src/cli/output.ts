@@ -87,7 +87,7 @@ export function describeEvent(e: RunEvent): string {
       return `${NAME}: market ${e.market} failed and is skipped: ${e.reason}`;
     case 'abort-failed': {
       const { bucket, key } = splitS3(e.location);
-      return `${NAME}: warning: could not abort the multipart upload of ${e.location} (${e.reason}): its parts stay stored, and billed, until \`aws s3api abort-multipart-upload --bucket ${bucket} --key ${key} --upload-id ${e.uploadId}\` or a lifecycle rule (AbortIncompleteMultipartUpload) removes them; no object was written`;
+      return `${NAME}: warning: could not abort the multipart upload of ${e.location} (${e.reason}): its parts stay stored, and billed, until \`aws s3api abort-multipart-upload --bucket ${shellWord(bucket)} --key ${shellWord(key)} --upload-id ${shellWord(e.uploadId)}\` or a lifecycle rule (AbortIncompleteMultipartUpload) removes them; no object was written`;
     }
     case 'rate-limited':
       return `${
@@ -99,12 +99,27 @@ export function describeEvent(e: RunEvent): string {
 }
 
 /**
- * A command's examples for its help epilog: each command on a line of its own, its purpose
- * indented below. yargs' own .example() lays them out in two columns and breaks a long command
- * (an S3 URL) in the middle of a token, which cannot be copied and pasted.
+ * A command's examples for its help epilog, as a shell would take them: the purpose as a
+ * comment, then the command, continued with `\` where it is long. yargs' own .example() lays
+ * them out in two columns and breaks long commands (S3 URLs) mid-token, which cannot be pasted;
+ * every line here fits an 80-column terminal (test/cli-layer.test.ts checks it).
  */
-export function examples(list: [command: string, purpose: string][]): string {
-  return `Examples:\n${list.map(([command, purpose]) => `  ${command}\n      ${purpose}`).join('\n')}`;
+export function examples(list: [command: string | string[], purpose: string][]): string {
+  const lines = list.flatMap(([command, purpose]) => {
+    const parts = typeof command === 'string' ? [command] : command;
+    return [
+      `  # ${purpose}`,
+      ...parts.map(
+        (part, i) => `${i === 0 ? '  ' : '    '}${part}${i < parts.length - 1 ? ' \\' : ''}`,
+      ),
+    ];
+  });
+  return `Examples:\n${lines.join('\n')}`;
+}
+
+/** `text` as one word for a POSIX shell: as it is when that is safe, else single-quoted. */
+export function shellWord(text: string): string {
+  return /^[\w./=:@%+-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
 /** `s3://bucket/key` → its bucket and key. */
@@ -149,10 +164,11 @@ export class Log {
     this.#draw();
   }
 
+  /** An event's line; --quiet keeps only the warnings (what a run left behind). */
   event(e: RunEvent): void {
     const { event, ...rest } = e;
     if (this.#o.json) this.#json(event, rest);
-    else if (!this.#o.quiet) this.line(describeEvent(e));
+    else if (!this.#o.quiet || event === 'abort-failed') this.line(describeEvent(e));
   }
 
   report(r: RunReport): void {
