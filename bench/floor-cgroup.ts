@@ -63,6 +63,8 @@ export async function floorCgroup(
   ];
   const tmp = await mkdtemp(join(tmpdir(), 'spotify-batch-floor-cgroup-'));
   const peaks = new Map<string, number[]>();
+  /** Runs the OOM killer ended, per case and size (the worker variant sits near the limit). */
+  const killed = new Map<string, number>();
   try {
     for (const albums of [small, large]) {
       const source = await startStaticSource(nginx, join(tmp, `static-${albums}`), albums);
@@ -76,9 +78,13 @@ export async function floorCgroup(
               command === node[0] ? args : [...args, '--quiet', '-c', '8'],
               { ...env, ...source.env, CONCURRENCY: '8', ALBUMS: String(albums), PARSE: c.parse },
             );
+            const key = `${c.name}|${albums}`;
+            if (r.oomKilled) {
+              killed.set(key, (killed.get(key) ?? 0) + 1);
+              continue;
+            }
             if (r.code !== 0)
               throw new Error(`${c.name} at ${albums}: exit ${r.code}\n${r.stderr}`);
-            const key = `${c.name}|${albums}`;
             peaks.set(key, [...(peaks.get(key) ?? []), r.peakBytes / MiB]);
           }
         }
@@ -93,11 +99,19 @@ export async function floorCgroup(
     `| process, inside 128 MiB (cgroup v${cgroups.version}), ${runs} runs | ${en(small)} albums, peak MiB | ${en(large)} albums, peak MiB | ratio |`,
     '| --- | --- | --- | --- |',
   ];
+  /** The median peak of the runs that completed, and how many the OOM killer ended. */
+  const cell = (key: string) => {
+    const done = peaks.get(key) ?? [];
+    const kills = killed.get(key) ?? 0;
+    const peak = done.length > 0 ? median(done).toFixed(1) : '–';
+    return kills > 0 ? `${peak} (**OOM-killed in ${kills} of ${runs}**)` : peak;
+  };
   for (const c of cases) {
     const atSmall = median(peaks.get(`${c.name}|${small}`) ?? []);
     const atLarge = median(peaks.get(`${c.name}|${large}`) ?? []);
+    const ratio = Number.isFinite(atLarge / atSmall) ? `${(atLarge / atSmall).toFixed(2)}×` : '–';
     lines.push(
-      `| ${c.name} | ${atSmall.toFixed(1)} | ${atLarge.toFixed(1)} | ${(atLarge / atSmall).toFixed(2)}× |`,
+      `| ${c.name} | ${cell(`${c.name}|${small}`)} | ${cell(`${c.name}|${large}`)} | ${ratio} |`,
     );
   }
   return lines.join('\n');
