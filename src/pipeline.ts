@@ -70,6 +70,8 @@ export interface RunReport
   manifest: string | null;
   /** Where the HTML report went (`--report`), when one was written. */
   report: string | null;
+  /** Where the raw landing went (`--raw`), when one was written. */
+  raw: string | null;
   marketsFailed: MarketFailure[];
   /** stdout only: the reader went away before the end (e.g. `| head`); not an error. */
   outputClosed: boolean;
@@ -417,6 +419,7 @@ export async function run(
       outputs,
       manifest,
       report: outputClosed ? null : (plan.report ?? null),
+      raw: outputClosed ? null : (plan.raw ?? null),
       marketsFailed: failures,
       outputClosed,
       notWritten: outputClosed

@@ -95,6 +95,7 @@ test('the emulator command validates its numbers', async () => {
     [['--latency', '-1'], /option --latency must be a whole number, got "-1"/],
     [['--port', '70000'], /option --port must be 0\.\.65535, got 70000/],
     [['--malformed', '5', '--albums', '3'], /option --malformed must be 0\.\.3, got 5/],
+    [['--empty-market', 'XX'], /option --empty-market: XX is not a Spotify market/],
   ] as const) {
     const result = await runCli(['emulator', ...args]);
     assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);

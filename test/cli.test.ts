@@ -168,6 +168,11 @@ const usage: [string, string[], RegExp][] = [
     ['new-releases', '--api-url', 'nope'],
     /option --api-url must be an http\(s\) URL, got nope/,
   ],
+  [
+    '--out s3:// with no bucket',
+    ['new-releases', '--out', 's3://'],
+    /s3:\/\/ names a folder; name a file \(e\.g\. s3:\/\/my-bucket\/albums\.csv\)/,
+  ],
 ];
 for (const [name, args, message] of usage) {
   test(`usage error, exit 2, one line: ${name}`, async () => {
@@ -179,12 +184,20 @@ for (const [name, args, message] of usage) {
   });
 }
 
-test('missing credentials: exit 2 naming the variables', async () => {
+test('missing credentials: exit 2 naming the variables that are missing', async () => {
   const result = await runCli(['new-releases'], { env: { SPOTIFY_API_URL: emulator.url } });
   assert.equal(result.status, 2);
   assert.equal(
     result.stderr,
     'spotify-batch: error: missing Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or pass --env-file FILE)\n',
+  );
+  const noSecret = await runCli(['new-releases'], {
+    env: { SPOTIFY_API_URL: emulator.url, SPOTIFY_CLIENT_ID: 'id' },
+  });
+  assert.equal(noSecret.status, 2);
+  assert.equal(
+    noSecret.stderr,
+    'spotify-batch: error: missing Spotify credentials: set SPOTIFY_CLIENT_SECRET (or pass --env-file FILE)\n',
   );
 });
 

@@ -52,6 +52,10 @@ test(
       { env: emulatorEnv(emulator) },
     );
     assert.equal(live.status, 0, live.stderr);
+    assert.ok(
+      live.stderr.includes(`, raw ${raw}`),
+      `the summary names the raw landing: ${live.stderr}`,
+    );
     const requests = emulator.stats.apiRequests;
     const lines = (await import('node:zlib'))
       .gunzipSync(await readFile(raw))

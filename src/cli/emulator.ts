@@ -116,7 +116,7 @@ export async function runEmulator(args: EmulatorArgs): Promise<void> {
     prerender: args.prerender ?? false,
     // Spread evenly, so the bad albums land on several pages.
     malformed: Array.from({ length: malformed }, (_, i) => Math.floor((i * albums) / malformed)),
-    emptyMarkets: parseMarkets(args['empty-market'] ?? []),
+    emptyMarkets: parseMarkets(args['empty-market'] ?? [], '--empty-market'),
     emptyQueries: (args['empty-query'] ?? []).map(String),
   }).catch((error: unknown) => {
     throw usageError(`emulator: ${(error as Error).message}`);

@@ -63,6 +63,8 @@ export function summary(r: RunReport): string {
       `state: ${r.state.new} new, ${r.state.seen} seen before${r.state.droppedByTtl ? `, ${r.state.droppedByTtl} expired` : ''}`,
     );
   }
+  if (r.raw !== null) extra.push(`raw ${r.raw}`);
+  if (r.report !== null) extra.push(`report ${r.report}`);
   if (r.manifest !== null) extra.push(`manifest ${r.manifest}`);
   const head = `${NAME}: ${counts.join(', ')}, ${humanBytes(r.serializedBytes)} → ${target} in ${r.seconds.toFixed(2)} s${extra.length ? ` (${extra.join(', ')})` : ''}`;
   if (one) return head;

@@ -197,7 +197,7 @@ const KNOWN = new Set<string>(SPOTIFY_MARKETS);
  * `--market` values (repeated, comma lists, `all`) as a list of distinct upper-case codes in
  * the order given. Unknown codes are usage errors naming them.
  */
-export function parseMarkets(values: readonly string[]): string[] {
+export function parseMarkets(values: readonly string[], flag = '--market'): string[] {
   const out: string[] = [];
   for (const value of values.flatMap((v) => v.split(','))) {
     const code = value.trim().toUpperCase();
@@ -206,14 +206,14 @@ export function parseMarkets(values: readonly string[]): string[] {
     for (const c of codes) {
       if (!KNOWN.has(c)) {
         throw usageError(
-          `option --market: ${value.trim()} is not a Spotify market (ISO 3166-1 alpha-2, or all)`,
+          `option ${flag}: ${value.trim()} is not a Spotify market (ISO 3166-1 alpha-2, or all)`,
         );
       }
       if (!out.includes(c)) out.push(c);
     }
   }
   if (values.length > 0 && out.length === 0) {
-    throw usageError('option --market is empty: name ISO codes (SE,US), or all');
+    throw usageError(`option ${flag} is empty: name ISO codes (SE,US), or all`);
   }
   return out;
 }

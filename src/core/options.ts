@@ -573,7 +573,7 @@ export function normalizeOptions(
       throw usageError('option --columns does not apply to --model star');
   } else if (out.endsWith('/')) {
     throw usageError(
-      `option --out: ${out} names a folder; name a file (e.g. ${out}albums.csv), or use --model star for tables in a folder`,
+      `option --out: ${out} names a folder; name a file (e.g. ${out === 's3://' ? 's3://my-bucket/' : out}albums.csv), or use --model star for tables in a folder`,
     );
   }
   // Validate the shape now, with sample values, so a bad --out fails before any request.
@@ -606,8 +606,12 @@ export function normalizeOptions(
     nonEmpty(options.clientSecret, env.SPOTIFY_CLIENT_SECRET, env.CLIENT_SECRET) ?? '';
   // A replay calls no API: no credentials needed.
   if (from.length === 0 && (!clientId || !clientSecret)) {
+    const missing = [
+      ...(clientId ? [] : ['SPOTIFY_CLIENT_ID']),
+      ...(clientSecret ? [] : ['SPOTIFY_CLIENT_SECRET']),
+    ];
     throw usageError(
-      'missing Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (or pass --env-file FILE)',
+      `missing Spotify credentials: set ${missing.join(' and ')} (or pass --env-file FILE)`,
     );
   }
   return {
