@@ -244,9 +244,11 @@ test('--help teaches: commands, examples, exit statuses', async () => {
   }
 });
 
-test('a reader that goes away (| head) ends the run quietly with status 0', async () => {
-  const requestsBefore = emulator.stats.apiRequests;
-  const child = spawn(process.execPath, [CLI, 'new-releases', '--concurrency', '2'], {
+/** `spotify-batch new-releases …args` to stdout, read by a reader that leaves after one chunk. */
+async function pullIntoClosingReader(
+  args: string[],
+): Promise<{ status: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'new-releases', '--concurrency', '2', ...args], {
     env: { PATH: process.env.PATH, ...emulatorEnv(emulator) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -256,6 +258,12 @@ test('a reader that goes away (| head) ends the run quietly with status 0', asyn
   });
   child.stdout.once('data', () => child.stdout.destroy());
   const [status] = (await once(child, 'close')) as [number | null];
+  return { status, stderr };
+}
+
+test('a reader that goes away (| head) ends the run quietly with status 0', async () => {
+  const requestsBefore = emulator.stats.apiRequests;
+  const { status, stderr } = await pullIntoClosingReader([]);
   assert.equal(status, 0, stderr);
   assert.doesNotMatch(stderr, /error|\n\s+at /i);
   assert.match(stderr, /reader closed the output early/);
@@ -272,33 +280,16 @@ test('a reader that goes away: rejects, raw landing, report and state are not wr
   const raw = join(dir, 'raw.ndjson.gz');
   const report = join(dir, 'report.html');
   const state = join(dir, 'state.json');
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'new-releases',
-      '--concurrency',
-      '2',
-      '--rejects',
-      rejects,
-      '--raw',
-      raw,
-      '--report',
-      report,
-      '--state',
-      state,
-    ],
-    {
-      env: { PATH: process.env.PATH, ...emulatorEnv(emulator) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  child.stdout.once('data', () => child.stdout.destroy());
-  const [status] = (await once(child, 'close')) as [number | null];
+  const { status, stderr } = await pullIntoClosingReader([
+    '--rejects',
+    rejects,
+    '--raw',
+    raw,
+    '--report',
+    report,
+    '--state',
+    state,
+  ]);
   assert.equal(status, 0, stderr);
   assert.ok(
     stderr.includes(

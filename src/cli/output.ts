@@ -87,10 +87,8 @@ export function describeEvent(e: RunEvent): string {
       return `${NAME}: retrying: attempt ${e.attempt} failed: ${e.reason} (next try in ${(e.delayMs / 1000).toFixed(1)} s)`;
     case 'market-failed':
       return `${NAME}: market ${e.market} failed and is skipped: ${e.reason}`;
-    case 'abort-failed': {
-      const { bucket, key } = splitS3(e.location);
-      return `${NAME}: warning: could not abort the multipart upload of ${e.location} (${e.reason}): its parts stay stored, and billed, until \`aws s3api abort-multipart-upload --bucket ${shellWord(bucket)} --key ${shellWord(key)} --upload-id ${shellWord(e.uploadId)}\` or a lifecycle rule (AbortIncompleteMultipartUpload) removes them; no object was written`;
-    }
+    case 'abort-failed':
+      return `${NAME}: warning: could not abort the multipart upload of ${e.location} (${e.reason}): its parts stay stored, and billed, until \`aws s3api abort-multipart-upload --bucket ${shellWord(e.bucket)} --key ${shellWord(e.key)} --upload-id ${shellWord(e.uploadId)}\` or a lifecycle rule (AbortIncompleteMultipartUpload) removes them; no object was written`;
     case 'rate-limited':
       return `${
         e.retryAfter === null || e.retryAfter === 0
@@ -120,15 +118,8 @@ export function examples(list: [command: string | string[], purpose: string][]):
 }
 
 /** `text` as one word for a POSIX shell: as it is when that is safe, else single-quoted. */
-export function shellWord(text: string): string {
+function shellWord(text: string): string {
   return /^[\w./=:@%+-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
-}
-
-/** `s3://bucket/key` → its bucket and key. */
-function splitS3(location: string): { bucket: string; key: string } {
-  const rest = location.slice('s3://'.length);
-  const slash = rest.indexOf('/');
-  return { bucket: rest.slice(0, slash), key: rest.slice(slash + 1) };
 }
 
 const CLEAR_LINE = '\r\u001b[2K';

@@ -75,6 +75,8 @@ export type RunEvent =
       /** A failed output's multipart upload could not be aborted: its parts stay, billed. */
       event: 'abort-failed';
       location: string;
+      bucket: string;
+      key: string;
       uploadId: string;
       reason: string;
     };

@@ -701,6 +701,8 @@ export class S3Sink implements StagedSink {
             this.#onEvent?.({
               event: 'abort-failed',
               location: this.location,
+              bucket: this.#object.bucket,
+              key: this.#object.key,
               uploadId,
               reason: e.name && e.message ? `${e.name}: ${e.message}` : String(error),
             });
