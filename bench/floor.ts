@@ -1,11 +1,11 @@
 /**
  * Reference (a) "the floor": fetch the same pages with the same concurrency and discard them.
- * Same token flow, the same undici Agent settings and the same lean undici import as the pipeline
- * (src/sources/http.ts); no parsing, no output, and nothing else loaded.
+ * Same token flow, the same undici Agent settings and the same undici import as the pipeline
+ * (src/sources/client.ts); no parsing, no output, and nothing else loaded.
  * With PARSE=1 each page is also decoded and JSON.parse'd (then discarded): what any client that
  * reads the albums must pay at least, above the fetching.
  * With PARSE=rows each parsed page is also made into rows and CSV bytes (the project's own
- * albumToRows and csvRecord, default settings, in a plain loop, written nowhere): the least a
+ * albumToRows and csv-stringify's sync API with the pipeline's options, written nowhere): the least a
  * pipeline on one thread pays for the same work, without streams.
  * With PARSE=worker-rows each page's bytes are handed (transferred, not copied) to a worker
  * thread that parses them, makes the rows and CSV and hands the bytes back; at most CONCURRENCY
@@ -17,16 +17,14 @@ import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 
 /** A page's rows as CSV (the pipeline's defaults), in one reused buffer: a view of its bytes. */
 async function csvEncoder(): Promise<(json: { albums: { items: unknown[] } }) => Buffer> {
-  const [{ albumToRows }, { csvRecord }] = await Promise.all([
+  const [{ albumToRows }, { stringify }] = await Promise.all([
     import('../src/transforms/rows.ts'),
-    import('../src/transforms/csv.ts'),
+    import('csv-stringify/sync'),
   ]);
   const out = Buffer.allocUnsafe(1 << 20);
   return (json) => {
-    let at = 0;
-    for (const album of json.albums.items) {
-      for (const row of albumToRows(album)) at += out.write(csvRecord(row, false), at);
-    }
+    const rows = json.albums.items.flatMap((album) => albumToRows(album));
+    const at = out.write(stringify(rows, { record_delimiter: '\n', quote_record_delimiter: true }));
     return out.subarray(0, at);
   };
 }
@@ -45,7 +43,7 @@ if (!isMainThread) {
 }
 
 async function main(): Promise<void> {
-  const { Agent, request } = await import('../src/sources/http.ts');
+  const { Agent, request } = await import('undici');
   const base = process.env.SPOTIFY_API_URL as string;
   const concurrency = Number(process.env.CONCURRENCY ?? 4);
   const albums = Number(process.env.ALBUMS);
@@ -67,7 +65,8 @@ async function main(): Promise<void> {
     });
   }
   const agent = new Agent({ connections: concurrency + 1, keepAliveTimeout: 30_000 });
-  const token = await request(agent, `${base}/api/token`, {
+  const token = await request(`${base}/api/token`, {
+    dispatcher: agent,
     method: 'POST',
     headers: {
       authorization: `Basic ${Buffer.from('emulator-id:emulator-secret').toString('base64')}`,
@@ -83,11 +82,8 @@ async function main(): Promise<void> {
       const offset = next;
       next += 50;
       const res = await request(
-        agent,
         `${base}/v1/browse/new-releases?limit=50&offset=${offset}&locale=*`,
-        {
-          headers: { authorization: `Bearer ${token.access_token}` },
-        },
+        { dispatcher: agent, headers: { authorization: `Bearer ${token.access_token}` } },
       );
       if (parse === '') {
         for await (const chunk of res.body) bytes += chunk.length;

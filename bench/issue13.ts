@@ -33,7 +33,7 @@ const rssHook = join(root, 'bench/rss.mjs');
 /** The bin's shebang runs `node` from PATH: the Node running the bench comes first. */
 const PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`;
 
-const median = (xs: number[]): number => {
+export const median = (xs: number[]): number => {
   const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return Number.NaN;
   const mid = s.length >> 1;
@@ -52,7 +52,7 @@ interface Measured {
 }
 
 /** One process, not in a cgroup: wall time, VmHWM and CPU time from bench/rss.mjs. */
-async function measure(
+export async function measure(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
@@ -151,10 +151,6 @@ async function startup(o: Issue13Options, tmp: string): Promise<string> {
   const imports: [string, string][] = [
     ['bare `node` (ESM entry)', '0'],
     ["`import('undici')` (the npm package's index)", "await import('undici')"],
-    [
-      "undici's Agent and request() modules only, as src/sources/http.ts loads them (`undici/lib/dispatcher/agent.js`, `lib/api/api-request.js`)",
-      "const { createRequire } = await import('node:module'); const r = createRequire(process.cwd() + '/'); r('undici/lib/dispatcher/agent.js'); r('undici/lib/api/api-request.js')",
-    ],
     ["Node's bundled undici (`globalThis.fetch`)", 'globalThis.fetch; Headers'],
     ["`import('yargs')`", "await import('yargs')"],
     ["`import('@aws-sdk/client-s3')`", "await import('@aws-sdk/client-s3')"],

@@ -3,7 +3,8 @@ import type { Column } from './core/columns.ts';
 import type { Format } from './core/options.ts';
 import type { SinkResult } from './core/sink.ts';
 import type { RunStats } from './core/stats.ts';
-import { COALESCE_BYTES, Coalescer, createCsvStringifier } from './transforms/csv.ts';
+import { COALESCE_BYTES, Coalescer } from './transforms/coalesce.ts';
+import { createCsvStringifier } from './transforms/csv.ts';
 import { DigestTransform } from './transforms/digest.ts';
 import { NdjsonSerializer } from './transforms/ndjson.ts';
 

@@ -28,5 +28,6 @@ export {
   run,
 } from './pipeline.ts';
 export { AlbumSource, type AlbumSourceOptions, fetchPages, type Page } from './sources/albums.ts';
-export { Coalescer, createCsvStringifier } from './transforms/csv.ts';
+export { Coalescer } from './transforms/coalesce.ts';
+export { createCsvStringifier } from './transforms/csv.ts';
 export { albumToRows, COLUMNS, type Row, RowsTransform } from './transforms/rows.ts';

@@ -385,40 +385,6 @@ test("the bin's shebang fits the 127 bytes older Linux kernels read of it", asyn
   assert.ok(Buffer.byteLength(first) <= 127, `${Buffer.byteLength(first)} bytes: ${first}`);
 });
 
-test('a command runs without yargs rendering its help to cache it (about 50 ms a run)', async () => {
-  const { runCommandLine } = await import('../src/cli/main.ts');
-  type Usage = { hasCachedHelpMessage(): boolean };
-  const usageOf = (instance: object) =>
-    (instance as { getInternalMethods(): { getUsageInstance(): Usage } })
-      .getInternalMethods()
-      .getUsageInstance();
-  // Control: yargs itself caches the help once a command's handler ran.
-  const { default: yargs } = await import('yargs');
-  const plain = yargs(['go']).command(
-    'go',
-    'a command',
-    (y) => y,
-    () => {},
-  );
-  await plain.parseAsync();
-  assert.equal(usageOf(plain).hasCachedHelpMessage(), true);
-  // The CLI's own command line (markets: a command that prints and ends) does not.
-  const write = process.stdout.write;
-  let printed = '';
-  process.stdout.write = ((chunk: string) => {
-    printed += chunk;
-    return true;
-  }) as typeof process.stdout.write;
-  let instance: object;
-  try {
-    instance = await runCommandLine(['markets'], false, 100);
-  } finally {
-    process.stdout.write = write;
-  }
-  assert.equal(printed, `${SPOTIFY_MARKETS.join('\n')}\n`);
-  assert.equal(usageOf(instance).hasCachedHelpMessage(), false);
-});
-
 test('-v and --version print the package version, alone and after other flags', async () => {
   const { version } = JSON.parse(
     await readFile(new URL('../package.json', import.meta.url), 'utf8'),

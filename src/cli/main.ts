@@ -272,29 +272,11 @@ export async function main(argv = process.argv): Promise<void> {
   await runCommandLine(args, json, width);
 }
 
-/** Parses `args` with yargs and runs the command they name; the yargs instance, for tests. */
-export async function runCommandLine(args: string[], json: boolean, width: number) {
+/** Parses `args` with yargs and runs the command they name. */
+async function runCommandLine(args: string[], json: boolean, width: number) {
   const [{ default: yargs }, loaded] = await Promise.all([import('yargs'), import('./flags.ts')]);
   flags = loaded;
-  const instance = withoutHelpCache(commandLine(yargs, args, json, width));
-  await instance.parseAsync();
-  return instance;
-}
-
-/**
- * Once a command's handler is called, yargs renders that command's whole help and keeps it
- * (usage.cacheHelpMessage), for a failure message that would show help; this CLI's .fail()
- * never does. That rendering (cliui, wrap-ansi, string-width over every line) measured about
- * 50 ms of CPU at the start of every run (bench/README.md, "Throughput"). No public option turns
- * it off, so it is replaced by a no-op through yargs' internal methods, as the Angular CLI does
- * (angular/angular-cli#34087); if those move, yargs simply renders it again.
- */
-function withoutHelpCache<T extends object>(instance: T): T {
-  const usage = (instance as { getInternalMethods?: () => { getUsageInstance?: () => unknown } })
-    .getInternalMethods?.()
-    .getUsageInstance?.() as { cacheHelpMessage?: () => void } | undefined;
-  if (typeof usage?.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
-  return instance;
+  await commandLine(yargs, args, json, width).parseAsync();
 }
 
 /** The width yargs lays help out in: the terminal's, at most 110; 100 when not a terminal. */

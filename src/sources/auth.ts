@@ -1,7 +1,6 @@
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { RunStats } from '../core/stats.ts';
-import { request } from './http.ts';
 
 export interface TokenProviderOptions {
   accountsUrl: string;
@@ -56,7 +55,8 @@ export class TokenProvider {
     const basic = Buffer.from(`${clientId}:${clientSecret}`).toString('base64');
     let response: Dispatcher.ResponseData;
     try {
-      response = await request(dispatcher, url, {
+      response = await request(url, {
+        dispatcher,
         method: 'POST',
         signal,
         headers: {

@@ -1,9 +1,8 @@
 import pRetry from 'p-retry';
-import type { Dispatcher } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { EventListener, RunStats } from '../core/stats.ts';
 import { describe, TokenProvider } from './auth.ts';
-import { Agent, request } from './http.ts';
 import { parseJsonBody } from './parse.ts';
 import { parseRetryAfter, Throttle, type Ticket } from './throttle.ts';
 
@@ -148,7 +147,8 @@ export class SpotifyClient {
     const context = offset === undefined ? { url } : { url, offset };
     let response: Dispatcher.ResponseData;
     try {
-      response = await request(this.#dispatcher, url, {
+      response = await request(url, {
+        dispatcher: this.#dispatcher,
         signal,
         headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
       });

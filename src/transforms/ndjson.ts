@@ -15,12 +15,15 @@ export function ndjsonPrefixes(columns: readonly string[]): string[] {
   return columns.map((column, i) => `${i === 0 ? '{' : ','}${JSON.stringify(column)}:`);
 }
 
-/** rows (objectMode) → NDJSON text, one line per row. */
+/**
+ * rows (objectMode) → NDJSON text, one line per row. Each line leaves as a string (object mode):
+ * the Coalescer after it encodes them into its own large Buffers.
+ */
 export class NdjsonSerializer extends Transform {
   readonly #prefixes: string[];
 
   constructor(columns: readonly string[]) {
-    super({ writableObjectMode: true });
+    super({ objectMode: true, highWaterMark: 64 });
     this.#prefixes = ndjsonPrefixes(columns);
   }
 
