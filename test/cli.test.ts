@@ -113,6 +113,24 @@ const usage: [string, string[], RegExp][] = [
     /option --state: \{date\} does not apply/,
   ],
   [
+    'a {market} in --raw, one landing per run',
+    [
+      'new-releases',
+      '--market',
+      'SE,DE',
+      '--out',
+      'o/{market}.csv',
+      '--raw',
+      'raw/{market}.ndjson',
+    ],
+    /option --raw: \{market\} does not apply: one raw landing per run \(it may use \{date\} and \{run_id\}\)/,
+  ],
+  [
+    'a {market} in --report, one report per run',
+    ['new-releases', '--market', 'SE,DE', '--out', 'o/{market}.csv', '--report', 'r/{market}.html'],
+    /option --report: \{market\} does not apply: one report per run \(it may use \{date\} and \{run_id\}\)/,
+  ],
+  [
     'a mistyped flag',
     ['new-releases', '--markets', 'SE'],
     /Unknown argument: markets \(did you mean --market\?\)/,

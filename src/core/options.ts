@@ -378,15 +378,45 @@ function baseUrl(name: string, value: string): string {
 export const nonEmpty = (...values: (string | undefined)[]): string | undefined =>
   values.find((v) => v !== undefined && v !== '');
 
-const PLACEHOLDERS = ['date', 'run_id', 'market'];
+const PLACEHOLDERS = ['date', 'run_id', 'market'] as const;
+export type Placeholder = (typeof PLACEHOLDERS)[number];
 
-/** `{bogus}` in a location would be written literally: refuse it, naming the known ones. */
-function checkPlaceholders(flag: string, location: string): void {
+/** The flags that name a place the run writes. */
+export type LocationFlag = '--out' | '--rejects' | '--raw' | '--report' | '--state';
+
+/**
+ * The one rule for templates: which placeholders each location may use, and why the others do
+ * not apply. `{market}` names one object per market, so only `--out` takes it; the state is one
+ * file kept across runs, so it takes none. The plan lists these per output.
+ */
+export const LOCATION_PLACEHOLDERS: Record<
+  LocationFlag,
+  { allowed: readonly Placeholder[]; one: string }
+> = {
+  '--out': { allowed: PLACEHOLDERS, one: '' },
+  '--rejects': { allowed: ['date', 'run_id'], one: 'one rejects file per run' },
+  '--raw': { allowed: ['date', 'run_id'], one: 'one raw landing per run' },
+  '--report': { allowed: ['date', 'run_id'], one: 'one report per run' },
+  '--state': { allowed: [], one: 'the state is one file kept across runs' },
+};
+
+/**
+ * `{bogus}` in a location would be written literally, and a known placeholder where it cannot
+ * apply would expand to something surprising (`raw/{market}.ndjson` → `raw/.ndjson`): both are
+ * refused, naming what the location may use.
+ */
+function checkPlaceholders(flag: LocationFlag, location: string): void {
+  const { allowed, one } = LOCATION_PLACEHOLDERS[flag];
   for (const [, name = ''] of location.matchAll(/\{([^}]*)\}/g)) {
-    if (!PLACEHOLDERS.includes(name)) {
+    if (!(PLACEHOLDERS as readonly string[]).includes(name)) {
       throw usageError(
         `option ${flag}: unknown placeholder {${name}}${didYouMean(name, PLACEHOLDERS)}; the known ones are {date}, {run_id} and {market}`,
       );
+    }
+    if (!(allowed as readonly string[]).includes(name)) {
+      const may =
+        allowed.length === 0 ? '' : ` (it may use ${allowed.map((a) => `{${a}}`).join(' and ')})`;
+      throw usageError(`option ${flag}: {${name}} does not apply: ${one}${may}`);
     }
   }
 }
@@ -479,9 +509,6 @@ export function normalizeOptions(
     if (rejects.trim() === '')
       throw usageError('option --rejects is empty: give a file path or s3:// key');
     checkPlaceholders('--rejects', rejects);
-    if (rejects.includes('{market}')) {
-      throw usageError('option --rejects: {market} does not apply (one rejects file per run)');
-    }
     if (parseDestination(rejects, '--rejects').kind === 'stdout') {
       throw usageError('option --rejects needs a file path or s3:// key, got -');
     }
@@ -491,9 +518,6 @@ export function normalizeOptions(
     if (report.trim() === '')
       throw usageError('option --report is empty: give a file path or s3:// key ending in .html');
     checkPlaceholders('--report', report);
-    if (report.includes('{market}')) {
-      throw usageError('option --report: one report per run, {market} cannot be used');
-    }
     if (parseDestination(report, '--report').kind === 'stdout') {
       throw usageError('option --report needs a file path or s3:// key, got -');
     }
@@ -528,13 +552,6 @@ export function normalizeOptions(
     if (state.trim() === '')
       throw usageError('option --state is empty: give a file path or s3:// key');
     checkPlaceholders('--state', state);
-    // One state across runs: a template that changes from run to run would start afresh each time.
-    const template = /\{(date|run_id|market)\}/.exec(state);
-    if (template) {
-      throw usageError(
-        `option --state: ${template[0]} does not apply: the state is one file kept across runs`,
-      );
-    }
     if (parseDestination(state, '--state').kind === 'stdout') {
       throw usageError('option --state needs a file path or s3:// key, got -');
     }
