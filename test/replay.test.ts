@@ -14,6 +14,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { album } from '../src/emulator/catalogue.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { rawLine } from '../src/sources/replay.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 
 const T = { timeout: 120_000 };
@@ -263,7 +264,7 @@ test(
       [
         'cut.json.gz',
         gzipSync(text).subarray(0, 300),
-        /cannot replay .*cut\.json\.gz: near byte \d+: the gzip data is truncated or corrupt/,
+        /cannot replay .*cut\.json\.gz: near byte \d+ of the gzip file: the gzip data is truncated or corrupt/,
       ],
     ];
     for (const [name, body, message] of cases) {
@@ -278,6 +279,65 @@ test(
     const missing = await runCli(['replay', '--from', join(dir, 'nope.json')], { env: offline });
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /option --from: .*nope\.json does not exist/);
+  },
+);
+
+test(
+  'a raw file gzip-truncated at any length, or corrupt, is exit 6 naming it and the compressed byte',
+  T,
+  async () => {
+    // A raw landing of 40 pages: big enough that 100 bytes end inside the first line and
+    // 5,000 inside the first page's body, which once surfaced as "internal error" (exit 1).
+    const pages = Array.from({ length: 40 }, (_, p) =>
+      rawLine(
+        {
+          url: `http://x/v1/browse/new-releases?offset=${p * 50}`,
+          market: 'SE',
+          offset: p * 50,
+          status: 200,
+          fetchedAt: '2026-01-01T00:00:00.000Z',
+        },
+        JSON.stringify({
+          albums: {
+            items: Array.from({ length: 50 }, (_, i) => album(9, p * 50 + i, 'http://x')),
+            offset: p * 50,
+            total: 2000,
+          },
+        }),
+      ),
+    );
+    const gz = gzipSync(pages.join(''));
+    const whole = await write('whole.ndjson.gz', gz);
+    const ok = await runCli(['replay', '--from', whole, '--out', join(dir, 'whole.csv')], {
+      env: offline,
+    });
+    assert.equal(ok.status, 0, ok.stderr);
+    const flipped = Buffer.from(gz);
+    flipped[3] = 0xff; // FLG with reserved bits set: a corrupt header
+    const crc = Buffer.from(gz);
+    crc[gz.length - 6] ^= 0xff; // the trailer's CRC-32
+    const cases: [string, Buffer, number][] = [
+      ...[100, 5_000, Math.floor(gz.length / 2), gz.length - 8].map(
+        (n) => [`cut-${n}.ndjson.gz`, gz.subarray(0, n), n] as [string, Buffer, number],
+      ),
+      ['header.ndjson.gz', flipped, -1],
+      ['crc.ndjson.gz', crc, -1],
+    ];
+    for (const [name, body, read] of cases) {
+      const from = await write(name, body);
+      const out = join(dir, `${name}.csv`);
+      const result = await runCli(['replay', '--from', from, '--out', out], { env: offline });
+      assert.equal(result.status, 6, `${name}: ${result.stderr}`);
+      const at = new RegExp(
+        `^spotify-batch: error: cannot replay ${from.replace(/\./g, '\\.')}: near byte (\\d+) of the gzip file: the gzip data is truncated or corrupt \\(`,
+      ).exec(result.stderr);
+      assert.ok(at, `${name}: ${result.stderr}`);
+      // A truncated file was read to its end: the offset is where it stops.
+      if (read >= 0) assert.equal(Number(at[1]), read, name);
+      else assert.ok(Number(at[1]) <= body.length, name);
+      assert.equal(result.stderr.trim().split('\n').length, 1, 'one line');
+      assert.ok(!(await readdir(dir)).some((f) => f.includes(`${name}.csv`)), 'nothing published');
+    }
   },
 );
 

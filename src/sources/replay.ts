@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { SourceItem } from '../core/records.ts';
 import type { RunStats } from '../core/stats.ts';
@@ -62,13 +62,8 @@ export async function* replayAlbums(
   { markets, stats, fetchedAt }: { markets: string[]; stats: RunStats; fetchedAt: string },
 ): AsyncGenerator<SourceItem> {
   const { location } = input;
-  let stream: Readable = Readable.from(input.body as AsyncIterable<Buffer>, { objectMode: false });
-  const [head, rest] = await peek(stream, 2);
-  stream = rest;
-  if (head[0] === 0x1f && head[1] === 0x8b) {
-    const { createGunzip } = await import('node:zlib');
-    stream = join(stream, createGunzip());
-  }
+  const decoded = await openInput(input);
+  let stream = decoded.stream;
   const counter = new ByteCounter();
   stream = join(stream, counter);
   const [start, body] = await peekLine(stream);
@@ -152,15 +147,40 @@ export async function* replayAlbums(
     }
   } catch (error) {
     if (error instanceof SpotifyBatchError) throw error;
-    const why = (error as Error).message;
-    const gz = (error as NodeJS.ErrnoException).code?.startsWith('Z_') ?? false;
-    throw badInput(
-      location,
-      `near byte ${counter.bytes}`,
-      gz ? `the gzip data is truncated or corrupt (${why})` : why,
-      error,
-    );
+    const where = `near byte ${counter.bytes}${decoded.gzip ? ' of the decompressed data' : ''}`;
+    throw badInput(location, where, (error as Error).message, error);
   }
+}
+
+/**
+ * The input's bytes, gunzipped when its first two bytes are gzip's magic. A gzip error — a file
+ * cut short at any length, a corrupt header or block, a wrong checksum — becomes the stream's
+ * error as one line naming the file and how many compressed bytes of it were read, so it reads
+ * the same whether it surfaces while the first line is peeked or while the lines are parsed.
+ */
+async function openInput(input: ReplayInput): Promise<{ stream: Readable; gzip: boolean }> {
+  const [head, stream] = await peek(
+    Readable.from(input.body as AsyncIterable<Buffer>, { objectMode: false }),
+    2,
+  );
+  if (head[0] !== 0x1f || head[1] !== 0x8b) return { stream, gzip: false };
+  const { createGunzip } = await import('node:zlib');
+  const gunzip = createGunzip();
+  const out = new PassThrough();
+  stream.on('error', (error) => out.destroy(error));
+  gunzip.on('error', (error) => {
+    // bytesWritten: the compressed bytes the engine had taken in when it failed.
+    out.destroy(
+      badInput(
+        input.location,
+        `near byte ${gunzip.bytesWritten} of the gzip file`,
+        `the gzip data is truncated or corrupt (${error.message})`,
+        error,
+      ),
+    );
+  });
+  stream.pipe(gunzip).pipe(out);
+  return { stream: out, gzip: true };
 }
 
 /** `from.pipe(to)`, with `from`'s errors passed on to `to` (pipe alone would drop them). */
