@@ -57,6 +57,11 @@ export interface S3Call {
   bucket: string;
   /** The object key, decoded; `''` for bucket and service requests. */
   key: string;
+  /**
+   * The multipart upload a part, complete, abort or listParts request names; for a create, the
+   * upload it created (once answered).
+   */
+  uploadId?: string;
 }
 
 /**
@@ -97,6 +102,11 @@ export interface S3FaultRule {
   delayMs?: number;
   /** Destroy the connection without an answer (the client sees a reset or a hang-up). */
   reset?: boolean;
+  /**
+   * Only requests of uploads that have received a part: the data's own abort, not the one of a
+   * run's preflight probe (an upload created and aborted empty, src/preflight.ts).
+   */
+  staged?: boolean;
 }
 
 /** A fault added with {@link LocalS3.fault}. */
@@ -123,8 +133,12 @@ export interface LocalS3 {
   requests: string[];
   /** Requests S3 received, in order; `calls[i]` is the request `requests[i]` describes. */
   calls: S3Call[];
-  /** How many requests of `kind` arrived, counting from `calls[from]` (e.g. `calls.length` noted before a step). */
-  count(kind: S3RequestKind, from?: number): number;
+  /**
+   * How many requests of `kind` arrived, counting from `calls[from]` (e.g. `calls.length` noted
+   * before a step). With `probes: false`, without the create and abort of preflight probes:
+   * uploads aborted without ever receiving a part or a complete.
+   */
+  count(kind: S3RequestKind, from?: number, options?: { probes?: boolean }): number;
   /** Adds a fault; faults are checked in the order added, and the first that fires acts. */
   fault(rule: S3FaultRule): S3Fault;
   /** Removes every fault. */
@@ -184,7 +198,14 @@ function classify(
   const slash = path.indexOf('/', 1);
   const bucket = decode(slash === -1 ? path.slice(1) : path.slice(1, slash));
   const key = slash === -1 ? '' : decode(path.slice(slash + 1));
-  const call = (kind: S3RequestKind): S3Call => ({ method, kind, bucket, key });
+  const uploadId = typeof query.uploadId === 'string' ? query.uploadId : undefined;
+  const call = (kind: S3RequestKind): S3Call => ({
+    method,
+    kind,
+    bucket,
+    key,
+    ...(uploadId === undefined ? {} : { uploadId }),
+  });
   // The SDK names the operation in `x-id` on some requests; it is not a parameter.
   const params = Object.keys(query).filter((name) => name !== 'x-id');
   if (bucket === '') return call('other');
@@ -286,6 +307,8 @@ export async function startS3(): Promise<LocalS3> {
   const uploadsDir = (bucket: string) => join(dir, bucket, '._S3rver_uploads');
   const requests: string[] = [];
   const calls: S3Call[] = [];
+  /** Uploads that have received a part (see {@link S3FaultRule.staged}). */
+  const withParts = new Set<string>();
   let faults: { rule: S3FaultRule; matched: number; fired: number }[] = [];
   let hold: Promise<void> | undefined;
   let faultId = 0;
@@ -330,9 +353,16 @@ export async function startS3(): Promise<LocalS3> {
       });
       return release;
     },
-    count(kind: S3RequestKind, from = 0) {
+    count(kind: S3RequestKind, from = 0, { probes = true } = {}) {
+      const probe = (id: string | undefined) =>
+        id !== undefined &&
+        calls.some((c) => c.kind === 'abort' && c.uploadId === id) &&
+        !calls.some((c) => (c.kind === 'part' || c.kind === 'complete') && c.uploadId === id);
       let n = 0;
-      for (let i = from; i < calls.length; i++) if (calls[i]?.kind === kind) n++;
+      for (let i = from; i < calls.length; i++) {
+        const call = calls[i];
+        if (call?.kind === kind && (probes || !probe(call.uploadId))) n++;
+      }
       return n;
     },
     fault(rule: S3FaultRule): S3Fault {
@@ -377,6 +407,7 @@ export async function startS3(): Promise<LocalS3> {
       if (rule.bucket !== undefined && rule.bucket !== call.bucket) continue;
       if (typeof rule.key === 'string' && rule.key !== call.key) continue;
       if (rule.key instanceof RegExp && !rule.key.test(call.key)) continue;
+      if (rule.staged && !withParts.has(call.uploadId ?? '')) continue;
       const occurrence = ++f.matched;
       const first = rule.nth ?? 1;
       if (chosen || occurrence < first || occurrence >= first + (rule.times ?? 1)) continue;
@@ -390,6 +421,7 @@ export async function startS3(): Promise<LocalS3> {
     const call = classify(ctx.method, ctx.path, ctx.query, ctx.headers);
     requests.push(legacyKind(call, ctx.query));
     calls.push(call);
+    if (call.kind === 'part') withParts.add(call.uploadId ?? '');
     const fault = pick(call);
     if (fault) {
       if (fault.delayMs) await sleep(fault.delayMs);
@@ -470,6 +502,16 @@ export async function startS3(): Promise<LocalS3> {
       return;
     }
     await next();
+    if (call.kind === 'create') {
+      // The id the upload was created with: later requests name it, so a probe can be told apart.
+      const body: unknown = ctx.body;
+      const id =
+        typeof body === 'string'
+          ? /<UploadId>([^<]+)<\/UploadId>/.exec(body)?.[1]
+          : (body as { InitiateMultipartUploadResult?: { UploadId?: string } } | undefined)
+              ?.InitiateMultipartUploadResult?.UploadId;
+      if (id !== undefined) call.uploadId = id;
+    }
     if (call.kind === 'part' && aborted.has(upload)) {
       // A part s3rver was still writing when its upload was aborted re-created the upload's
       // folder: remove it again, as S3 lists no aborted upload, whatever its late parts did.

@@ -1,8 +1,7 @@
-import { dirname } from 'node:path';
 import { type NormalizedOptions, normalizeOptions, type Options } from './core/options.ts';
 import { createStats } from './core/stats.ts';
-import { contentType } from './encode.ts';
 import { planOutputs, runVars } from './plan.ts';
+import { type Preflight, preflight } from './preflight.ts';
 import { Destinations } from './sinks/open.ts';
 import { firstPageUrl, toPage } from './sources/albums.ts';
 import { SpotifyClient } from './sources/client.ts';
@@ -22,6 +21,12 @@ export interface CheckReport {
   /** Every data output, with the templates filled in for today. */
   outputs: string[];
   rejects: string | null;
+  /** The raw landing (`--raw`). */
+  raw: string | null;
+  /** The HTML report (`--report`). */
+  report: string | null;
+  /** The incremental state (`--state`); its lease is `<state>.lease`. */
+  state: string | null;
   manifest: string | null;
   /** The one page asked for (limit 1): Spotify's `total` for the first market. */
   spotify: { url: string; total: number | null };
@@ -30,9 +35,10 @@ export interface CheckReport {
 }
 
 /**
- * A dry run: the options as the run would take them, a token, one page (limit 1) through the
- * same client, and every destination proven writable without writing anything that stays.
- * Throws the first failure, as the run would.
+ * A dry run: the options as the run would take them, a token and one page (limit 1) through the
+ * same client, then the run's own preflight (src/preflight.ts): every place in the plan proven
+ * writable without writing anything that stays, and the --new-only guard. Throws the first
+ * failure, as the run would.
  */
 export async function check(
   options: Options | NormalizedOptions,
@@ -54,22 +60,9 @@ export async function check(
     await client.close().catch(() => {});
   }
   const destinations = new Destinations(o.s3, env, process.stdout);
-  const writable: string[] = [];
+  let proven: Preflight;
   try {
-    // One probe per directory or key prefix: 185 markets need not make 185 uploads.
-    const probed = new Set<string>();
-    const createDirs = o.model === 'star' || /\{(date|run_id|market)\}/.test(o.out);
-    const locations = [
-      ...plan.outputs.map((p) => [p.location, '--out', createDirs] as const),
-      ...(plan.rejects ? [[plan.rejects, '--rejects', false] as const] : []),
-      ...(plan.manifest ? [[plan.manifest, '--manifest', true] as const] : []),
-    ];
-    for (const [location, flag, dirs] of locations) {
-      if (location === '-' || probed.has(dirname(location))) continue;
-      probed.add(dirname(location));
-      await destinations.probe(location, { contentType: contentType(o), createDirs: dirs, flag });
-      writable.push(location);
-    }
+    proven = await preflight(plan, destinations, { newOnly: o.newOnly });
   } finally {
     await destinations.close();
   }
@@ -81,8 +74,11 @@ export async function check(
     gzip: o.gzip,
     outputs: plan.outputs.map((p) => p.location),
     rejects: plan.rejects ?? null,
+    raw: plan.raw ?? null,
+    report: plan.report ?? null,
+    state: plan.state ?? null,
     manifest: plan.manifest ?? null,
     spotify,
-    writable,
+    writable: proven.writable,
   };
 }

@@ -8,9 +8,10 @@ import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from './core/e
 import { type NormalizedOptions, normalizeOptions, type Options } from './core/options.ts';
 import type { SinkResult, StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
-import { contentType, type Encoding, encode, type OutputReport } from './encode.ts';
+import { type Encoding, encode, type OutputReport } from './encode.ts';
 import { manifestObject } from './manifest.ts';
-import { planOutputs, runVars } from './plan.ts';
+import { type Plan, planOutputs, rawIsPlain, runVars, target } from './plan.ts';
+import { preflight } from './preflight.ts';
 import type { RunReporter } from './report/index.ts';
 import { fileError } from './sinks/file.ts';
 import { Destinations } from './sinks/open.ts';
@@ -146,6 +147,11 @@ export async function run(
   const plan = planOutputs(o, vars);
   const destinations = new Destinations(o.s3, env, stdout, signal, context.onEvent);
   await using commit = new Commit(destinations);
+  // Proven before the first request to Spotify: a mistake costs a second and no quota. A signal
+  // that cancelled a probe explains its error.
+  await preflight(plan, destinations, { newOnly: o.newOnly }).catch((error: unknown) => {
+    throw signal.aborted ? abortReason(signal.reason) : error;
+  });
   // One writer per state: the lease is taken before anything is fetched, released last (it is
   // declared after the commit, so it is disposed of before it).
   await using _lease =
@@ -153,7 +159,6 @@ export async function run(
       ? undefined
       : await acquireLease(destinations, plan.state, vars.runId, startedAt);
   const state = plan.state === undefined ? undefined : await loadState(destinations, plan.state);
-  if (o.newOnly) await refuseOverwrite(destinations, plan.outputs);
   const added: StateEntries = new Map();
   const stateCounts: StateCounts = { new: 0, seen: 0 };
   // --report: its aggregates fill in during this run's own pass; Vega loads only to draw it.
@@ -182,21 +187,14 @@ export async function run(
     const rejects =
       plan.rejects === undefined
         ? undefined
-        : await commit.open(plan.rejects, {
-            contentType: 'application/x-ndjson',
-            flag: '--rejects',
-          });
+        : await commit.open(plan.rejects, target(plan, plan.rejects));
     const onReject = rejects && rejectHandler(rejects.writable, o.maxRejects, stats);
-    const raw = plan.raw === undefined ? undefined : await openRaw(commit, plan.raw);
+    const raw = plan.raw === undefined ? undefined : await openRaw(commit, plan, plan.raw);
     // Opened now, so a destination that refuses it fails the run before anything is fetched.
     const reportSink =
       plan.report === undefined
         ? undefined
-        : await commit.open(plan.report, {
-            contentType: 'text/html; charset=utf-8',
-            createDirs: true,
-            flag: '--report',
-          });
+        : await commit.open(plan.report, target(plan, plan.report));
     let fatal: SpotifyBatchError | undefined;
     const runMarket = async (market: string | undefined, index: number): Promise<void> => {
       const locations = plan.outputs.filter((p) => p.market === market).map((p) => p.location);
@@ -207,11 +205,7 @@ export async function run(
         const fanout = await fanOut(o, locations, stats, onReject);
         const branches: Branch[] = [];
         for (const table of fanout.tables) {
-          const sink = await commit.open(table.location, {
-            contentType: contentType(o),
-            // Partitions (dt=…/market=…) and a star's folder may not exist yet.
-            createDirs: o.model === 'star' || /\{(date|run_id|market)\}/.test(o.out),
-          });
+          const sink = await commit.open(table.location, target(plan, table.location));
           opened.push({ sink, encoding: table.encoding, market: market ?? null, rows: table.rows });
           branches.push({ rows: table.rows$, stages: table.encoding.stages, sink });
         }
@@ -342,7 +336,7 @@ export async function run(
     const stateSink =
       state === undefined || outputClosed
         ? undefined
-        : await stageState(commit, state, added, vars.date, o.stateTtlDays, written, signal);
+        : await stageState(commit, plan, state, added, vars.date, o.stateTtlDays, written, signal);
     // Every output staged before the commit point (the last parts of rejects, raw and the report
     // may still be uploading, and a signal still cancels them), and a signal that came in while
     // they were staged still wins. After this line, publishing runs to its end (a part-way
@@ -467,25 +461,10 @@ async function startReporter(
   return new RunReporter({ date, markets: o.markets, apiUrl: o.apiUrl, stats, started });
 }
 
-/**
- * A --new-only run writes only what the state has not seen: run again over the same partition
- * (a retried or cleared Airflow task, a same-day re-run), it would replace yesterday's complete
- * output with the few albums new since, and the state says the rest were written. Refused.
- */
-async function refuseOverwrite(destinations: Destinations, outputs: { location: string }[]) {
-  for (const { location } of outputs) {
-    if (location === '-' || (await destinations.version(location)) === null) continue;
-    throw new SpotifyBatchError(
-      'ERR_LOCKED',
-      `option --new-only: ${location} already exists; a --new-only run would replace it with only the albums new since the state was written. Write to a new partition (e.g. {date} or {run_id} in --out), or remove it first`,
-      { context: { path: location } },
-    );
-  }
-}
-
 /** Stages the new state (kept ids and this run's new ones) as one more output of the commit. */
 async function stageState(
   commit: Commit,
+  plan: Plan,
   state: LoadedState,
   added: StateEntries,
   today: string,
@@ -494,8 +473,7 @@ async function stageState(
   signal: AbortSignal,
 ): Promise<StagedSink> {
   const sink = await commit.open(state.location, {
-    contentType: 'text/plain; charset=utf-8',
-    flag: '--state',
+    ...target(plan, state.location),
     // Written only over the version read at the start (or where there was none).
     expect: state.version,
   });
@@ -565,13 +543,9 @@ function abortReason(reason: unknown): SpotifyBatchError {
  * The raw landing: one line per page as received (src/sources/replay.ts reads it back), gzipped
  * unless the name ends in .ndjson/.jsonl. Writes wait for the sink, so memory stays one page.
  */
-async function openRaw(commit: Commit, location: string) {
-  const plain = /\.(ndjson|jsonl)$/i.test(location);
-  const sink = await commit.open(location, {
-    contentType: plain ? 'application/x-ndjson' : 'application/gzip',
-    createDirs: true,
-    flag: '--raw',
-  });
+async function openRaw(commit: Commit, plan: Plan, location: string) {
+  const plain = rawIsPlain(location);
+  const sink = await commit.open(location, target(plan, location));
   const gzip = plain ? undefined : (await import('node:zlib')).createGzip();
   const head: Writable = gzip ?? sink.writable;
   const piping = gzip === undefined ? Promise.resolve() : pipeline(gzip, sink.writable);

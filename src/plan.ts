@@ -7,6 +7,7 @@ import {
   type OutVars,
   parseDestination,
 } from './core/options.ts';
+import { contentType } from './encode.ts';
 import { manifestLocation } from './manifest.ts';
 import { STAR_TABLE_NAMES, type StarTable } from './transforms/star.ts';
 
@@ -27,6 +28,16 @@ export interface PlannedOutput {
   table: StarTable | undefined;
 }
 
+/** What opening one place of the run takes (src/sinks/open.ts), and what a preflight probes. */
+export interface Target {
+  location: string;
+  /** The option errors about this place name: `--out`, `--raw`, `--manifest`… */
+  flag: string;
+  contentType: string;
+  /** Missing parent directories are made (templated partitions, a star's folder). */
+  createDirs: boolean;
+}
+
 /** Every place a run writes, with the templates filled in. */
 export interface Plan {
   outputs: PlannedOutput[];
@@ -38,6 +49,15 @@ export interface Plan {
   report: string | undefined;
   /** The incremental state (its lease sits beside it, at `<state>.lease`). */
   state: string | undefined;
+  /** Every place above (the state's lease included) and how it is opened, outputs first. */
+  targets: Target[];
+}
+
+/** The planned target at `location` (every location a run opens is in its plan). */
+export function target(plan: Plan, location: string): Target {
+  const found = plan.targets.find((t) => t.location === location);
+  if (found === undefined) throw new Error(`not in the plan: ${location}`);
+  return found;
 }
 
 /**
@@ -83,5 +103,39 @@ export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
   claim(report, 'option --report');
   claim(state, 'option --state');
   claim(state && `${state}.lease`, "the state's lease");
-  return { outputs, rejects, raw, manifest, report, state };
+  // Partitions (dt=…/market=…) and a star's folder may not exist yet.
+  const dataDirs = o.model === 'star' || /\{(date|run_id|market)\}/.test(o.out);
+  const targets: Target[] = [
+    ...outputs.map((p) => ({
+      location: p.location,
+      flag: '--out',
+      contentType: contentType(o),
+      createDirs: dataDirs,
+    })),
+    ...place(rejects, '--rejects', 'application/x-ndjson', false),
+    ...place(raw, '--raw', rawContentType(raw ?? ''), true),
+    ...place(report, '--report', 'text/html; charset=utf-8', true),
+    ...place(state, '--state', 'text/plain; charset=utf-8', false),
+    ...place(state && `${state}.lease`, '--state', 'application/json', false),
+    ...place(manifest, '--manifest', 'application/json', true),
+  ];
+  return { outputs, rejects, raw, manifest, report, state, targets };
+}
+
+/** The raw landing is gzipped unless its name says plain NDJSON. */
+export function rawIsPlain(location: string): boolean {
+  return /\.(ndjson|jsonl)$/i.test(location);
+}
+
+function rawContentType(location: string): string {
+  return rawIsPlain(location) ? 'application/x-ndjson' : 'application/gzip';
+}
+
+function place(
+  location: string | undefined,
+  flag: string,
+  type: string,
+  createDirs: boolean,
+): Target[] {
+  return location === undefined ? [] : [{ location, flag, contentType: type, createDirs }];
 }

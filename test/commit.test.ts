@@ -234,7 +234,7 @@ test('a listener that throws on the abort-failed event does not keep the failed 
   const emulator = await startEmulator({ seed: 4, albums: 20_000, cachePages: true });
   const faults = [
     s3.fault({ kind: 'part', bucket: BUCKET, nth: 2, status: 500, times: Infinity }),
-    s3.fault({ kind: 'abort', bucket: BUCKET, status: 403, times: Infinity }),
+    s3.fault({ kind: 'abort', bucket: BUCKET, status: 403, times: Infinity, staged: true }),
   ];
   const events: string[] = [];
   try {

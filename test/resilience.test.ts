@@ -279,7 +279,7 @@ test('SIGTERM mid-run to S3 after parts were uploaded: exit 143, no object, no o
   assert.equal(result.status, 143, result.stderr);
   assert.equal(await s3.getObject('resilience', 'interrupted.csv'), undefined);
   assert.deepEqual(await s3.openUploads('resilience'), []);
-  assert.equal(s3.count('abort', from), 1, 'AbortMultipartUpload sent once');
+  assert.equal(s3.count('abort', from, { probes: false }), 1, 'AbortMultipartUpload sent once');
   assert.equal(s3.count('complete', from), 0);
 });
 
@@ -358,7 +358,7 @@ test('an interrupted run stops fetching at once, while its cleanup is still pend
   assert.equal(e.stats.apiRequests, sent, 'requests sent after the interrupt');
   assert.equal(await s3.getObject('resilience', 'stopped.csv'), undefined);
   assert.deepEqual(await s3.openUploads('resilience'), []);
-  assert.equal(s3.count('abort', from), 1, 'AbortMultipartUpload sent once');
+  assert.equal(s3.count('abort', from, { probes: false }), 1, 'AbortMultipartUpload sent once');
 });
 
 test('requests that shared one failed token refresh each say "gave up" once', async () => {

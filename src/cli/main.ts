@@ -195,6 +195,9 @@ async function checkCommand(args: PullArgs): Promise<void> {
       `  first page${report.source.urls.length === 1 ? '' : 's'}: ${report.source.urls.join(' ')}`,
       `  ${report.model === 'star' ? 'star tables' : 'outputs'} (${report.outputs.length}, ${report.format}${report.gzip ? ', gzip' : ''}): ${report.outputs.join(' ')}`,
       `  rejects: ${report.rejects ?? 'none (a bad record fails the run)'}`,
+      `  raw landing: ${report.raw ?? 'none'}`,
+      `  report: ${report.report ?? 'none'}`,
+      `  state: ${report.state === null ? 'none' : `${report.state} (lease ${report.state}.lease)`}`,
       `  manifest: ${report.manifest ?? 'none'}`,
       'ok: ready to run',
     ];

@@ -158,7 +158,7 @@ export class S3Upload implements StagedSink {
       partSize,
       queueSize,
       params: {
-        ...this.#settings(options),
+        ...objectSettings(object, options),
         ...conditionHeaders(object.condition),
         Body: this.writable,
       },
@@ -322,20 +322,6 @@ export class S3Upload implements StagedSink {
     );
   }
 
-  /** What the object is created with: type, encryption, storage class, tags. */
-  #settings({ sse, sseKmsKeyId, storageClass, tags }: S3Options) {
-    const tagging = new URLSearchParams(tags).toString();
-    return {
-      Bucket: this.#object.bucket,
-      Key: this.#object.key,
-      ContentType: this.#object.contentType,
-      ...(sse === undefined ? {} : { ServerSideEncryption: sse }),
-      ...(sseKmsKeyId === undefined ? {} : { SSEKMSKeyId: sseKmsKeyId }),
-      ...(storageClass === undefined ? {} : { StorageClass: storageClass as 'STANDARD' }),
-      ...(tagging === '' ? {} : { Tagging: tagging }),
-    };
-  }
-
   #error(error: unknown): SpotifyBatchError {
     return s3Error(this.#failure ?? error, { ...this.#object, endpoint: this.#endpoint });
   }
@@ -361,4 +347,21 @@ function unlessCancelled<T>(work: Promise<T>, signal: AbortSignal, graceMs = 0):
       signal.removeEventListener('abort', onAbort);
     });
   });
+}
+
+/** What an object is created with: type, encryption, storage class, tags (a probe sends the same). */
+export function objectSettings(
+  object: S3Object,
+  { sse, sseKmsKeyId, storageClass, tags }: S3Options,
+) {
+  const tagging = new URLSearchParams(tags).toString();
+  return {
+    Bucket: object.bucket,
+    Key: object.key,
+    ContentType: object.contentType,
+    ...(sse === undefined ? {} : { ServerSideEncryption: sse }),
+    ...(sseKmsKeyId === undefined ? {} : { SSEKMSKeyId: sseKmsKeyId }),
+    ...(storageClass === undefined ? {} : { StorageClass: storageClass as 'STANDARD' }),
+    ...(tagging === '' ? {} : { Tagging: tagging }),
+  };
 }

@@ -6,6 +6,7 @@ import { s3Code, s3Error, s3Status } from './s3-errors.ts';
 import {
   type Condition,
   conditionHeaders,
+  objectSettings,
   type S3Modules,
   type S3Object,
   S3Upload,
@@ -232,11 +233,10 @@ export class S3Store {
     let uploadId: string | undefined;
     try {
       ({ UploadId: uploadId } = await this.#client.send(
-        new CreateMultipartUploadCommand({
-          Bucket: object.bucket,
-          Key: object.key,
-          ContentType: object.contentType,
-        }),
+        // Created as the output would be, so a KMS key or tag the role may not use fails here.
+        new CreateMultipartUploadCommand(objectSettings(object, this.#options)),
+        // A signal stops the probe; the abort below is not cancelled, so no probe stays open.
+        this.#signal === undefined ? {} : { abortSignal: this.#signal },
       ));
     } catch (error) {
       throw s3Error(error, where);
