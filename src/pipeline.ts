@@ -476,7 +476,7 @@ async function refuseOverwrite(destinations: Destinations, outputs: { location: 
   for (const { location } of outputs) {
     if (location === '-' || (await destinations.version(location)) === null) continue;
     throw new SpotifyBatchError(
-      'ERR_LOCKED',
+      'ERR_OUTPUT_EXISTS',
       `option --new-only: ${location} already exists; a --new-only run would replace it with only the albums new since the state was written. Write to a new partition (e.g. {date} or {run_id} in --out), or remove it first`,
       { context: { path: location } },
     );

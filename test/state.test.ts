@@ -445,7 +445,7 @@ test(
         env: emulatorEnv(emulator),
       },
     );
-    assert.equal(again.status, 8, again.stderr);
+    assert.equal(again.status, 10, again.stderr);
     assert.match(again.stderr, /option --new-only: .*SE\.csv already exists/);
     assert.deepEqual(await readFile(join(dir, 'rerun', 'dt=X', 'SE.csv')), before);
   },
