@@ -151,7 +151,7 @@ export async function run(
   await using _lease =
     plan.state === undefined
       ? undefined
-      : await acquireLease(destinations, plan.state, vars.runId, startedAt);
+      : await acquireLease(destinations, plan.state, vars.runId, startedAt, context.onEvent);
   const state = plan.state === undefined ? undefined : await loadState(destinations, plan.state);
   if (o.newOnly) await refuseOverwrite(destinations, plan.outputs);
   const added: StateEntries = new Map();
