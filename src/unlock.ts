@@ -1,5 +1,5 @@
 import { SpotifyBatchError, usageError } from './core/errors.ts';
-import { parseDestination, type S3Options } from './core/options.ts';
+import { normalizeS3Options, parseDestination, type S3Options } from './core/options.ts';
 import { shellWord } from './core/shell.ts';
 import { Destinations } from './sinks/open.ts';
 import {
@@ -34,7 +34,7 @@ export interface UnlockReport {
  * a pod that is gone): a lease whose holder is dead on this host, or has expired; any lease with
  * `force`. A live holder, or one nothing here can check (another host), without `force` is
  * refused (ERR_LOCKED, exit 8). The removal is conditional on the version read, so a lease a run
- * took meanwhile stays.
+ * took meanwhile stays. `s3` defaults to the S3 settings `env` gives (AWS_ENDPOINT_URL_S3, …).
  */
 export async function unlock(
   stateLocation: string,
@@ -42,7 +42,7 @@ export async function unlock(
     force = false,
     s3,
     env = process.env,
-  }: { force?: boolean; s3: S3Options; env?: NodeJS.ProcessEnv },
+  }: { force?: boolean; s3?: S3Options; env?: NodeJS.ProcessEnv } = {},
 ): Promise<UnlockReport> {
   if (stateLocation.trim() === '') {
     throw usageError('option --state is empty: give the file path or s3:// key of the state');
@@ -51,7 +51,7 @@ export async function unlock(
     throw usageError('option --state needs a file path or s3:// key, got -');
   }
   const location = `${stateLocation}.lease`;
-  const destinations = new Destinations(s3, env, process.stdout);
+  const destinations = new Destinations(s3 ?? normalizeS3Options({}, env), env, process.stdout);
   try {
     const lease = await readLease(destinations, stateLocation).catch((error: unknown) => {
       throw prefixed(error, stateLocation);
