@@ -405,3 +405,43 @@ test('holderStatus: which leases may be taken, from what is known of their holde
     assert.equal(holderStatus(h, age, at), expected, what);
   }
 });
+
+test(
+  'deleteIf removes only the version read: a lease a run took meanwhile stays (file and S3)',
+  T,
+  async () => {
+    const destinations = new Destinations(normalizeS3Options({}, s3.env), s3.env, process.stdout);
+    try {
+      for (const location of [join(dir, 'cas.lease'), `s3://${BUCKET}/cas.lease`]) {
+        assert.notEqual(await destinations.writeIf(location, '{"runId":"old"}\n', null), false);
+        const old = (await destinations.read(location))?.version;
+        assert.ok(old);
+        // Another run took the lease over in the meantime.
+        assert.notEqual(
+          await destinations.writeIf(location, '{"runId":"newer run"}\n', old),
+          false,
+        );
+        assert.equal(await destinations.deleteIf(location, old), false, location);
+        const kept = await destinations.read(location);
+        assert.ok(kept, `${location} is still there`);
+        let text = '';
+        for await (const chunk of kept.body) text += chunk.toString();
+        assert.equal(text, '{"runId":"newer run"}\n');
+        assert.equal(await destinations.deleteIf(location, kept.version), true);
+        assert.equal(await destinations.read(location), undefined);
+        assert.equal(
+          await destinations.deleteIf(location, kept.version),
+          false,
+          'gone: nothing to do',
+        );
+      }
+      assert.deepEqual(
+        (await readdir(dir)).filter((f) => f.startsWith('cas.lease')),
+        [],
+        'nothing left aside',
+      );
+    } finally {
+      await destinations.close();
+    }
+  },
+);
