@@ -466,9 +466,12 @@ export async function startS3(): Promise<LocalS3> {
     }
     const ifNoneMatch = ctx.get('if-none-match');
     const ifMatch = ctx.get('if-match');
-    if ((call.kind === 'put' || call.kind === 'complete') && (ifNoneMatch || ifMatch)) {
-      // S3's conditional writes (which s3rver lacks): one conditional write per key at a time,
-      // so two of them cannot both see the key absent.
+    if (
+      ((call.kind === 'put' || call.kind === 'complete') && (ifNoneMatch || ifMatch)) ||
+      (call.kind === 'delete' && ifMatch)
+    ) {
+      // S3's conditional writes and deletes (which s3rver lacks): one conditional request per
+      // key at a time, so two of them cannot both see the key absent, or both delete it.
       const id = `${call.bucket}/${call.key}`;
       const previous = conditional.get(id) ?? Promise.resolve();
       let unlock = () => {};

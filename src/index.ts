@@ -1,8 +1,8 @@
 /**
  * spotify-batch as a library. `run()` does what the CLI's `new-releases` does and `check()` what
- * its dry run does, with the same options and the same all-or-nothing commit. The stages are
- * exported for people composing their own streams. The Spotify emulator (for offline tests) is
- * the `spotify-batch/emulator` entry point.
+ * its dry run does, with the same options and the same all-or-nothing commit; `unlock()` is
+ * `spotify-batch unlock`. The stages are exported for people composing their own streams. The
+ * Spotify emulator (for offline tests) is the `spotify-batch/emulator` entry point.
  */
 export { type CheckReport, check } from './check.ts';
 export {
@@ -16,7 +16,9 @@ export {
   type Format,
   type NormalizedOptions,
   normalizeOptions,
+  normalizeS3Options,
   type Options,
+  type S3Options,
   type Via,
 } from './core/options.ts';
 export { createStats, type EventListener, type RunEvent, type RunStats } from './core/stats.ts';
@@ -31,3 +33,4 @@ export { AlbumSource, type AlbumSourceOptions, fetchPages, type Page } from './s
 export { Coalescer } from './transforms/coalesce.ts';
 export { createCsvStringifier } from './transforms/csv.ts';
 export { albumToRows, COLUMNS, type Row, RowsTransform } from './transforms/rows.ts';
+export { type UnlockReport, unlock } from './unlock.ts';

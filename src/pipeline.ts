@@ -157,7 +157,7 @@ export async function run(
   await using _lease =
     plan.state === undefined
       ? undefined
-      : await acquireLease(destinations, plan.state, vars.runId, startedAt);
+      : await acquireLease(destinations, plan.state, vars.runId, startedAt, context.onEvent);
   const state = plan.state === undefined ? undefined : await loadState(destinations, plan.state);
   const added: StateEntries = new Map();
   const stateCounts: StateCounts = { new: 0, seen: 0 };

@@ -2,6 +2,7 @@ import { dirname } from 'node:path';
 import { SpotifyBatchError } from './core/errors.ts';
 import type { Plan } from './plan.ts';
 import type { Destinations } from './sinks/open.ts';
+import { assertLeaseFree } from './state.ts';
 
 /** What a preflight proved. */
 export interface Preflight {
@@ -13,8 +14,8 @@ export interface Preflight {
  * Everything a run can prove before its first request to Spotify without changing what a reader
  * sees: every place in the plan writable with the credentials the run will use (an S3 key gets a
  * multipart upload created and aborted, so a wrong key, a 403 or a bad KMS key fails here and
- * not after the whole pull), and the --new-only guard. `check` and the pull run this same code,
- * so `check` exits with the status the run would have.
+ * not after the whole pull), the state's lease free (or abandoned), and the --new-only guard.
+ * `check` and the pull run this same code, so `check` exits with the status the run would have.
  */
 export async function preflight(
   plan: Plan,
@@ -32,6 +33,7 @@ export async function preflight(
     await destinations.probe(target.location, target);
     writable.push(target.location);
   }
+  if (plan.state !== undefined) await assertLeaseFree(destinations, plan.state, new Date());
   if (newOnly) await refuseOverwrite(destinations, plan.outputs);
   return { writable };
 }
@@ -45,7 +47,7 @@ async function refuseOverwrite(destinations: Destinations, outputs: { location: 
   for (const { location } of outputs) {
     if (location === '-' || (await destinations.version(location)) === null) continue;
     throw new SpotifyBatchError(
-      'ERR_LOCKED',
+      'ERR_OUTPUT_EXISTS',
       `option --new-only: ${location} already exists; a --new-only run would replace it with only the albums new since the state was written. Write to a new partition (e.g. {date} or {run_id} in --out), or remove it first`,
       { context: { path: location } },
     );

@@ -4,8 +4,8 @@
  * it spends Spotify quota. Every case runs the real CLI against the emulator and a local S3.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
@@ -125,4 +125,22 @@ test("check's plan lists every place the run writes", async () => {
   ]) {
     assert.ok(out.includes(place), `missing "${place}" in:\n${out}`);
   }
+});
+
+test('a lease held by a live run: check exits 8 as the pull does, and neither takes it', async () => {
+  const state = join(dir, 'held.state');
+  // This test process is alive on this host: its lease cannot be taken over.
+  const lease = `${JSON.stringify({ runId: 'other-run', startedAt: new Date().toISOString(), host: hostname(), pid: process.pid })}\n`;
+  await writeFile(`${state}.lease`, lease);
+  const { check, pull, pullRequests } = await checkAndRun([
+    '--out',
+    join(dir, 'held.csv'),
+    '--state',
+    state,
+  ]);
+  assert.equal(check.status, 8, check.stderr);
+  assert.equal(pull.status, 8, pull.stderr);
+  assert.match(check.stderr, /in use by run other-run/);
+  assert.equal(pullRequests, 0);
+  assert.equal(await readFile(`${state}.lease`, 'utf8'), lease);
 });

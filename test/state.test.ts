@@ -215,6 +215,10 @@ test('a lease older than its expiry is taken over', T, async () => {
     env: emulatorEnv(emulator),
   });
   assert.equal(result.status, 0, result.stderr);
+  assert.match(
+    result.stderr,
+    /took over the lease .* of run dead-run, .*: the lease had expired\n/,
+  );
   assert.ok(!(await readdir(dir)).includes('stale.state.lease'));
 });
 
@@ -445,7 +449,7 @@ test(
         env: emulatorEnv(emulator),
       },
     );
-    assert.equal(again.status, 8, again.stderr);
+    assert.equal(again.status, 10, again.stderr);
     assert.match(again.stderr, /option --new-only: .*SE\.csv already exists/);
     assert.deepEqual(await readFile(join(dir, 'rerun', 'dt=X', 'SE.csv')), before);
   },
@@ -472,5 +476,8 @@ test('an unreadable lease (a run killed while writing it) expires by its age', T
     },
   );
   assert.equal(fresh.status, 8, 'a fresh unreadable lease still holds');
-  assert.match(fresh.stderr, /if that run is gone, delete the lease/);
+  assert.match(
+    fresh.stderr,
+    /the lease is unreadable; .*if that run is gone, release the lease: spotify-batch unlock --state \S+ --force\n$/,
+  );
 });

@@ -245,6 +245,47 @@ export const pullOptions = (y: Argv) =>
 
 export type PullArgs = Awaited<ReturnType<typeof pullOptions>['argv']>;
 
+/** `spotify-batch unlock`: the state, and only what reaching it takes. */
+export const unlockOptions = (y: Argv) =>
+  y
+    .option('state', {
+      ...text('The --state of the runs whose lease to release: a file path or s3:// key'),
+      demandOption: 'name the state: --state LOCATION (as given to the runs)',
+    })
+    .option('force', {
+      type: 'boolean',
+      describe:
+        'Remove the lease whoever holds it: a run still going, or on another host (a pod that is gone)',
+    })
+    .option(
+      'env-file',
+      text('Read variables from a .env file (AWS_*, …); variables already set win'),
+    )
+    .option(
+      's3-endpoint',
+      text('S3-compatible endpoint [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]'),
+    )
+    .option('s3-force-path-style', {
+      type: 'boolean',
+      describe: 'Path-style addressing [default: on with a custom endpoint]',
+    })
+    .option(
+      's3-region',
+      text(
+        "S3 region [default: the AWS SDK's chain (AWS_REGION, profile); us-east-1 with a custom endpoint]",
+      ),
+    )
+    .option(
+      'log-format',
+      text('Log lines as text, or json (one JSON object per line) [default: text]'),
+    )
+    .option('debug', {
+      type: 'boolean',
+      describe: 'Show stack traces and causes on errors',
+    });
+
+export type UnlockArgs = Awaited<ReturnType<typeof unlockOptions>['argv']>;
+
 /** The flags as library options: numbers parsed strictly, sizes from MiB, nothing defaulted. */
 export function toOptions(args: PullArgs): Options {
   const tags: Record<string, string> = {};

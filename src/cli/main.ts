@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
-import { type NormalizedOptions, normalizeOptions } from '../core/options.ts';
+import { type NormalizedOptions, normalizeOptions, normalizeS3Options } from '../core/options.ts';
 import { didYouMean } from '../core/suggest.ts';
 import type { EmulatorArgs } from './emulator.ts';
-import type { PullArgs } from './flags.ts';
-import { examples, humanBytes, Log, NAME } from './output.ts';
+import type { PullArgs, UnlockArgs } from './flags.ts';
+import { duration, examples, humanBytes, Log, NAME } from './output.ts';
 
 // Only what parsing the command line needs is imported above. `--version` and `--help` (text
 // rendered at build time) load nothing else, not even yargs and the flags. Each command imports
@@ -92,8 +92,16 @@ function loadEnvFile(path: string | undefined): NodeJS.ProcessEnv {
   return process.env;
 }
 
-function logFor(args: PullArgs, command: 'pull' | 'check'): Log {
-  flags.checkScalars(args);
+/** The logging flags, of whichever command has them. */
+interface LogArgs {
+  'log-format'?: string | undefined;
+  quiet?: boolean | undefined;
+  debug?: boolean | undefined;
+  progress?: boolean | undefined;
+}
+
+function logFor(args: LogArgs, command: 'pull' | 'check' | 'unlock'): Log {
+  flags.checkScalars(args as Record<string, unknown>);
   const format = args['log-format'] ?? 'text';
   if (format !== 'text' && format !== 'json') {
     throw usageError(
@@ -208,6 +216,50 @@ async function checkCommand(args: PullArgs): Promise<void> {
 }
 
 /**
+ * `spotify-batch unlock --state LOCATION [--force]`: one line saying what was removed (exit 0),
+ * that there was no lease (exit 0), or why the lease stays (exit 8).
+ */
+async function unlockCommand(args: UnlockArgs): Promise<void> {
+  const log = logFor(args, 'unlock');
+  try {
+    const env = loadEnvFile(args['env-file']);
+    const given = {
+      s3Endpoint: args['s3-endpoint'],
+      s3ForcePathStyle: args['s3-force-path-style'],
+      s3Region: args['s3-region'],
+    };
+    const s3 = normalizeS3Options(
+      Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+      env,
+    );
+    const [{ unlock }, { describeHolder }] = await Promise.all([
+      import('../unlock.ts'),
+      import('../state.ts'),
+    ]);
+    const report = await unlock(args.state, { force: args.force ?? false, s3, env });
+    if (args['log-format'] === 'json') {
+      process.stderr.write(
+        `${JSON.stringify({ time: new Date().toISOString(), event: 'unlock', ok: true, ...report })}\n`,
+      );
+      return;
+    }
+    const why = {
+      'holder-gone': 'its process is gone',
+      expired: 'it had expired',
+      forced: '--force',
+    };
+    const age = report.ageSeconds === null ? '' : `, ${duration(report.ageSeconds)} old`;
+    writeQuietly(
+      report.holder === null || report.reason === null
+        ? `${NAME}: no lease at ${report.location}: nothing to remove\n`
+        : `${NAME}: removed the lease ${report.location} of ${describeHolder(report.holder)}${age}: ${why[report.reason]}\n`,
+    );
+  } catch (error) {
+    process.exit(log.error(error).exitStatus);
+  }
+}
+
+/**
  * Output of the commands that print and end (`--version`, `--help`, `markets`, `check`): into a
  * closed pipe (`| head -0`) they end quietly with 0, as yargs' own output does.
  */
@@ -236,7 +288,10 @@ export function dashValues(argv: string[]): string[] {
 }
 
 const EXIT_STATUSES =
-  'Exit statuses: 0 ok, 1 internal error, 2 usage/configuration, 3 Spotify rejected the credentials, 4 Spotify API error, 5 destination (S3/file) error, 6 bad record, 7 some markets skipped (--on-market-error skip), 8 the --state is in use by another run or changed under this one, 129 SIGHUP, 130 SIGINT, 143 SIGTERM.';
+  'Exit statuses: 0 ok, 1 internal error, 2 usage/configuration, 3 Spotify rejected the credentials, 4 Spotify API error, 5 destination (S3/file) error, 6 bad record, 7 some markets skipped (--on-market-error skip), 8 the --state is in use by another run or changed under this one (spotify-batch unlock releases the lease of a run that is gone), 10 --new-only over an output that exists, 129 SIGHUP, 130 SIGINT, 143 SIGTERM.';
+
+const UNLOCK_STATUSES =
+  'Exit statuses: 0 the lease was removed, or there was none; 2 usage; 5 destination (S3/file) error; 8 the holder may still be running (on this host, or another host that cannot be checked) and --force was not given, or the lease changed meanwhile: nothing was removed.';
 
 /** This package's version, from the package.json above this file (src/ or dist/src/). */
 function packageVersion(): string {
@@ -285,7 +340,7 @@ async function runCommandLine(args: string[], json: boolean, width: number) {
 /** The width yargs lays help out in: the terminal's, at most 110; 100 when not a terminal. */
 const helpWidth = () => Math.min(110, process.stdout.columns || 100);
 
-const COMMANDS = ['new-releases', 'replay', 'check', 'markets', 'emulator', 'completion'];
+const COMMANDS = ['new-releases', 'replay', 'check', 'unlock', 'markets', 'emulator', 'completion'];
 /** The widths help is rendered in at build time: piped (100), and a terminal of 110 or more. */
 const PRERENDERED_WIDTHS = [100, 110];
 
@@ -453,6 +508,24 @@ function commandLine(
         (a) => checkCommand(a as PullArgs),
       )
       .command(
+        'unlock',
+        'Release a --state lease left by a run that is gone (its process dead on this host; any lease with --force)',
+        (y) =>
+          flags.unlockOptions(y).epilog(
+            `${examples([
+              [
+                'spotify-batch unlock --state s3://my-bucket/spotify/state.tsv',
+                'after a run was killed (SIGKILL, out of memory) on this host',
+              ],
+              [
+                'spotify-batch unlock --state s3://my-bucket/spotify/state.tsv --force',
+                'a pod or VM that is gone: its lease, whoever holds it',
+              ],
+            ])}\n\n${UNLOCK_STATUSES}`,
+          ),
+        (a) => unlockCommand(a as UnlockArgs),
+      )
+      .command(
         'markets',
         'Print the markets --market accepts (ISO codes; all means every one)',
         (y) => y,
@@ -481,7 +554,7 @@ function commandLine(
       )
       .demandCommand(
         1,
-        'name a command: new-releases, replay, check, markets, emulator or completion (or --version)',
+        'name a command: new-releases, replay, check, unlock, markets, emulator or completion (or --version)',
       )
       .recommendCommands()
       .strict()

@@ -1,5 +1,6 @@
 import { SpotifyBatchError, toSpotifyBatchError } from '../core/errors.ts';
 import { MiB } from '../core/options.ts';
+import { shellWord } from '../core/shell.ts';
 import type { RunEvent, RunStats } from '../core/stats.ts';
 import type { RunReport } from '../pipeline.ts';
 
@@ -85,6 +86,8 @@ export function describeEvent(e: RunEvent): string {
   switch (e.event) {
     case 'retry':
       return `${NAME}: retrying: attempt ${e.attempt} failed: ${e.reason} (next try in ${(e.delayMs / 1000).toFixed(1)} s)`;
+    case 'lease-taken-over':
+      return `${NAME}: took over the lease ${e.location} of run ${e.runId ?? '(unknown)'}, started ${e.startedAt ?? '(unknown)'}${e.host === null ? '' : ` on ${e.host} (pid ${e.pid})`}: ${e.reason === 'holder-gone' ? 'that process is gone (killed, or out of memory)' : 'the lease had expired'}`;
     case 'market-failed':
       return `${NAME}: market ${e.market} failed and is skipped: ${e.reason}`;
     case 'abort-failed':
@@ -115,11 +118,6 @@ export function examples(list: [command: string | string[], purpose: string][]):
     ];
   });
   return `Examples:\n${lines.join('\n')}`;
-}
-
-/** `text` as one word for a POSIX shell: as it is when that is safe, else single-quoted. */
-function shellWord(text: string): string {
-  return /^[\w./=:@%+-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
 const CLEAR_LINE = '\r\u001b[2K';
@@ -157,11 +155,16 @@ export class Log {
     this.#draw();
   }
 
-  /** An event's line; --quiet keeps only the warnings (what a run left behind). */
+  /**
+   * An event's line; --quiet keeps only what a scheduler's log must show: what a run left
+   * behind (an upload it could not abort), and a lease taken from a run that is gone.
+   */
   event(e: RunEvent): void {
     const { event, ...rest } = e;
     if (this.#o.json) this.#json(event, rest);
-    else if (!this.#o.quiet || event === 'abort-failed') this.line(describeEvent(e));
+    else if (!this.#o.quiet || event === 'abort-failed' || event === 'lease-taken-over') {
+      this.line(describeEvent(e));
+    }
   }
 
   report(r: RunReport): void {

@@ -14,6 +14,8 @@ export const ExitStatus = {
   data: 6,
   partial: 7,
   locked: 8,
+  /** Not 9: Node itself exits 9 for a missing --env-file, before the tool runs. */
+  outputExists: 10,
   sighup: 129,
   sigint: 130,
   sigterm: 143,
@@ -34,6 +36,8 @@ const exitByCode = {
   ERR_INTERRUPTED: ExitStatus.sigint,
   /** Another run holds the state's lease, or the state changed under this run. */
   ERR_LOCKED: ExitStatus.locked,
+  /** A --new-only run over an output that exists (it would replace it with the new albums only). */
+  ERR_OUTPUT_EXISTS: ExitStatus.outputExists,
   ERR_INTERNAL: ExitStatus.internal,
 } as const;
 

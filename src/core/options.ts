@@ -567,7 +567,6 @@ export function normalizeOptions(
   if (options.maxRejects !== undefined && rejects === undefined) {
     throw usageError('option --max-rejects needs --rejects FILE');
   }
-  const endpoint = nonEmpty(options.s3Endpoint, env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL);
   if (options.s3SseKmsKeyId && options.s3Sse !== 'aws:kms') {
     throw usageError('option --s3-sse-kms-key-id needs --s3-sse aws:kms');
   }
@@ -700,22 +699,54 @@ export function normalizeOptions(
       options.maxRejects === undefined
         ? Number.POSITIVE_INFINITY
         : integer('max-rejects', options.maxRejects, 0, 0, Number.MAX_SAFE_INTEGER),
-    s3: {
-      partSize: integer(
-        's3-part-size',
-        options.s3PartSize,
-        DEFAULTS.s3PartSize,
-        S3_MIN_PART,
-        S3_MAX_PART,
-      ),
-      queueSize: integer('s3-queue-size', options.s3QueueSize, DEFAULTS.s3QueueSize, 1, 64),
-      endpoint: endpoint === undefined ? undefined : baseUrl('s3-endpoint', endpoint),
-      forcePathStyle: options.s3ForcePathStyle ?? endpoint !== undefined,
-      region: nonEmpty(options.s3Region),
-      sse: choice('--s3-sse', options.s3Sse, ['AES256', 'aws:kms'] as const),
-      sseKmsKeyId: nonEmpty(options.s3SseKmsKeyId),
-      storageClass: nonEmpty(options.s3StorageClass),
-      tags: options.s3Tags ?? {},
-    },
+    s3: normalizeS3Options(options, env),
+  };
+}
+
+/**
+ * The S3 settings alone, defaults filled: a command that only reads and writes one small object
+ * (`unlock`) needs no Spotify credentials or outputs to get them.
+ */
+export function normalizeS3Options(
+  options: Pick<
+    Options,
+    | 's3PartSize'
+    | 's3QueueSize'
+    | 's3Endpoint'
+    | 's3ForcePathStyle'
+    | 's3Region'
+    | 's3Sse'
+    | 's3SseKmsKeyId'
+    | 's3StorageClass'
+    | 's3Tags'
+  >,
+  env: NodeJS.ProcessEnv = process.env,
+): S3Options {
+  for (const [name, value] of [
+    ['--s3-endpoint', options.s3Endpoint],
+    ['--s3-region', options.s3Region],
+  ] as const) {
+    if (value !== undefined && value.trim() === '') throw usageError(`option ${name} is empty`);
+  }
+  const endpoint = nonEmpty(options.s3Endpoint, env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL);
+  if (options.s3SseKmsKeyId && options.s3Sse !== 'aws:kms') {
+    throw usageError('option --s3-sse-kms-key-id needs --s3-sse aws:kms');
+  }
+  return {
+    partSize: integer(
+      's3-part-size',
+      options.s3PartSize,
+      DEFAULTS.s3PartSize,
+      S3_MIN_PART,
+      S3_MAX_PART,
+    ),
+    queueSize: integer('s3-queue-size', options.s3QueueSize, DEFAULTS.s3QueueSize, 1, 64),
+    endpoint: endpoint === undefined ? undefined : baseUrl('s3-endpoint', endpoint),
+    forcePathStyle: options.s3ForcePathStyle ?? endpoint !== undefined,
+    region: nonEmpty(options.s3Region),
+    sse: choice('--s3-sse', options.s3Sse, ['AES256', 'aws:kms'] as const),
+    sseKmsKeyId: nonEmpty(options.s3SseKmsKeyId),
+    storageClass: nonEmpty(options.s3StorageClass),
+    tags: options.s3Tags ?? {},
   };
 }

@@ -72,6 +72,16 @@ export type RunEvent =
     }
   | { event: 'market-failed'; market: string; reason: string }
   | {
+      /** The state's lease was left by a run that is gone (killed) or expired: taken over. */
+      event: 'lease-taken-over';
+      location: string;
+      reason: 'holder-gone' | 'expired';
+      runId: string | null;
+      host: string | null;
+      pid: number | null;
+      startedAt: string | null;
+    }
+  | {
       /** A failed output's multipart upload could not be aborted: its parts stay, billed. */
       event: 'abort-failed';
       location: string;

@@ -155,25 +155,8 @@ export class Destinations {
     }
     if (destination.kind !== 'file') throw new Error(`cannot write ${location} conditionally`);
     const path = destination.path;
-    if (expect !== null) {
-      // Take-over of a stale file, only if it is still the one that was read: moved aside by a
-      // rename (of two runs taking over at once, one rename finds nothing), then checked.
-      const aside = `${path}.${randomBytes(4).toString('hex')}.old`;
-      if (
-        !(await rename(path, aside).then(
-          () => true,
-          () => false,
-        ))
-      )
-        return false;
-      if ((await fileVersion(aside)) !== expect) {
-        // Someone else's lease was moved: put it back unless another took the place meanwhile.
-        await link(aside, path).catch(() => {});
-        await rm(aside, { force: true });
-        return false;
-      }
-      await rm(aside, { force: true });
-    }
+    // Take-over of a stale file, only if it is still the one that was read.
+    if (expect !== null && !(await removeFileIf(path, expect))) return false;
     try {
       await writeFile(path, text, { flag: 'wx' });
     } catch (cause) {
@@ -187,6 +170,19 @@ export class Destinations {
       throw fileError(cause, path, 'write');
     }
     return (await fileVersion(path)) ?? '';
+  }
+
+  /**
+   * Removes what is at `location` only while its version is still `expect` (S3: a conditional
+   * DeleteObject; a file: moved aside, then checked). Answers false when it changed or is gone.
+   */
+  async deleteIf(location: string, expect: string): Promise<boolean> {
+    const destination = parseDestination(location);
+    if (destination.kind === 's3') {
+      return (await this.#store()).deleteIf(destination.bucket, destination.key, expect);
+    }
+    if (destination.kind !== 'file') throw new Error(`cannot delete ${location} conditionally`);
+    return removeFileIf(destination.path, expect);
   }
 
   /** Removes what is at `location`, if anything (the commit invalidates an old manifest). */
@@ -212,4 +208,30 @@ export class Destinations {
     );
     return this.#s3;
   }
+}
+
+/**
+ * Removes the file at `path` only if it is still the version `expect`: moved aside by a rename
+ * (of two processes doing this at once, one rename finds nothing), then checked. Someone else's
+ * file moved aside by mistake is put back, unless another took the place meanwhile. A look
+ * first leaves a file that is already another version where it is: only a file replaced
+ * between that look and the rename (a moment) is ever moved aside.
+ */
+async function removeFileIf(path: string, expect: string): Promise<boolean> {
+  if ((await fileVersion(path)) !== expect) return false;
+  const aside = `${path}.${randomBytes(4).toString('hex')}.old`;
+  if (
+    !(await rename(path, aside).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return false;
+  if ((await fileVersion(aside)) !== expect) {
+    await link(aside, path).catch(() => {});
+    await rm(aside, { force: true });
+    return false;
+  }
+  await rm(aside, { force: true });
+  return true;
 }

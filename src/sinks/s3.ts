@@ -212,6 +212,22 @@ export class S3Store {
     }
   }
 
+  /**
+   * Deletes an object only while its ETag is still `etag` (a conditional DeleteObject, If-Match:
+   * AWS S3 honours it since September 2025). Answers false when the object changed or is gone.
+   */
+  async deleteIf(bucket: string, key: string, etag: string): Promise<boolean> {
+    const { DeleteObjectCommand } = this.#modules.s3;
+    try {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, IfMatch: etag }));
+      return true;
+    } catch (error) {
+      const status = s3Status(error);
+      if (status === 412 || status === 404) return false;
+      throw s3Error(error, this.#where(bucket, key));
+    }
+  }
+
   /** Deletes an object if it exists (the commit invalidates the previous run's manifest). */
   async delete(bucket: string, key: string): Promise<void> {
     const { DeleteObjectCommand } = this.#modules.s3;
