@@ -26,11 +26,17 @@ export async function preflight(
   // One probe per directory or key prefix: 185 markets need not make 185 uploads. A prefix is
   // probed once per way of opening it (a folder made for a partition, or one that must exist).
   const probed = new Set<string>();
+  // A folder one output makes (a report, a partition) is there for the others in it too.
+  const made = new Set(plan.targets.filter((t) => t.createDirs).map((t) => dirname(t.location)));
   for (const target of plan.targets) {
-    const key = `${dirname(target.location)}\0${target.createDirs}`;
+    const dir = dirname(target.location);
+    const key = `${dir}\0${target.createDirs || made.has(dir)}`;
     if (target.location === '-' || probed.has(key)) continue;
     probed.add(key);
-    await destinations.probe(target.location, target);
+    await destinations.probe(target.location, {
+      ...target,
+      createDirs: target.createDirs || made.has(dir),
+    });
     writable.push(target.location);
   }
   if (plan.state !== undefined) await assertLeaseFree(destinations, plan.state, new Date());
