@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { MiB } from '../src/core/options.ts';
 import { spotifyId } from '../src/emulator/catalogue.ts';
 import { Destinations } from '../src/sinks/open.ts';
-import { loadState, STATE_HEADER } from '../src/state.ts';
+import { loadState, STATE_HEADER } from '../src/state/state.ts';
 
 const ids = Number(process.argv[2] ?? 1_000_000);
 const gc = (globalThis as { gc?: () => void }).gc;

@@ -104,7 +104,7 @@ export interface S3FaultRule {
   reset?: boolean;
   /**
    * Only requests of uploads that have received a part: the data's own abort, not the one of a
-   * run's preflight probe (an upload created and aborted empty, src/preflight.ts).
+   * run's preflight probe (an upload created and aborted empty, src/plan/preflight.ts).
    */
   staged?: boolean;
 }

@@ -4,7 +4,7 @@
  * `spotify-batch unlock`. The stages are exported for people composing their own streams. The
  * Spotify emulator (for offline tests) is the `spotify-batch/emulator` entry point.
  */
-export { type CheckReport, check } from './check.ts';
+
 export {
   type ErrorCode,
   type ErrorContext,
@@ -29,8 +29,9 @@ export {
   type RunReport,
   run,
 } from './pipeline.ts';
+export { type CheckReport, check } from './plan/check.ts';
 export { AlbumSource, type AlbumSourceOptions, fetchPages, type Page } from './sources/albums.ts';
+export { type UnlockReport, unlock } from './state/unlock.ts';
 export { Coalescer } from './transforms/coalesce.ts';
 export { createCsvStringifier } from './transforms/csv.ts';
 export { albumToRows, COLUMNS, type Row, RowsTransform } from './transforms/rows.ts';
-export { type UnlockReport, unlock } from './unlock.ts';

@@ -17,7 +17,7 @@ import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { normalizeS3Options } from '../src/core/options.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { Destinations } from '../src/sinks/open.ts';
-import { acquireLease, type Here, holderStatus, LEASE_EXPIRY_HOURS } from '../src/state.ts';
+import { acquireLease, type Here, holderStatus, LEASE_EXPIRY_HOURS } from '../src/state/state.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 
 /** A broken lease shows as a hung run: fail fast instead. */

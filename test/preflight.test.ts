@@ -1,5 +1,5 @@
 /**
- * `check` and the pull share one plan and one preflight (src/plan.ts, src/preflight.ts): `check`
+ * `check` and the pull share one plan and one preflight (src/plan/plan.ts, src/plan/preflight.ts): `check`
  * exits with the status the run would have, and a run that cannot write somewhere fails before
  * it spends Spotify quota. Every case runs the real CLI against the emulator and a local S3.
  */

@@ -38,7 +38,7 @@ const isCi = (env: NodeJS.ProcessEnv) =>
 function installExitHandlers(
   controller: AbortController,
   log: Log,
-  { abandonActive, discardActive }: typeof import('../commit.ts'),
+  { abandonActive, discardActive }: typeof import('../commit/commit.ts'),
 ): void {
   let interrupted = false;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -136,7 +136,7 @@ async function newReleases(args: PullArgs): Promise<void> {
   const log = logFor(args, 'pull');
   const controller = new AbortController();
   const [commit, { createStats }, { run }] = await Promise.all([
-    import('../commit.ts'),
+    import('../commit/commit.ts'),
     import('../core/stats.ts'),
     import('../pipeline.ts'),
   ]);
@@ -188,7 +188,7 @@ async function checkCommand(args: PullArgs): Promise<void> {
   const log = logFor(args, 'check');
   try {
     const { o, env } = pullSetup(args);
-    const { check } = await import('../check.ts');
+    const { check } = await import('../plan/check.ts');
     const report = await check(o, { env });
     if (args['log-format'] === 'json') {
       process.stderr.write(
@@ -233,8 +233,8 @@ async function unlockCommand(args: UnlockArgs): Promise<void> {
       env,
     );
     const [{ unlock }, { describeHolder }] = await Promise.all([
-      import('../unlock.ts'),
-      import('../state.ts'),
+      import('../state/unlock.ts'),
+      import('../state/state.ts'),
     ]);
     const report = await unlock(args.state, { force: args.force ?? false, s3, env });
     if (args['log-format'] === 'json') {

@@ -104,3 +104,10 @@ export function toSpotifyBatchError(error: unknown): SpotifyBatchError {
 export function usageError(message: string): SpotifyBatchError {
   return new SpotifyBatchError('ERR_USAGE', message);
 }
+
+/** Whatever aborted a run, as an ERR_INTERRUPTED error (signals and failures bring their own). */
+export function abortReason(reason: unknown): SpotifyBatchError {
+  if (reason instanceof SpotifyBatchError) return reason;
+  const detail = reason instanceof Error ? reason.message : String(reason);
+  return new SpotifyBatchError('ERR_INTERRUPTED', `run aborted (${detail})`, { cause: reason });
+}

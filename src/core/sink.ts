@@ -12,7 +12,7 @@ export interface SinkResult {
 }
 
 /**
- * One output of a run, written in two phases (the run's commit protocol, src/commit.ts):
+ * One output of a run, written in two phases (the run's commit protocol, src/commit/commit.ts):
  *
  * 1. The pipeline writes every byte into `writable`; the output is then *staged*: complete, and
  *    still invisible to readers (a temp file beside the target, or an S3 upload whose final

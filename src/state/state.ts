@@ -1,11 +1,11 @@
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createInterface } from 'node:readline';
-import { SpotifyBatchError } from './core/errors.ts';
-import { shellWord } from './core/shell.ts';
-import type { EventListener } from './core/stats.ts';
-import type { Destinations } from './sinks/open.ts';
-import type { StateEntries } from './transforms/state.ts';
+import { SpotifyBatchError } from '../core/errors.ts';
+import { shellWord } from '../core/shell.ts';
+import type { EventListener } from '../core/stats.ts';
+import type { Destinations } from '../sinks/open.ts';
+import type { StateEntries } from '../transforms/state.ts';
 
 /**
  * The incremental state on disk or S3: a header line, then one line per album id —

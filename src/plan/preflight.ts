@@ -1,8 +1,8 @@
 import { dirname } from 'node:path';
-import { SpotifyBatchError } from './core/errors.ts';
+import { SpotifyBatchError } from '../core/errors.ts';
+import type { Destinations } from '../sinks/open.ts';
+import { assertLeaseFree } from '../state/state.ts';
 import type { Plan } from './plan.ts';
-import type { Destinations } from './sinks/open.ts';
-import { assertLeaseFree } from './state.ts';
 
 /** What a preflight proved. */
 export interface Preflight {

@@ -1,7 +1,7 @@
-import { SpotifyBatchError, usageError } from './core/errors.ts';
-import { normalizeS3Options, parseDestination, type S3Options } from './core/options.ts';
-import { shellWord } from './core/shell.ts';
-import { Destinations } from './sinks/open.ts';
+import { SpotifyBatchError, usageError } from '../core/errors.ts';
+import { normalizeS3Options, parseDestination, type S3Options } from '../core/options.ts';
+import { shellWord } from '../core/shell.ts';
+import { Destinations } from '../sinks/open.ts';
 import {
   describeHolder,
   type HolderStatus,

@@ -1,12 +1,12 @@
 import type { Transform } from 'node:stream';
-import type { Column } from './core/columns.ts';
-import type { Format } from './core/options.ts';
-import type { SinkResult } from './core/sink.ts';
-import type { RunStats } from './core/stats.ts';
-import { COALESCE_BYTES, Coalescer } from './transforms/coalesce.ts';
-import { createCsvStringifier } from './transforms/csv.ts';
-import { DigestTransform } from './transforms/digest.ts';
-import { NdjsonSerializer } from './transforms/ndjson.ts';
+import type { Column } from '../core/columns.ts';
+import type { Format } from '../core/options.ts';
+import type { SinkResult } from '../core/sink.ts';
+import type { RunStats } from '../core/stats.ts';
+import { COALESCE_BYTES, Coalescer } from './coalesce.ts';
+import { createCsvStringifier } from './csv.ts';
+import { DigestTransform } from './digest.ts';
+import { NdjsonSerializer } from './ndjson.ts';
 
 /** One object or file the run wrote. */
 export interface OutputReport extends SinkResult {
@@ -78,7 +78,7 @@ async function serializer(o: EncodeOptions, columns: readonly Column[]): Promise
     case 'ndjson':
       return new NdjsonSerializer(columns);
     case 'parquet': {
-      const { ParquetSerializer } = await import('./transforms/parquet.ts');
+      const { ParquetSerializer } = await import('./parquet.ts');
       return new ParquetSerializer(columns, o.parquetRowGroupRows);
     }
   }

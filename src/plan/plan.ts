@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { usageError } from './core/errors.ts';
+import { manifestLocation } from '../commit/manifest.ts';
+import { usageError } from '../core/errors.ts';
 import {
   expandOut,
   type NormalizedOptions,
   type OutVars,
   parseDestination,
-} from './core/options.ts';
-import { contentType } from './encode.ts';
-import { manifestLocation } from './manifest.ts';
-import { STAR_TABLE_NAMES, type StarTable } from './transforms/star.ts';
+} from '../core/options.ts';
+import { contentType } from '../transforms/encode.ts';
+import { STAR_TABLE_NAMES, type StarTable } from '../transforms/star.ts';
 
 /** The values of a run's templates: `{date}` (UTC) and `{run_id}`, from its start. */
 export function runVars(now: Date): OutVars {

@@ -1,10 +1,10 @@
-import { type NormalizedOptions, normalizeOptions, type Options } from './core/options.ts';
-import { createStats } from './core/stats.ts';
+import { type NormalizedOptions, normalizeOptions, type Options } from '../core/options.ts';
+import { createStats } from '../core/stats.ts';
+import { Destinations } from '../sinks/open.ts';
+import { firstPageUrl, toPage } from '../sources/albums.ts';
+import { SpotifyClient } from '../sources/client.ts';
 import { planOutputs, runVars } from './plan.ts';
 import { type Preflight, preflight } from './preflight.ts';
-import { Destinations } from './sinks/open.ts';
-import { firstPageUrl, toPage } from './sources/albums.ts';
-import { SpotifyClient } from './sources/client.ts';
 
 /** What `spotify-batch check` found: the plan, and that each part of it works. */
 export interface CheckReport {
@@ -36,7 +36,7 @@ export interface CheckReport {
 
 /**
  * A dry run: the options as the run would take them, a token and one page (limit 1) through the
- * same client, then the run's own preflight (src/preflight.ts): every place in the plan proven
+ * same client, then the run's own preflight (src/plan/preflight.ts): every place in the plan proven
  * writable without writing anything that stays, and the --new-only guard. Throws the first
  * failure, as the run would.
  */

@@ -1,6 +1,6 @@
 import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { StagedSink } from './core/sink.ts';
+import type { StagedSink } from '../core/sink.ts';
 
 /** One output of a fan-out: its rows, the stages that encode them, and its staged sink. */
 export interface Branch {

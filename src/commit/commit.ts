@@ -1,8 +1,8 @@
 import { rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
-import type { SinkResult, StagedSink } from './core/sink.ts';
-import type { Destinations, OpenOptions } from './sinks/open.ts';
+import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from '../core/errors.ts';
+import type { SinkResult, StagedSink } from '../core/sink.ts';
+import type { Destinations, OpenOptions } from '../sinks/open.ts';
 
 /** Runs whose outputs are still open, for the CLI's last-resort handlers (uncaught errors). */
 const active = new Set<Commit>();

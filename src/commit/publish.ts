@@ -1,0 +1,121 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { abortReason, SpotifyBatchError } from '../core/errors.ts';
+import type { SinkResult, StagedSink } from '../core/sink.ts';
+import { type Plan, target } from '../plan/plan.ts';
+import type { Destinations } from '../sinks/open.ts';
+import { type LoadedState, stateLines } from '../state/state.ts';
+import type { StateEntries } from '../transforms/state.ts';
+import type { Commit } from './commit.ts';
+
+/** The incremental state to write with the run: what was read, and this run's new albums. */
+export interface StateUpdate {
+  loaded: LoadedState;
+  added: StateEntries;
+  today: string;
+  ttlDays: number;
+}
+
+export interface PublishedRun {
+  /** The outputs' results, in the order given. */
+  results: SinkResult[];
+  /** The state's result, when it was written. */
+  state: SinkResult | undefined;
+  /** Why the state was not written although the data was (the next run emits them again). */
+  stateError: string | null;
+  /** Ids the state dropped by age, and kept. */
+  written: { dropped: number; kept: number };
+  endedAt: Date;
+}
+
+/**
+ * Phase two of a run (src/commit/commit.ts): the state checked unchanged and staged, every output
+ * staged, then all published together and the manifest last. `onCommitPoint` is called once
+ * nothing can stop the publishing any more (a signal after it does not replace its outcome).
+ */
+export async function publishRun(
+  commit: Commit,
+  destinations: Destinations,
+  plan: Plan,
+  outputs: StagedSink[],
+  {
+    state,
+    signal,
+    manifest,
+    onCommitPoint,
+  }: {
+    state: StateUpdate | undefined;
+    signal: AbortSignal;
+    /** The manifest's text from what was published, when there is one. */
+    manifest:
+      | ((published: SinkResult[], state: SinkResult | undefined, endedAt: Date) => string)
+      | undefined;
+    onCommitPoint: () => void;
+  },
+): Promise<PublishedRun> {
+  // The lease keeps other runs of this tool out; a state changed by anything else since it
+  // was read fails the run here, before any output is published.
+  if (
+    state !== undefined &&
+    (await destinations.version(state.loaded.location)) !== state.loaded.version
+  ) {
+    throw new SpotifyBatchError(
+      'ERR_LOCKED',
+      `option --state: ${state.loaded.location} changed while this run was going; nothing was published`,
+      { context: { path: state.loaded.location } },
+    );
+  }
+  const written = { dropped: 0, kept: 0 };
+  const stateSink =
+    state === undefined ? undefined : await stageState(commit, plan, state, written, signal);
+  // Every output staged before the commit point (the last parts of rejects, raw and the report
+  // may still be uploading, and a signal still cancels them), and a signal that came in while
+  // they were staged still wins. After this line, publishing runs to its end (a part-way
+  // publish reports itself).
+  await Promise.all([...outputs, ...(stateSink ? [stateSink] : [])].map((s) => s.staged));
+  if (signal.aborted) throw abortReason(signal.reason);
+  onCommitPoint();
+  let endedAt = new Date();
+  const published = await commit.publish(outputs, {
+    after: stateSink ? [stateSink] : [],
+    manifest:
+      manifest === undefined || plan.manifest === undefined
+        ? undefined
+        : {
+            location: plan.manifest,
+            render: (results, after) => {
+              endedAt = new Date();
+              return manifest(results, after[0], endedAt);
+            },
+          },
+  });
+  if (manifest === undefined || plan.manifest === undefined) endedAt = new Date();
+  return {
+    results: published.results,
+    state: published.after[0],
+    stateError: stateSink === undefined ? null : (published.afterError?.message ?? null),
+    written,
+    endedAt,
+  };
+}
+
+/** Stages the new state (kept ids and this run's new ones) as one more output of the commit. */
+async function stageState(
+  commit: Commit,
+  plan: Plan,
+  { loaded, added, today, ttlDays }: StateUpdate,
+  counts: { dropped: number; kept: number },
+  signal: AbortSignal,
+): Promise<StagedSink> {
+  const sink = await commit.open(loaded.location, {
+    ...target(plan, loaded.location),
+    // Written only over the version read at the start (or where there was none).
+    expect: loaded.version,
+  });
+  await pipeline(
+    Readable.from(stateLines(loaded.entries, added, today, ttlDays, counts)),
+    sink.writable,
+    { signal },
+  );
+  return sink;
+}
