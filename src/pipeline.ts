@@ -21,7 +21,7 @@ import { type RunReport, summarize } from './pull/summary.ts';
 import type { RunReporter } from './report/index.ts';
 import { Destinations } from './sinks/open.ts';
 import { AlbumSource } from './sources/albums.ts';
-import { SpotifyClient } from './sources/client.ts';
+import { clientConfig, SpotifyClient } from './sources/client.ts';
 import { replaySource } from './sources/replay.ts';
 import { acquireLease, type LoadedState, loadState } from './state/state.ts';
 import type { Encoding, OutputReport } from './transforms/encode.ts';
@@ -107,7 +107,7 @@ export async function run(
           reporter.event(event);
           context.onEvent?.(event);
         };
-  const client = new SpotifyClient({ ...o, stats, signal, onEvent });
+  const client = new SpotifyClient({ ...clientConfig(o), stats, signal, onEvent });
   /** Phase two has begun: from here on the run finishes publishing whatever happens. */
   let committing = false;
   try {

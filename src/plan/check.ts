@@ -2,7 +2,7 @@ import { type NormalizedOptions, normalizeOptions, type Options } from '../core/
 import { createStats } from '../core/stats.ts';
 import { Destinations } from '../sinks/open.ts';
 import { firstPageUrl, toPage } from '../sources/albums.ts';
-import { SpotifyClient } from '../sources/client.ts';
+import { clientConfig, SpotifyClient } from '../sources/client.ts';
 import { planOutputs, runVars } from './plan.ts';
 import { type Preflight, preflight } from './preflight.ts';
 
@@ -49,7 +49,11 @@ export async function check(
   const markets: (string | undefined)[] = o.markets.length > 0 ? o.markets : [undefined];
   const urls = markets.map((m) => firstPageUrl(o.apiUrl, o.via, o.limit, o.query, m));
   const controller = new AbortController();
-  const client = new SpotifyClient({ ...o, stats: createStats(), signal: controller.signal });
+  const client = new SpotifyClient({
+    ...clientConfig(o),
+    stats: createStats(),
+    signal: controller.signal,
+  });
   let spotify: CheckReport['spotify'];
   try {
     const url = firstPageUrl(o.apiUrl, o.via, 1, o.query, markets[0]);

@@ -64,6 +64,20 @@ export function sideSinks(side: SideOutputs): StagedSink[] {
   return [side.rejects, side.raw?.sink, side.report].filter((s) => s !== undefined);
 }
 
+/** What the rows and encoders take of the options. */
+export type RowsConfig = Pick<
+  NormalizedOptions,
+  | 'model'
+  | 'columns'
+  | 'dedupe'
+  | 'manifest'
+  | 'report'
+  | 'format'
+  | 'gzip'
+  | 'csvEscapeFormulas'
+  | 'parquetRowGroupRows'
+>;
+
 export interface FanOut {
   /** Where the albums go in. */
   head: Writable;
@@ -75,7 +89,7 @@ export interface FanOut {
  * transform is both the head and the branch's rows); the star model, three tables under `out`.
  */
 export async function fanOut(
-  o: NormalizedOptions,
+  o: RowsConfig,
   locations: string[],
   stats: RunStats,
   onReject: RejectHandler | undefined,
@@ -117,7 +131,7 @@ function encodeOptions({
   gzip,
   csvEscapeFormulas,
   parquetRowGroupRows,
-}: NormalizedOptions) {
+}: RowsConfig) {
   return { format, gzip, csvEscapeFormulas, parquetRowGroupRows };
 }
 
