@@ -8,7 +8,10 @@
  * also counts the next stream's write when a push() reaches it synchronously, so it is an upper
  * bound). The other stages are bench/issue13.ts's.
  *
- *   npx node bench/profile.ts [albums=100000]
+ * BUILD (default: this checkout) profiles another build's bin, e.g. a worktree of an older commit,
+ * with this file's classification.
+ *
+ *   npx node bench/profile.ts [albums=100000] [build dir]
  */
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,7 +22,8 @@ import { measure, stage } from './issue13.ts';
 import { ensureNginx, startStaticSource } from './static.ts';
 
 const albums = Number(process.argv[2] ?? 100_000);
-const bin = fileURLToPath(new URL('../dist/bin/spotify-batch.js', import.meta.url));
+const build = process.argv[3] ?? fileURLToPath(new URL('..', import.meta.url));
+const bin = join(build, 'dist/bin/spotify-batch.js');
 const { nginx, reason } = ensureNginx();
 if (nginx === undefined) throw new Error(`no static source: ${reason}`);
 const tmp = await mkdtemp(join(tmpdir(), 'spotify-batch-profile-'));
