@@ -100,6 +100,7 @@ try {
     await profile('S3', 's3://bench/albums.csv'),
   ];
   const en = albums.toLocaleString('en');
+  console.log(`${bin}\n`);
   console.log(
     `| library | ${runs.map((r) => `${en} albums → ${r.name}: self | inclusive`).join(' | ')} |`,
   );
