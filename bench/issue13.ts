@@ -618,7 +618,7 @@ async function profileRun(tmp: string, source: StaticSource): Promise<[string, n
     .sort((a, b) => b[1] - a[1]);
 }
 
-function stage(url: string, fn: string): string {
+export function stage(url: string, fn: string): string {
   if (fn === '(idle)') return 'idle (waiting for the network)';
   if (fn === '(garbage collector)') return 'garbage collector';
   if (fn === '(program)') return 'V8/native (program)';
