@@ -29,7 +29,9 @@ export {
   type RunReport,
   run,
 } from './pipeline.ts';
-export { AlbumSource, type AlbumSourceOptions, fetchPages, type Page } from './sources/albums.ts';
+export { fetchPages, type LiveSourceOptions, liveSource, type Page } from './sources/albums.ts';
+export { replaySource } from './sources/replay.ts';
+export { AlbumsTransform } from './transforms/albums.ts';
 export { Coalescer } from './transforms/coalesce.ts';
 export { createCsvStringifier } from './transforms/csv.ts';
 export { albumToRows, COLUMNS, type Row, RowsTransform } from './transforms/rows.ts';

@@ -5,23 +5,24 @@ import { type Branch, runBranches } from './branches.ts';
 import { Commit } from './commit.ts';
 import type { Column } from './core/columns.ts';
 import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
-import { type NormalizedOptions, normalizeOptions, type Options } from './core/options.ts';
+import type { NormalizedOptions, Options } from './core/options.ts';
 import type { SinkResult, StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
 import { type Encoding, encode, type OutputReport } from './encode.ts';
 import { manifestObject } from './manifest.ts';
-import { type Plan, planOutputs, rawIsPlain, runVars, target } from './plan.ts';
+import { type Plan, planOutputs, rawIsPlain, resolveOptions, runVars, target } from './plan.ts';
 import { preflight } from './preflight.ts';
 import type { RunReporter } from './report/index.ts';
 import { fileError } from './sinks/file.ts';
 import { Destinations } from './sinks/open.ts';
 import { isBrokenPipe } from './sinks/stdout.ts';
-import { AlbumSource, type Page } from './sources/albums.ts';
+import { liveSource, type Page } from './sources/albums.ts';
 import { SpotifyClient } from './sources/client.ts';
 import { rawLine, replaySource } from './sources/replay.ts';
 import { acquireLease, type LoadedState, loadState, stateLines } from './state.ts';
-import { type RejectHandler, RowsTransform } from './transforms/rows.ts';
-import { STAR_TABLE_NAMES, STAR_TABLES, StarSplitter } from './transforms/star.ts';
+import { AlbumsTransform, type RejectHandler } from './transforms/albums.ts';
+import { checkRows, RowsTransform } from './transforms/rows.ts';
+import { checkStar, STAR_TABLE_NAMES, STAR_TABLES, StarSplitter } from './transforms/star.ts';
 import { type StateCounts, type StateEntries, StateTracker, unclaim } from './transforms/state.ts';
 import { Tap } from './transforms/tap.ts';
 
@@ -135,7 +136,7 @@ export async function run(
   const started = performance.now();
   const startedAt = new Date();
   const env = context.env ?? process.env;
-  const o = 'perMarket' in options ? options : normalizeOptions(options, env);
+  const o = await resolveOptions(options, env);
   const stats = context.stats ?? createStats();
   const vars = runVars(startedAt);
   // The run's own controller: a failure anywhere stops every request of the shared client.
@@ -189,7 +190,8 @@ export async function run(
         ? undefined
         : await commit.open(plan.rejects, target(plan, plan.rejects));
     const onReject = rejects && rejectHandler(rejects.writable, o.maxRejects, stats);
-    const raw = plan.raw === undefined ? undefined : await openRaw(commit, plan, plan.raw);
+    const raw =
+      plan.raw === undefined ? undefined : await openRaw(commit, plan, plan.raw, o.markets);
     // Opened now, so a destination that refuses it fails the run before anything is fetched.
     const reportSink =
       plan.report === undefined
@@ -202,44 +204,59 @@ export async function run(
       const opened: Staged[] = [];
       const claimed: [string, boolean][] = [];
       try {
-        const fanout = await fanOut(o, locations, stats, onReject);
+        const fanout = await fanOut(o, locations, stats);
         const branches: Branch[] = [];
         for (const table of fanout.tables) {
           const sink = await commit.open(table.location, target(plan, table.location));
           opened.push({ sink, encoding: table.encoding, market: market ?? null, rows: table.rows });
           branches.push({ rows: table.rows$, stages: table.encoding.stages, sink });
         }
+        // Pages, live or replayed (a replay's markets come from its raw lines: src/plan.ts
+        // resolveOptions); one stage makes them albums the same way for both. With {market}
+        // outputs a replay reads its inputs once per market, `workers` markets at a time, as the
+        // live run fetches them: one pass routed to every market would hold every market's
+        // outputs open at once (185 S3 uploads and their part buffers), since a raw landing
+        // interleaves the markets that were fetched together.
+        const pagesOf = market === undefined ? o.markets : [market];
         const source =
           o.from.length > 0
             ? replaySource(o.from, (location) => destinations.read(location), {
-                markets: market === undefined ? o.markets : [market],
+                markets: pagesOf,
                 stats,
                 fetchedAt: startedAt.toISOString(),
                 maxItems: o.maxItems,
               })
-            : new AlbumSource({
+            : liveSource({
                 ...o,
                 ...(o.perMarket ? { concurrency: window } : {}),
-                markets: market === undefined ? o.markets : [market],
+                markets: pagesOf,
                 stats,
                 signal,
                 client,
                 keepText: raw !== undefined,
                 onPage: raw?.page,
               });
-        const through: Transform[] =
-          state === undefined
-            ? []
-            : [
-                new StateTracker({
-                  known: state.entries,
-                  added,
-                  today: vars.date,
-                  counts: stateCounts,
-                  newOnly: o.newOnly,
-                  claimed,
-                }),
-              ];
+        const through: Transform[] = [
+          new AlbumsTransform({
+            stats,
+            check: o.model === 'star' ? checkStar : checkRows(o.columns),
+            // A star's dim_album is keyed by id: it always dedupes.
+            dedupe: o.dedupe || o.model === 'star',
+            onReject,
+          }),
+        ];
+        if (state !== undefined) {
+          through.push(
+            new StateTracker({
+              known: state.entries,
+              added,
+              today: vars.date,
+              counts: stateCounts,
+              newOnly: o.newOnly,
+              claimed,
+            }),
+          );
+        }
         // The report sees the albums that go on to the rows (after --new-only).
         if (reporter !== undefined) through.push(new Tap((item) => reporter.add(item)));
         await runBranches(source, through, fanout.head, branches, signal);
@@ -495,17 +512,12 @@ interface FanOut {
  * The albums → rows stage and the outputs it feeds: the flat model is one branch (the rows
  * transform is both the head and the branch's rows); the star model, three tables under `out`.
  */
-async function fanOut(
-  o: NormalizedOptions,
-  locations: string[],
-  stats: RunStats,
-  onReject: RejectHandler | undefined,
-): Promise<FanOut> {
+async function fanOut(o: NormalizedOptions, locations: string[], stats: RunStats): Promise<FanOut> {
   // The manifest and the report list each output's SHA-256.
   const enc = (columns: readonly Column[]) =>
     encode({ ...o, digest: o.manifest || o.report !== undefined }, columns, stats);
   if (o.model === 'flat') {
-    const rows = new RowsTransform({ stats, columns: o.columns, dedupe: o.dedupe, onReject });
+    const rows = new RowsTransform({ stats, columns: o.columns });
     return {
       head: rows,
       tables: [
@@ -518,7 +530,7 @@ async function fanOut(
       ],
     };
   }
-  const splitter = new StarSplitter(stats, onReject);
+  const splitter = new StarSplitter(stats);
   return {
     head: splitter,
     tables: await Promise.all(
@@ -543,7 +555,7 @@ function abortReason(reason: unknown): SpotifyBatchError {
  * The raw landing: one line per page as received (src/sources/replay.ts reads it back), gzipped
  * unless the name ends in .ndjson/.jsonl. Writes wait for the sink, so memory stays one page.
  */
-async function openRaw(commit: Commit, plan: Plan, location: string) {
+async function openRaw(commit: Commit, plan: Plan, location: string, markets: string[]) {
   const plain = rawIsPlain(location);
   const sink = await commit.open(location, target(plan, location));
   const gzip = plain ? undefined : (await import('node:zlib')).createGzip();
@@ -557,6 +569,8 @@ async function openRaw(commit: Commit, plan: Plan, location: string) {
         {
           url: page.url ?? '',
           market: market ?? null,
+          // The run's markets on every line: a replay takes them as its own (readRunMarkets).
+          markets,
           offset: page.offset,
           status: 200,
           fetchedAt,
