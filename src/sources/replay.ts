@@ -185,17 +185,21 @@ export async function readRunMarkets(
 ): Promise<string[] | undefined> {
   let markets: string[] | undefined;
   for (const location of locations) {
+    let body: Readable | undefined;
     try {
-      const found = await read(location);
-      if (found === undefined) continue;
-      const { stream } = await openInput({ location, body: found.body });
+      body = (await read(location))?.body as Readable | undefined;
+      if (body === undefined) continue;
+      const { stream } = await openInput({ location, body });
       const [line, rest] = await peekLine(stream);
-      rest.destroy();
+      rest.on('error', () => {}).destroy();
       const first = tryParse(line);
       if (!isRaw(first) || !Array.isArray(first.markets)) continue;
       markets = [...new Set([...(markets ?? []), ...first.markets])];
     } catch {
       // The replay reads it again and names what is wrong with it.
+    } finally {
+      // The rest is not read: an S3 body left open would hold its connection.
+      body?.on('error', () => {}).destroy();
     }
   }
   return markets;
