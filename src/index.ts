@@ -21,6 +21,7 @@ export {
   type S3Options,
   type Via,
 } from './core/options.ts';
+export type { SourceItem, SourcePage } from './core/records.ts';
 export { createStats, type EventListener, type RunEvent, type RunStats } from './core/stats.ts';
 export {
   type MarketFailure,
@@ -29,6 +30,7 @@ export {
   type RunReport,
   run,
 } from './pipeline.ts';
+export { resolveOptions } from './plan.ts';
 export { fetchPages, type LiveSourceOptions, liveSource, type Page } from './sources/albums.ts';
 export { replaySource } from './sources/replay.ts';
 export { AlbumsTransform } from './transforms/albums.ts';

@@ -32,6 +32,7 @@ export function runVars(now: Date): OutVars {
  * carries its run's markets), not by a pass over the inputs, which may be large gzipped S3
  * objects. Routing pages to per-market outputs as they arrive was the alternative; it cannot
  * pick one output's columns before its first row, nor list the outputs before a page is read.
+ * Options already normalized are taken as they are (`normalizeOptions` alone does no I/O).
  */
 export async function resolveOptions(
   options: Options | NormalizedOptions,

@@ -66,7 +66,7 @@ const DOCUMENT_PAGE = 50;
  * only raw pages of those markets (`[]`: all), as the live run fetched only those: the lines of
  * other markets are skipped before their pages are read.
  */
-export async function* replayPages(
+async function* replayPages(
   input: ReplayInput,
   { markets, fetchedAt }: { markets: string[]; fetchedAt: string },
 ): AsyncGenerator<SourcePage> {

@@ -162,7 +162,7 @@ const isContract = (columns: readonly Column[]) =>
  * How a run makes one album's rows: the contract's seven (plus market) directly, the common
  * case with no per-column switch per row; any other choice projected. Throws ERR_BAD_RECORD.
  */
-export function rowMaker(columns: readonly Column[]): (item: SourceItem) => Row[] {
+function rowMaker(columns: readonly Column[]): (item: SourceItem) => Row[] {
   const plusMarket = columns.length === CONTRACT_COLUMNS.length + 1 && columns.at(-1) === 'market';
   if (isContract(columns) && (columns.length === CONTRACT_COLUMNS.length || plusMarket)) {
     return plusMarket
