@@ -6,7 +6,7 @@
  *   npx node --expose-gc bench/dedupe.ts [albums]
  */
 import { spotifyId } from '../src/emulator/catalogue.ts';
-import { createDeduper } from '../src/transforms/rows.ts';
+import { createDeduper } from '../src/transforms/albums.ts';
 
 const albums = Number(process.argv[2] ?? 200_000);
 const gc = (globalThis as { gc?: () => void }).gc;

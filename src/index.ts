@@ -21,6 +21,7 @@ export {
   type S3Options,
   type Via,
 } from './core/options.ts';
+export type { SourceItem, SourcePage } from './core/records.ts';
 export { createStats, type EventListener, type RunEvent, type RunStats } from './core/stats.ts';
 export {
   type MarketFailure,
@@ -30,8 +31,11 @@ export {
   run,
 } from './pipeline.ts';
 export { type CheckReport, check } from './plan/check.ts';
-export { AlbumSource, type AlbumSourceOptions, fetchPages, type Page } from './sources/albums.ts';
+export { resolveOptions } from './plan/plan.ts';
+export { fetchPages, type LiveSourceOptions, liveSource, type Page } from './sources/albums.ts';
+export { replaySource } from './sources/replay.ts';
 export { type UnlockReport, unlock } from './state/unlock.ts';
+export { AlbumsTransform } from './transforms/albums.ts';
 export { Coalescer } from './transforms/coalesce.ts';
 export { createCsvStringifier } from './transforms/csv.ts';
 export { albumToRows, COLUMNS, type Row, RowsTransform } from './transforms/rows.ts';

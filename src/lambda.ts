@@ -21,9 +21,10 @@
  * AWS_ENDPOINT_URL_S3, …). Every value is validated as the CLI's flags are.
  */
 import { SpotifyBatchError, usageError } from './core/errors.ts';
-import { normalizeOptions, type Options, wholeNumber } from './core/options.ts';
+import { type Options, wholeNumber } from './core/options.ts';
 import type { RunEvent } from './core/stats.ts';
 import { type RunReport, run } from './pipeline.ts';
+import { resolveOptions } from './plan/plan.ts';
 
 export interface LambdaEvent {
   options?: Options;
@@ -89,7 +90,7 @@ export async function handler(
       "name the destination: SPOTIFY_BATCH_OUT or the event's options.out, e.g. s3://bucket/albums.csv",
     );
   }
-  const options = normalizeOptions(merged);
+  const options = await resolveOptions(merged, process.env);
   const remaining = context?.getRemainingTimeInMillis();
   if (remaining === undefined) return run(options, { onEvent: logEvent });
   const controller = new AbortController();

@@ -3,10 +3,10 @@ import { Commit } from './commit/commit.ts';
 import { manifestBody } from './commit/manifest.ts';
 import { publishRun } from './commit/publish.ts';
 import { abortReason, type SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
-import { type NormalizedOptions, normalizeOptions, type Options } from './core/options.ts';
+import type { NormalizedOptions, Options } from './core/options.ts';
 import type { StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
-import { type Plan, planOutputs, runVars, target } from './plan/plan.ts';
+import { type Plan, planOutputs, resolveOptions, runVars, target } from './plan/plan.ts';
 import { preflight } from './plan/preflight.ts';
 import { type Branch, runBranches } from './pull/branches.ts';
 import { pullMarkets, triage } from './pull/markets.ts';
@@ -20,11 +20,14 @@ import {
 import { type RunReport, summarize } from './pull/summary.ts';
 import type { RunReporter } from './report/index.ts';
 import { Destinations } from './sinks/open.ts';
-import { AlbumSource } from './sources/albums.ts';
+import { liveSource } from './sources/albums.ts';
 import { clientConfig, SpotifyClient } from './sources/client.ts';
 import { replaySource } from './sources/replay.ts';
 import { acquireLease, type LoadedState, loadState } from './state/state.ts';
+import { AlbumsTransform } from './transforms/albums.ts';
 import type { Encoding, OutputReport } from './transforms/encode.ts';
+import { checkRows } from './transforms/rows.ts';
+import { checkStar } from './transforms/star.ts';
 import { type StateCounts, type StateEntries, StateTracker, unclaim } from './transforms/state.ts';
 import { Tap } from './transforms/tap.ts';
 
@@ -66,7 +69,7 @@ export async function run(
   const started = performance.now();
   const startedAt = new Date();
   const env = context.env ?? process.env;
-  const o = 'perMarket' in options ? options : normalizeOptions(options, env);
+  const o = await resolveOptions(options, env);
   const stats = context.stats ?? createStats();
   const vars = runVars(startedAt);
   // The run's own controller: a failure anywhere stops every request of the shared client.
@@ -111,7 +114,7 @@ export async function run(
   /** Phase two has begun: from here on the run finishes publishing whatever happens. */
   let committing = false;
   try {
-    const side = await openSideOutputs(commit, plan, o.maxRejects, stats);
+    const side = await openSideOutputs(commit, plan, o.maxRejects, o.markets, stats);
     const markets: (string | undefined)[] = o.perMarket ? o.markets : [undefined];
     // Per-market outputs run up to `concurrency` markets at once (the shared client still
     // bounds the requests in flight); each gets its share of one page window, so parsed pages
@@ -267,44 +270,59 @@ async function pullMarket(market: string | undefined, m: MarketContext): Promise
   const opened: Staged[] = [];
   const claimed: [string, boolean][] = [];
   try {
-    const fanout = await fanOut(o, locations, stats, side.onReject);
+    const fanout = await fanOut(o, locations, stats);
     const branches: Branch[] = [];
     for (const table of fanout.tables) {
       const sink = await commit.open(table.location, target(plan, table.location));
       opened.push({ sink, encoding: table.encoding, market: market ?? null, rows: table.rows });
       branches.push({ rows: table.rows$, stages: table.encoding.stages, sink });
     }
+    // Pages, live or replayed (a replay's markets come from its raw lines: src/plan/plan.ts
+    // resolveOptions); one stage makes them albums the same way for both. With {market}
+    // outputs a replay reads its inputs once per market, `workers` markets at a time, as the
+    // live run fetches them: one pass routed to every market would hold every market's
+    // outputs open at once (185 S3 uploads and their part buffers), since a raw landing
+    // interleaves the markets that were fetched together.
+    const pagesOf = market === undefined ? o.markets : [market];
     const source =
       o.from.length > 0
         ? replaySource(o.from, (location) => m.destinations.read(location), {
-            markets: market === undefined ? o.markets : [market],
+            markets: pagesOf,
             stats,
             fetchedAt: m.startedAt.toISOString(),
             maxItems: o.maxItems,
           })
-        : new AlbumSource({
+        : liveSource({
             ...o,
             ...(o.perMarket ? { concurrency: m.window } : {}),
-            markets: market === undefined ? o.markets : [market],
+            markets: pagesOf,
             stats,
             signal,
             client: m.client,
             keepText: side.raw !== undefined,
             onPage: side.raw?.page,
           });
-    const through: Transform[] =
-      state === undefined
-        ? []
-        : [
-            new StateTracker({
-              known: state.loaded.entries,
-              added: state.added,
-              today: state.today,
-              counts: state.counts,
-              newOnly: o.newOnly,
-              claimed,
-            }),
-          ];
+    const through: Transform[] = [
+      new AlbumsTransform({
+        stats,
+        check: o.model === 'star' ? checkStar : checkRows(o.columns),
+        // A star's dim_album is keyed by id: it always dedupes.
+        dedupe: o.dedupe || o.model === 'star',
+        onReject: side.onReject,
+      }),
+    ];
+    if (state !== undefined) {
+      through.push(
+        new StateTracker({
+          known: state.loaded.entries,
+          added: state.added,
+          today: state.today,
+          counts: state.counts,
+          newOnly: o.newOnly,
+          claimed,
+        }),
+      );
+    }
     // The report sees the albums that go on to the rows (after --new-only).
     if (reporter !== undefined) through.push(new Tap((item) => reporter.add(item)));
     await runBranches(source, through, fanout.head, branches, signal);

@@ -68,6 +68,7 @@ test(
     assert.deepEqual(Object.keys(first), [
       'url',
       'market',
+      'markets',
       'offset',
       'status',
       'fetchedAt',

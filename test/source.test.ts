@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { SourcePage } from '../src/core/records.ts';
 import { createStats } from '../src/core/stats.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
-import { AlbumSource } from '../src/sources/albums.ts';
+import { liveSource } from '../src/sources/albums.ts';
+import { rawLine, replaySource } from '../src/sources/replay.ts';
 import { runToBuffer } from './helpers/run.ts';
 
 const emulators: Emulator[] = [];
@@ -33,7 +36,7 @@ test('pages fetched concurrently with random latency come out in API order', asy
 test('a stalled consumer stops the fetching', async () => {
   const e = await emulator({ seed: 1, albums: 10_000 });
   const controller = new AbortController();
-  const source = new AlbumSource({
+  const source = liveSource({
     apiUrl: e.url,
     accountsUrl: e.url,
     clientId: e.clientId,
@@ -52,7 +55,7 @@ test('a stalled consumer stops the fetching', async () => {
     stats: createStats(),
     signal: controller.signal,
   });
-  // Read one album, then stop reading: 200 pages are available.
+  // Read one page, then stop reading: 200 pages are available.
   await once(source, 'readable');
   assert.ok(source.read());
   // Let the source do whatever it does unprompted, until the count stops moving.
@@ -66,6 +69,79 @@ test('a stalled consumer stops the fetching', async () => {
   assert.ok(seen <= 6, `the source kept fetching: ${seen} requests`);
   source.destroy();
   await once(source, 'close');
+});
+
+test('live and replay are one source shape: a raw landing replays as the live pages', async () => {
+  const e = await emulator({ seed: 4, albums: 120, emptyMarkets: ['US'] });
+  const markets = ['SE', 'US', 'DE'];
+  const lines: string[] = [];
+  const stats = createStats();
+  const live = liveSource({
+    apiUrl: e.url,
+    accountsUrl: e.url,
+    clientId: e.clientId,
+    clientSecret: e.clientSecret,
+    via: 'new-releases',
+    markets,
+    query: 'tag:new',
+    limit: 50,
+    concurrency: 3,
+    maxItems: Number.POSITIVE_INFINITY,
+    maxRetries: 0,
+    retryDelay: 100,
+    maxRetryAfter: 60,
+    maxRateLimitWait: 60,
+    requestTimeout: 5000,
+    stats,
+    signal: new AbortController().signal,
+    keepText: true,
+    onPage: (page, market, fetchedAt) => {
+      const meta = { url: page.url ?? '', market: market ?? null, markets, offset: page.offset };
+      lines.push(rawLine({ ...meta, status: 200, fetchedAt }, page.text ?? ''));
+    },
+  });
+  const pages: SourcePage[] = await live.toArray();
+  assert.deepEqual(
+    pages.map((p) => [p.market, p.offset, p.items.length]),
+    [
+      ['SE', 0, 50],
+      ['SE', 50, 50],
+      ['SE', 100, 20],
+      ['US', 0, 0],
+      ['DE', 0, 50],
+      ['DE', 50, 50],
+      ['DE', 100, 20],
+    ],
+    'whole pages, in order, each with its market and offset (an empty market is one empty page)',
+  );
+  assert.ok(pages.every((p) => p.url.startsWith(e.url) && !Number.isNaN(Date.parse(p.fetchedAt))));
+  const replay = (options: { markets: string[]; maxItems: number }) => {
+    const replayStats = createStats();
+    const source = replaySource(
+      ['raw.ndjson'],
+      async () => ({ body: Readable.from([Buffer.from(lines.join(''))]) }),
+      { ...options, stats: replayStats, fetchedAt: 'unused: raw lines carry theirs' },
+    );
+    return { source, stats: replayStats };
+  };
+  const all = replay({ markets: [], maxItems: Number.POSITIVE_INFINITY });
+  assert.deepEqual(await all.source.toArray(), pages);
+  assert.deepEqual(
+    [all.stats.pages, all.stats.albums, all.stats.totalAlbums],
+    [stats.pages, stats.albums, stats.totalAlbums],
+    'pages counted once, the same way',
+  );
+  // Markets and --max-items as the live run: the selected markets' pages, cut after N albums.
+  const de = replay({ markets: ['DE'], maxItems: 70 });
+  const cut = await de.source.toArray();
+  assert.deepEqual(
+    cut.map((p: SourcePage) => [p.market, p.offset, p.items.length]),
+    [
+      ['DE', 0, 50],
+      ['DE', 50, 20],
+    ],
+  );
+  assert.deepEqual([de.stats.pages, de.stats.albums], [2, 70]);
 });
 
 test('without total it follows next, one page at a time, with the same output', async () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
-import { type NormalizedOptions, normalizeOptions, normalizeS3Options } from '../core/options.ts';
+import { type NormalizedOptions, normalizeS3Options } from '../core/options.ts';
 import { didYouMean } from '../core/suggest.ts';
 import type { EmulatorArgs } from './emulator.ts';
 import type { PullArgs, UnlockArgs } from './flags.ts';
@@ -121,9 +121,13 @@ function logFor(args: LogArgs, command: 'pull' | 'check' | 'unlock'): Log {
 }
 
 /** The options as the run will take them, and what only the CLI can check (its terminal). */
-function pullSetup(args: PullArgs): { o: NormalizedOptions; env: NodeJS.ProcessEnv } {
+async function pullSetup(
+  args: PullArgs,
+): Promise<{ o: NormalizedOptions; env: NodeJS.ProcessEnv }> {
   const env = loadEnvFile(args['env-file']);
-  const o = normalizeOptions(flags.toOptions(args), env);
+  // Loaded here: a replay may read its inputs' first lines for their markets (S3 included).
+  const { resolveOptions } = await import('../plan/plan.ts');
+  const o = await resolveOptions(flags.toOptions(args), env);
   if (o.out === '-' && (o.format === 'parquet' || o.gzip) && process.stdout.isTTY && !args.force) {
     throw usageError(
       `${o.format === 'parquet' ? 'Parquet' : 'gzip'} is binary: redirect stdout to a file or a pipe, or pass --force to write it to the terminal`,
@@ -144,7 +148,7 @@ async function newReleases(args: PullArgs): Promise<void> {
   const stats = createStats();
   let toStdout = false;
   try {
-    const { o, env } = pullSetup(args);
+    const { o, env } = await pullSetup(args);
     toStdout = o.out === '-';
     log.startProgress(stats, o.maxItems);
     const report = await run(o, {
@@ -187,7 +191,7 @@ async function newReleases(args: PullArgs): Promise<void> {
 async function checkCommand(args: PullArgs): Promise<void> {
   const log = logFor(args, 'check');
   try {
-    const { o, env } = pullSetup(args);
+    const { o, env } = await pullSetup(args);
     const { check } = await import('../plan/check.ts');
     const report = await check(o, { env });
     if (args['log-format'] === 'json') {

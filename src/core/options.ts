@@ -481,11 +481,15 @@ function outputFormat(
 
 /**
  * Validates options and fills every default, once. Environment variables are read from `env`
- * (not `process.env` directly) so tests and the library API can pass their own.
+ * (not `process.env` directly) so tests and the library API can pass their own. A replay with
+ * no --market takes `inputMarkets`, the markets its raw input lists (src/plan/plan.ts
+ * `resolveOptions` reads them), as if they had been typed: the live run's outputs, market
+ * column and dedupe follow from them.
  */
 export function normalizeOptions(
   options: Options,
   env: NodeJS.ProcessEnv = process.env,
+  inputMarkets: string[] = [],
 ): NormalizedOptions {
   // A flag given with an empty value is a mistake (an unset variable in a script), never "the default".
   for (const [name, value] of [
@@ -570,10 +574,16 @@ export function normalizeOptions(
   if (options.s3SseKmsKeyId && options.s3Sse !== 'aws:kms') {
     throw usageError('option --s3-sse-kms-key-id needs --s3-sse aws:kms');
   }
-  const markets = parseMarkets(options.markets ?? []);
+  const typed = options.markets ?? [];
+  const markets = parseMarkets(typed.length === 0 && from.length > 0 ? inputMarkets : typed);
   const perMarket = out.includes('{market}');
-  if (perMarket && markets.length === 0)
-    throw usageError('option --out has {market}: name markets with --market');
+  if (perMarket && markets.length === 0) {
+    throw usageError(
+      from.length > 0
+        ? 'option --out has {market}: the --from input does not list its markets (plain JSON, or a raw landing written before raw lines listed them); name them with --market'
+        : 'option --out has {market}: name markets with --market',
+    );
+  }
   if (perMarket && out !== '-' && parseDestination(out).kind === 'stdout') {
     throw usageError('option --out: {market} needs a file path or s3:// key');
   }
@@ -705,7 +715,8 @@ export function normalizeOptions(
 
 /**
  * The S3 settings alone, defaults filled: a command that only reads and writes one small object
- * (`unlock`) needs no Spotify credentials or outputs to get them.
+ * (`unlock`), or a replay reading its inputs' first lines for their markets, needs no Spotify
+ * credentials or outputs to get them.
  */
 export function normalizeS3Options(
   options: Pick<

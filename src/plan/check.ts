@@ -1,9 +1,9 @@
-import { type NormalizedOptions, normalizeOptions, type Options } from '../core/options.ts';
+import type { NormalizedOptions, Options } from '../core/options.ts';
 import { createStats } from '../core/stats.ts';
 import { Destinations } from '../sinks/open.ts';
 import { firstPageUrl, toPage } from '../sources/albums.ts';
 import { clientConfig, SpotifyClient } from '../sources/client.ts';
-import { planOutputs, runVars } from './plan.ts';
+import { planOutputs, resolveOptions, runVars } from './plan.ts';
 import { type Preflight, preflight } from './preflight.ts';
 
 /** What `spotify-batch check` found: the plan, and that each part of it works. */
@@ -44,7 +44,7 @@ export async function check(
   options: Options | NormalizedOptions,
   { env = process.env }: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<CheckReport> {
-  const o = 'perMarket' in options ? options : normalizeOptions(options, env);
+  const o = await resolveOptions(options, env);
   const plan = planOutputs(o, runVars(new Date()));
   const markets: (string | undefined)[] = o.markets.length > 0 ? o.markets : [undefined];
   const urls = markets.map((m) => firstPageUrl(o.apiUrl, o.via, o.limit, o.query, m));

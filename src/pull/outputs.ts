@@ -10,8 +10,9 @@ import type { RunStats } from '../core/stats.ts';
 import { type Plan, rawIsPlain, target } from '../plan/plan.ts';
 import type { Page } from '../sources/albums.ts';
 import { rawLine } from '../sources/replay.ts';
+import type { RejectHandler } from '../transforms/albums.ts';
 import { type Encoding, encode } from '../transforms/encode.ts';
-import { type RejectHandler, RowsTransform } from '../transforms/rows.ts';
+import { RowsTransform } from '../transforms/rows.ts';
 import { STAR_TABLE_NAMES, STAR_TABLES, StarSplitter } from '../transforms/star.ts';
 
 /** The raw landing: one line per page as received. */
@@ -36,6 +37,7 @@ export async function openSideOutputs(
   commit: Commit,
   plan: Plan,
   maxRejects: number,
+  markets: string[],
   stats: RunStats,
 ): Promise<SideOutputs> {
   const rejects =
@@ -45,7 +47,7 @@ export async function openSideOutputs(
   return {
     rejects,
     onReject: rejects && rejectHandler(rejects.writable, maxRejects, stats),
-    raw: plan.raw === undefined ? undefined : await openRaw(commit, plan, plan.raw),
+    raw: plan.raw === undefined ? undefined : await openRaw(commit, plan, plan.raw, markets),
     report:
       plan.report === undefined
         ? undefined
@@ -69,7 +71,6 @@ export type RowsConfig = Pick<
   NormalizedOptions,
   | 'model'
   | 'columns'
-  | 'dedupe'
   | 'manifest'
   | 'report'
   | 'format'
@@ -88,17 +89,12 @@ export interface FanOut {
  * The albums → rows stage and the outputs it feeds: the flat model is one branch (the rows
  * transform is both the head and the branch's rows); the star model, three tables under `out`.
  */
-export async function fanOut(
-  o: RowsConfig,
-  locations: string[],
-  stats: RunStats,
-  onReject: RejectHandler | undefined,
-): Promise<FanOut> {
+export async function fanOut(o: RowsConfig, locations: string[], stats: RunStats): Promise<FanOut> {
   // The manifest and the report list each output's SHA-256.
   const enc = (columns: readonly Column[]) =>
     encode({ ...encodeOptions(o), digest: o.manifest || o.report !== undefined }, columns, stats);
   if (o.model === 'flat') {
-    const rows = new RowsTransform({ stats, columns: o.columns, dedupe: o.dedupe, onReject });
+    const rows = new RowsTransform({ stats, columns: o.columns });
     return {
       head: rows,
       tables: [
@@ -111,7 +107,7 @@ export async function fanOut(
       ],
     };
   }
-  const splitter = new StarSplitter(stats, onReject);
+  const splitter = new StarSplitter(stats);
   return {
     head: splitter,
     tables: await Promise.all(
@@ -126,12 +122,7 @@ export async function fanOut(
 }
 
 /** What the encoders take of the options. */
-function encodeOptions({
-  format,
-  gzip,
-  csvEscapeFormulas,
-  parquetRowGroupRows,
-}: RowsConfig) {
+function encodeOptions({ format, gzip, csvEscapeFormulas, parquetRowGroupRows }: RowsConfig) {
   return { format, gzip, csvEscapeFormulas, parquetRowGroupRows };
 }
 
@@ -139,7 +130,12 @@ function encodeOptions({
  * The raw landing: one line per page as received (src/sources/replay.ts reads it back), gzipped
  * unless the name ends in .ndjson/.jsonl. Writes wait for the sink, so memory stays one page.
  */
-async function openRaw(commit: Commit, plan: Plan, location: string): Promise<RawLanding> {
+async function openRaw(
+  commit: Commit,
+  plan: Plan,
+  location: string,
+  markets: string[],
+): Promise<RawLanding> {
   const sink = await commit.open(location, target(plan, location));
   const gzip = rawIsPlain(location) ? undefined : (await import('node:zlib')).createGzip();
   const head: Writable = gzip ?? sink.writable;
@@ -152,6 +148,8 @@ async function openRaw(commit: Commit, plan: Plan, location: string): Promise<Ra
         {
           url: page.url ?? '',
           market: market ?? null,
+          // The run's markets on every line: a replay takes them as its own (readRunMarkets).
+          markets,
           offset: page.offset,
           status: 200,
           fetchedAt,

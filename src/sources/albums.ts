@@ -1,9 +1,9 @@
-import { Readable } from 'node:stream';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { Via } from '../core/options.ts';
-import type { SourceItem } from '../core/records.ts';
+import type { SourcePage } from '../core/records.ts';
 import type { RunStats } from '../core/stats.ts';
 import { type ClientOptions, SpotifyClient } from './client.ts';
+import { PageStream } from './pages.ts';
 
 /** Spotify's search refuses `offset + limit` beyond this. */
 export const SEARCH_CAP = 1000;
@@ -25,7 +25,7 @@ export interface PagingOptions {
   keepText?: boolean | undefined;
 }
 
-export interface AlbumSourceOptions
+export interface LiveSourceOptions
   extends Omit<ClientOptions, 'signal'>,
     Omit<PagingOptions, 'market'> {
   /** Markets pulled one after the other into this stream; `[]` for Spotify's default list. */
@@ -263,87 +263,35 @@ export async function* fetchMarketPages(
 }
 
 /**
- * The album stream: a Readable (objectMode) over {@link fetchMarketPages}. A page's albums are
- * pushed together once the page parsed completely, so a retried page never emits half of
- * itself; the next page is asked for only when the stream's buffer has room. Destroying the
- * stream aborts its requests in flight (and closes the client if the source made it).
+ * The live source: Spotify's pages of every market, in API order, as a {@link PageStream}. A
+ * page is emitted once its body parsed completely, so a retried page never emits half of itself.
+ * Destroying the stream aborts its requests in flight (and closes the client if it made it).
  */
-export class AlbumSource extends Readable {
-  readonly #controller = new AbortController();
-  readonly #client: SpotifyClient;
-  readonly #ownsClient: boolean;
-  readonly #pages: AsyncGenerator<{ page: Page; market: string | undefined }>;
-  readonly #stats: RunStats;
-  readonly #maxItems: number;
-  readonly #onPage: AlbumSourceOptions['onPage'];
-  #reading = false;
-
-  constructor(options: AlbumSourceOptions) {
-    super({ objectMode: true, highWaterMark: 16 });
-    const signal = AbortSignal.any([options.signal, this.#controller.signal]);
-    this.#ownsClient = options.client === undefined;
-    this.#client = options.client ?? new SpotifyClient({ ...options, signal });
-    const markets = options.markets.length > 0 ? options.markets : [undefined];
-    this.#pages = fetchMarketPages(this.#client, { ...options, signal }, markets);
-    this.#stats = options.stats;
-    this.#maxItems = options.maxItems;
-    this.#onPage = options.onPage;
-  }
-
-  /**
-   * Every call ends in a push or the end of the stream: pages that add no album (an empty list,
-   * an empty market, a page cut by `maxItems`) make it fetch on instead of returning with
-   * nothing pushed, which would leave the stream waiting for a read that never comes.
-   */
-  override _read(): void {
-    if (this.#reading) return;
-    this.#reading = true;
-    this.#pump().then(
-      () => {
-        this.#reading = false;
-      },
-      (error: unknown) => this.destroy(error as Error),
-    );
-  }
-
-  async #pump(): Promise<void> {
-    const stats = this.#stats;
-    for (;;) {
-      if (stats.albums >= this.#maxItems) {
-        this.push(null);
-        return;
-      }
-      const result = await this.#pages.next();
-      if (result.done) {
-        this.push(null);
-        return;
-      }
-      const { page, market } = result.value;
-      stats.pages++;
-      // Each market's first page adds its total, so progress has the best total known so far.
-      if (page.offset === 0 && page.total !== undefined) {
-        stats.totalAlbums = (stats.totalAlbums ?? 0) + page.total;
-      }
+export function liveSource(options: LiveSourceOptions): PageStream {
+  const controller = new AbortController();
+  const signal = AbortSignal.any([options.signal, controller.signal]);
+  const client = options.client ?? new SpotifyClient({ ...options, signal });
+  const markets = options.markets.length > 0 ? options.markets : [undefined];
+  const { onPage } = options;
+  async function* pages(): AsyncGenerator<SourcePage> {
+    for await (const { page, market } of fetchMarketPages(
+      client,
+      { ...options, signal },
+      markets,
+    )) {
       const fetchedAt = new Date().toISOString();
       // Waited for: the raw landing's writes keep their backpressure.
-      await this.#onPage?.(page, market, fetchedAt);
-      let items = page.items;
-      const room = this.#maxItems - stats.albums;
-      if (items.length >= room) items = items.slice(0, room);
-      if (items.length === 0) continue;
-      stats.albums += items.length;
-      for (const album of items) this.push({ album, market, fetchedAt } satisfies SourceItem);
-      if (stats.albums >= this.#maxItems) this.push(null);
-      return;
+      await onPage?.(page, market, fetchedAt);
+      const { items, offset, total, url = '' } = page;
+      yield { items, market, offset, total, fetchedAt, url };
     }
   }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#controller.abort(error ?? undefined);
-    const cleanup = async (): Promise<void> => {
-      await this.#pages.return(undefined).catch(() => {});
-      if (this.#ownsClient) await this.#client.close().catch(() => {});
-    };
-    cleanup().then(() => callback(error));
-  }
+  return new PageStream(pages(), {
+    stats: options.stats,
+    maxItems: options.maxItems,
+    close: async (error) => {
+      controller.abort(error ?? undefined);
+      if (options.client === undefined) await client.close();
+    },
+  });
 }

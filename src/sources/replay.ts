@@ -1,9 +1,10 @@
 import { createInterface } from 'node:readline';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { SpotifyBatchError } from '../core/errors.ts';
-import type { SourceItem } from '../core/records.ts';
+import type { SourcePage } from '../core/records.ts';
 import type { RunStats } from '../core/stats.ts';
 import { toPage } from './albums.ts';
+import { PageStream } from './pages.ts';
 
 /**
  * One line of a raw landing file (`--raw`): a page as Spotify sent it, with where and when it
@@ -13,6 +14,8 @@ import { toPage } from './albums.ts';
 export interface RawLine {
   url: string;
   market: string | null;
+  /** The markets of the run that fetched it, in order (`[]`: Spotify's default list). */
+  markets?: string[];
   offset: number;
   status: number;
   fetchedAt: string;
@@ -50,17 +53,23 @@ function badInput(location: string, where: string, why: string, cause?: unknown)
   });
 }
 
+/** Albums of a saved document per emitted page: the API's largest page. */
+const DOCUMENT_PAGE = 50;
+
 /**
- * Albums from saved JSON, as the live source would emit them: raw landing files (one page per
- * line, with its market and fetch time), a JSON array of albums, a saved Spotify paging response
- * (`{"albums":{"items":[…]}}`), or NDJSON of albums; gzipped or not (by its magic bytes). Lines
- * are parsed with JSON.parse; a single JSON document is streamed with stream-json (loaded only
- * here), so memory does not grow with the file. `markets` keeps only raw pages of those markets.
+ * Pages from saved JSON, as the live source would emit them: raw landing files (one page per
+ * line, with its market, offset and fetch time), a JSON array of albums, a saved Spotify paging
+ * response (`{"albums":{"items":[…]}}`), or NDJSON of albums; gzipped or not (by its magic
+ * bytes). Albums that are not a raw page come in pages of {@link DOCUMENT_PAGE}, stamped with
+ * the run's `fetchedAt`. Lines are parsed with JSON.parse; a single JSON document is streamed
+ * with stream-json (loaded only here), so memory does not grow with the file. `markets` keeps
+ * only raw pages of those markets (`[]`: all), as the live run fetched only those: the lines of
+ * other markets are skipped before their pages are read.
  */
-export async function* replayAlbums(
+async function* replayPages(
   input: ReplayInput,
-  { markets, stats, fetchedAt }: { markets: string[]; stats: RunStats; fetchedAt: string },
-): AsyncGenerator<SourceItem> {
+  { markets, fetchedAt }: { markets: string[]; fetchedAt: string },
+): AsyncGenerator<SourcePage> {
   const { location } = input;
   const decoded = await openInput(input);
   let stream = decoded.stream;
@@ -69,8 +78,22 @@ export async function* replayAlbums(
   const [start, body] = await peekLine(stream);
   stream = body;
   const first = tryParse(start);
-  const keep = (market: string | null) =>
-    markets.length === 0 || (market !== null && markets.includes(market));
+  /** Albums of a document as pages, in order. */
+  async function* paged(albums: AsyncIterable<unknown>): AsyncGenerator<SourcePage> {
+    let items: unknown[] = [];
+    let offset = 0;
+    const page = (): SourcePage => {
+      const done = { items, market: undefined, offset, total: undefined, fetchedAt, url: location };
+      offset += items.length;
+      items = [];
+      return done;
+    };
+    for await (const album of albums) {
+      items.push(album);
+      if (items.length === DOCUMENT_PAGE) yield page();
+    }
+    if (items.length > 0 || offset === 0) yield page();
+  }
   try {
     if (first !== undefined && isRaw(first)) {
       let n = 0;
@@ -89,15 +112,11 @@ export async function* replayAlbums(
           );
         }
         if (!isRaw(raw)) throw badInput(location, `line ${n}`, 'not a raw page line (no url/body)');
-        if (!keep(raw.market)) continue;
+        if (markets.length > 0 && !markets.includes(raw.market ?? '')) continue;
         const json = raw.bodyText === undefined ? raw.body : JSON.parse(raw.bodyText);
-        const page = toPage(json, raw.url, raw.offset);
-        stats.pages++;
-        if (page.offset === 0 && page.total !== undefined) {
-          stats.totalAlbums = (stats.totalAlbums ?? 0) + page.total;
-        }
+        const { items, offset, total } = toPage(json, raw.url, raw.offset);
         const market = raw.market ?? undefined;
-        for (const album of page.items) yield { album, market, fetchedAt: raw.fetchedAt };
+        yield { items, market, offset, total, fetchedAt: raw.fetchedAt, url: raw.url };
       }
       return;
     }
@@ -105,24 +124,24 @@ export async function* replayAlbums(
       const albums = (first as { albums?: { items?: unknown } }).albums;
       if (albums !== undefined) {
         // A saved paging response on one line: the whole document is this line.
-        const page = toPage(first, location, 0);
-        stats.pages++;
-        for (const album of page.items) yield { album, market: undefined, fetchedAt };
+        const { items, offset, total } = toPage(first, location, 0);
+        yield { items, market: undefined, offset, total, fetchedAt, url: location };
         return;
       }
       // NDJSON of albums: one album per line.
-      let n = 0;
-      for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
-        n++;
-        if (line.trim() === '') continue;
-        let album: unknown;
-        try {
-          album = JSON.parse(line);
-        } catch (cause) {
-          throw badInput(location, `line ${n}`, `not JSON (${(cause as Error).message})`, cause);
+      async function* lines(): AsyncGenerator<unknown> {
+        let n = 0;
+        for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
+          n++;
+          if (line.trim() === '') continue;
+          try {
+            yield JSON.parse(line);
+          } catch (cause) {
+            throw badInput(location, `line ${n}`, `not JSON (${(cause as Error).message})`, cause);
+          }
         }
-        yield { album, market: undefined, fetchedAt };
       }
+      yield* paged(lines());
       return;
     }
     // One JSON document over many lines: an array of albums, or a paging response.
@@ -141,15 +160,49 @@ export async function* replayAlbums(
     ];
     let tokens: Readable = stream;
     for (const stage of stages) tokens = join(tokens, stage as unknown as Transform);
-    stats.pages++;
-    for await (const { value } of tokens as AsyncIterable<{ value: unknown }>) {
-      yield { album: value, market: undefined, fetchedAt };
+    async function* values(): AsyncGenerator<unknown> {
+      for await (const { value } of tokens as AsyncIterable<{ value: unknown }>) yield value;
     }
+    yield* paged(values());
   } catch (error) {
     if (error instanceof SpotifyBatchError) throw error;
     const where = `near byte ${counter.bytes}${decoded.gzip ? ' of the decompressed data' : ''}`;
     throw badInput(location, where, (error as Error).message, error);
   }
+}
+
+/**
+ * The markets of the run that wrote a raw landing, from the first line of each input (every
+ * raw line lists them): what a replay with no --market takes as its own, so it has the live
+ * run's market column, dedupe and `{market}` outputs. Reads one line per input, not the file:
+ * the inputs may be large gzipped S3 objects. Undefined when no input says (plain JSON, a raw
+ * landing written before lines listed their run's markets, an input that cannot be read: the
+ * replay itself reports that).
+ */
+export async function readRunMarkets(
+  locations: string[],
+  read: (location: string) => Promise<{ body: NodeJS.ReadableStream } | undefined>,
+): Promise<string[] | undefined> {
+  let markets: string[] | undefined;
+  for (const location of locations) {
+    let body: Readable | undefined;
+    try {
+      body = (await read(location))?.body as Readable | undefined;
+      if (body === undefined) continue;
+      const { stream } = await openInput({ location, body });
+      const [line, rest] = await peekLine(stream);
+      rest.on('error', () => {}).destroy();
+      const first = tryParse(line);
+      if (!isRaw(first) || !Array.isArray(first.markets)) continue;
+      markets = [...new Set([...(markets ?? []), ...first.markets])];
+    } catch {
+      // The replay reads it again and names what is wrong with it.
+    } finally {
+      // The rest is not read: an S3 body left open would hold its connection.
+      body?.on('error', () => {}).destroy();
+    }
+  }
+  return markets;
 }
 
 /**
@@ -257,16 +310,15 @@ async function peekLine(stream: Readable): Promise<[string, Readable]> {
 }
 
 /**
- * The album stream of a replay: every input in order, read through `read` (a file or S3 object,
- * undefined when there is none), as a Readable like the live source.
+ * The source of a replay: the pages of every input in order, read through `read` (a file or S3
+ * object, undefined when there is none), as the same {@link PageStream} as the live source.
  */
 export function replaySource(
   locations: string[],
   read: (location: string) => Promise<{ body: NodeJS.ReadableStream } | undefined>,
-  options: { markets: string[]; stats: RunStats; fetchedAt: string; maxItems?: number },
-): Readable {
-  const { stats, maxItems = Number.POSITIVE_INFINITY } = options;
-  async function* all(): AsyncGenerator<SourceItem> {
+  options: { markets: string[]; stats: RunStats; fetchedAt: string; maxItems: number },
+): PageStream {
+  async function* all(): AsyncGenerator<SourcePage> {
     for (const location of locations) {
       const found = await read(location);
       if (found === undefined) {
@@ -274,13 +326,8 @@ export function replaySource(
           context: { path: location },
         });
       }
-      for await (const item of replayAlbums({ location, body: found.body }, options)) {
-        // --max-items counts the run's albums, every market's together, as the live source does.
-        if (stats.albums >= maxItems) return;
-        stats.albums++;
-        yield item;
-      }
+      yield* replayPages({ location, body: found.body }, options);
     }
   }
-  return Readable.from(all(), { objectMode: true, highWaterMark: 16 });
+  return new PageStream(all(), options);
 }

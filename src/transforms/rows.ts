@@ -70,32 +70,6 @@ export function albumToRows(album: unknown): Row[] {
 }
 
 /**
- * Diverts a bad record to the handler (counting it); returns the error that fails the run, if
- * any: the record's own when there is no handler, the handler's when it refuses.
- */
-export function divertBadRecord(
-  onReject: RejectHandler | undefined,
-  stats: RunStats,
-  album: unknown,
-  error: unknown,
-): Error | undefined {
-  if (!(error instanceof SpotifyBatchError) || !onReject) return error as Error;
-  try {
-    onReject(album, error);
-  } catch (fatal) {
-    return fatal as Error;
-  }
-  stats.rejected++;
-  return undefined;
-}
-
-/**
- * Called with a record that failed validation. Returning diverts it (the run goes on); throwing
- * fails the run. Without a handler, the first bad record fails the run.
- */
-export type RejectHandler = (record: unknown, error: SpotifyBatchError) => void;
-
-/**
  * Rows with any choice of columns: the contract's seven come from {@link albumToRows} (which
  * validates the album); the others are read here, and a value they need that is missing makes
  * the record bad, as for the seven.
@@ -184,61 +158,52 @@ const CONTRACT_INDEX = Object.fromEntries(CONTRACT_COLUMNS.map((c, i) => [c, i])
 const isContract = (columns: readonly Column[]) =>
   columns.length >= CONTRACT_COLUMNS.length && CONTRACT_COLUMNS.every((c, i) => columns[i] === c);
 
-/** albums (objectMode) → rows (objectMode), one push per row. */
+/**
+ * How a run makes one album's rows: the contract's seven (plus market) directly, the common
+ * case with no per-column switch per row; any other choice projected. Throws ERR_BAD_RECORD.
+ */
+function rowMaker(columns: readonly Column[]): (item: SourceItem) => Row[] {
+  const plusMarket = columns.length === CONTRACT_COLUMNS.length + 1 && columns.at(-1) === 'market';
+  if (isContract(columns) && (columns.length === CONTRACT_COLUMNS.length || plusMarket)) {
+    return plusMarket
+      ? (item) => {
+          const rows = albumToRows(item.album);
+          for (const row of rows) row.push(item.market ?? '');
+          return rows;
+        }
+      : (item) => albumToRows(item.album);
+  }
+  return (item) => projectRows(item, columns);
+}
+
+/** The flat model's check of an album (for the albums stage): its rows can be made. */
+export function checkRows(columns: readonly Column[]): (item: SourceItem) => void {
+  const rows = rowMaker(columns);
+  return (item) => {
+    rows(item);
+  };
+}
+
 export interface RowsOptions {
   stats: RunStats;
   /** The run's columns, in order. */
   columns: readonly Column[];
-  /** Keep an album's first occurrence only (so the first row per album × artist), e.g. across markets. */
-  dedupe: boolean;
-  onReject?: RejectHandler | undefined;
 }
 
 /**
- * A filter that passes an album the first time its id is seen and drops it after that, e.g.
- * when several markets list it. An album's artists are the same in every market, so this keeps
- * exactly the first row per (album, artist), for one short string per distinct album
- * (bench/dedupe.ts measures it).
+ * albums (objectMode, validated by the albums stage with {@link checkRows}) → rows
+ * (objectMode), one push per row.
  */
-export function createDeduper(): (albumId: string) => boolean {
-  const seen = new Set<string>();
-  return (albumId) => {
-    if (seen.has(albumId)) return false;
-    seen.add(albumId);
-    return true;
-  };
-}
-
-/** albums with their market (objectMode) → rows (objectMode), one push per row. */
 export class RowsTransform extends Transform {
   /** Rows this instance produced (the run's stats count all outputs together). */
   rows = 0;
   readonly #stats: RunStats;
-  /** How rows are made: the contract's seven (plus market) directly, anything else projected. */
   readonly #rows: (item: SourceItem) => Row[];
-  readonly #keep: ((albumId: string) => boolean) | undefined;
-  readonly #onReject: RejectHandler | undefined;
 
   constructor(options: RowsOptions) {
     super({ objectMode: true, highWaterMark: 64 });
     this.#stats = options.stats;
-    const { columns } = options;
-    const plusMarket =
-      columns.length === CONTRACT_COLUMNS.length + 1 && columns.at(-1) === 'market';
-    if (isContract(columns) && (columns.length === CONTRACT_COLUMNS.length || plusMarket)) {
-      // The common case stays on the short path: no per-column switch per row.
-      this.#rows = plusMarket
-        ? (item) => {
-            const rows = albumToRows(item.album);
-            for (const row of rows) row.push(item.market ?? '');
-            return rows;
-          }
-        : (item) => albumToRows(item.album);
-    } else {
-      this.#rows = (item) => projectRows(item, columns);
-    }
-    this.#keep = options.dedupe ? createDeduper() : undefined;
-    this.#onReject = options.onReject;
+    this.#rows = rowMaker(options.columns);
   }
 
   override _transform(
@@ -246,16 +211,12 @@ export class RowsTransform extends Transform {
     _encoding: BufferEncoding,
     callback: TransformCallback,
   ): void {
-    const id = (item.album as { id?: unknown } | null)?.id;
-    if (this.#keep && typeof id === 'string' && !this.#keep(id)) {
-      callback();
-      return;
-    }
     let rows: Row[];
     try {
       rows = this.#rows(item);
     } catch (error) {
-      callback(divertBadRecord(this.#onReject, this.#stats, item.album, error));
+      // Checked by the albums stage: an album that fails here is a bug, and fails the run.
+      callback(error as Error);
       return;
     }
     this.#stats.rows += rows.length;

@@ -1,13 +1,7 @@
 import { PassThrough, type Readable, Writable } from 'node:stream';
 import type { SourceItem } from '../core/records.ts';
 import type { RunStats } from '../core/stats.ts';
-import {
-  divertBadRecord,
-  projectAlbum,
-  projectRows,
-  type RejectHandler,
-  type Row,
-} from './rows.ts';
+import { projectAlbum, projectRows, type Row } from './rows.ts';
 
 /**
  * The star schema: two dimensions keyed by Spotify id and the bridge between them (grain: one
@@ -37,53 +31,56 @@ export interface StarRows {
   bridge_album_artist: Row[];
 }
 
+const ARTIST_COLUMNS = [...STAR_TABLES.dim_artist, 'artist_position'] as const;
+
 /**
- * One album's rows in the three tables. An album already seen (another market listed it) adds
- * nothing; an artist already seen adds only bridge rows. Throws ERR_BAD_RECORD like the flat rows.
+ * The star model's check of an album (for the albums stage, which also drops an album seen
+ * before: a star always dedupes, its dim_album is keyed by id): its rows can be made.
  */
-export function albumToStar(
-  item: SourceItem,
-  seenAlbums: Set<string>,
-  seenArtists: Set<string>,
-): StarRows {
+export function checkStar(item: SourceItem): void {
+  projectAlbum(item, STAR_TABLES.dim_album);
+  projectRows(item, ARTIST_COLUMNS);
+}
+
+/**
+ * One album's rows in the three tables; an artist already seen adds only bridge rows. Throws
+ * ERR_BAD_RECORD like the flat rows.
+ */
+export function albumToStar(item: SourceItem, seenArtists: Set<string>): StarRows {
   const out: StarRows = { dim_album: [], dim_artist: [], bridge_album_artist: [] };
-  const id = (item.album as { id?: unknown } | null)?.id;
-  if (typeof id === 'string' && seenAlbums.has(id)) return out;
+  const id = (item.album as { id: string }).id;
   // An album without artists still belongs in dim_album: it was released.
   out.dim_album.push(projectAlbum(item, STAR_TABLES.dim_album));
-  const rows = projectRows(item, [...STAR_TABLES.dim_artist, 'artist_position']);
-  seenAlbums.add(id as string);
+  const rows = projectRows(item, ARTIST_COLUMNS);
   for (const [artistId, name, url, uri, position] of rows as string[][]) {
     if (!seenArtists.has(artistId as string)) {
       seenArtists.add(artistId as string);
       out.dim_artist.push([artistId, name, url, uri] as Row);
     }
-    out.bridge_album_artist.push([id as string, artistId, position] as Row);
+    out.bridge_album_artist.push([id, artistId, position] as Row);
   }
   return out;
 }
 
 /**
- * albums in, three row streams out (objectMode), one per table, with backpressure from the
- * slowest: the next album is taken only when every table had room for the last one.
+ * albums (validated and deduped by the albums stage with {@link checkStar}) in, three row
+ * streams out (objectMode), one per table, with backpressure from the slowest: the next album
+ * is taken only when every table had room for the last one.
  */
 export class StarSplitter extends Writable {
   readonly outputs: Record<StarTable, Readable & PassThrough>;
   readonly #stats: RunStats;
-  readonly #onReject: RejectHandler | undefined;
   /** Rows written per table. */
   readonly rows: Record<StarTable, number> = {
     dim_album: 0,
     dim_artist: 0,
     bridge_album_artist: 0,
   };
-  readonly #albums = new Set<string>();
   readonly #artists = new Set<string>();
 
-  constructor(stats: RunStats, onReject?: RejectHandler) {
+  constructor(stats: RunStats) {
     super({ objectMode: true, highWaterMark: 16 });
     this.#stats = stats;
-    this.#onReject = onReject;
     const make = () => new PassThrough({ objectMode: true, highWaterMark: 64 });
     this.outputs = { dim_album: make(), dim_artist: make(), bridge_album_artist: make() };
   }
@@ -95,9 +92,10 @@ export class StarSplitter extends Writable {
   ): void {
     let star: StarRows;
     try {
-      star = albumToStar(item, this.#albums, this.#artists);
+      star = albumToStar(item, this.#artists);
     } catch (error) {
-      callback(divertBadRecord(this.#onReject, this.#stats, item.album, error));
+      // Checked by the albums stage: an album that fails here is a bug, and fails the run.
+      callback(error as Error);
       return;
     }
     this.#stats.rows += star.bridge_album_artist.length;

@@ -1,0 +1,177 @@
+/**
+ * A replay behaves like the live run it replays: its markets come from the raw lines (each
+ * line records its market and the run's market list), so with no --market it writes the same
+ * bytes as the live run — the `market` column and cross-market dedupe in one output, and one
+ * output per market for `{market}`.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
+import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { emulatorEnv, runCli } from './helpers/cli.ts';
+
+const T = { timeout: 120_000 };
+let emulator: Emulator;
+let s3: LocalS3;
+let dir: string;
+
+before(async () => {
+  // One malformed album: a rejected record must not shadow a later market's copy.
+  emulator = await startEmulator({ seed: 42, albums: 230, malformed: [3] });
+  s3 = await startS3();
+  await s3.createBucket('landing');
+  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-replay-markets-'));
+});
+after(() => Promise.all([emulator.stop(), s3.stop()]));
+
+/** No Spotify at all for a replay. */
+const offline = { SPOTIFY_API_URL: 'http://127.0.0.1:9' };
+
+test('replay with no --market writes the live run’s bytes into one output', T, async () => {
+  const raw = join(dir, 'one.ndjson.gz');
+  const live = await runCli(
+    [
+      'new-releases',
+      '--market',
+      'SE,DE,US',
+      '--raw',
+      raw,
+      '--out',
+      join(dir, 'live-one.csv'),
+      '--rejects',
+      join(dir, 'live-rejects.ndjson'),
+    ],
+    { env: emulatorEnv(emulator) },
+  );
+  assert.equal(live.status, 0, live.stderr);
+  const replay = await runCli(
+    [
+      'replay',
+      '--from',
+      raw,
+      '--out',
+      join(dir, 'replay-one.csv'),
+      '--rejects',
+      join(dir, 'replay-rejects.ndjson'),
+    ],
+    { env: offline },
+  );
+  assert.equal(replay.status, 0, replay.stderr);
+  const expected = await readFile(join(dir, 'live-one.csv'), 'utf8');
+  // CSV records (quoted newlines kept inside their record).
+  const lines = expected.split(/\n(?=[0-9A-Za-z]{22},|$)/).filter(Boolean);
+  assert.match(lines[0] ?? '', /,market$/, 'several markets in one output: a market column');
+  // Deduped across markets: each album's rows come from the first market that listed it.
+  const marketOf = new Map<string, Set<string>>();
+  for (const line of lines.slice(1)) {
+    const markets = marketOf.get(line.slice(0, 22)) ?? new Set();
+    marketOf.set(line.slice(0, 22), markets.add(line.slice(-2)));
+  }
+  assert.ok(
+    [...marketOf.values()].every((m) => m.size === 1),
+    'one market per album',
+  );
+  assert.equal(await readFile(join(dir, 'replay-one.csv'), 'utf8'), expected);
+  assert.deepEqual(
+    await readFile(join(dir, 'replay-rejects.ndjson')),
+    await readFile(join(dir, 'live-rejects.ndjson')),
+  );
+});
+
+test('replay with no --market writes the live run’s {market} outputs', T, async () => {
+  const raw = join(dir, 'per.ndjson.gz');
+  const live = await runCli(
+    [
+      'new-releases',
+      '--market',
+      'SE,DE,US',
+      '--raw',
+      raw,
+      '--out',
+      join(dir, 'live', '{market}.csv'),
+      '--rejects',
+      join(dir, 'live-per-rejects.ndjson'),
+    ],
+    { env: emulatorEnv(emulator) },
+  );
+  assert.equal(live.status, 0, live.stderr);
+  const replay = await runCli(
+    [
+      'replay',
+      '--from',
+      raw,
+      '--out',
+      join(dir, 'replay', '{market}.csv'),
+      '--rejects',
+      join(dir, 'replay-per-rejects.ndjson'),
+    ],
+    { env: offline },
+  );
+  assert.equal(replay.status, 0, replay.stderr);
+  const csv = (names: string[]) => names.filter((n) => n.endsWith('.csv')).sort();
+  const files = csv(await readdir(join(dir, 'live')));
+  assert.deepEqual(files, ['DE.csv', 'SE.csv', 'US.csv']);
+  assert.deepEqual(csv(await readdir(join(dir, 'replay'))), files);
+  for (const file of files) {
+    assert.deepEqual(
+      await readFile(join(dir, 'replay', file)),
+      await readFile(join(dir, 'live', file)),
+      file,
+    );
+  }
+  assert.deepEqual(
+    await readFile(join(dir, 'replay-per-rejects.ndjson')),
+    await readFile(join(dir, 'live-per-rejects.ndjson')),
+  );
+
+  // From S3 too: the markets are read from the object's first line, its body then closed, and
+  // every market's pass reads it again.
+  await s3.client.send(
+    new PutObjectCommand({ Bucket: 'landing', Key: 'per.ndjson.gz', Body: await readFile(raw) }),
+  );
+  const fromS3 = await runCli(
+    [
+      'replay',
+      '--from',
+      's3://landing/per.ndjson.gz',
+      '--out',
+      join(dir, 's3', '{market}.csv'),
+      '--rejects',
+      join(dir, 's3-rejects.ndjson'),
+    ],
+    { env: { ...offline, ...s3.env } },
+  );
+  assert.equal(fromS3.status, 0, fromS3.stderr);
+  assert.deepEqual(csv(await readdir(join(dir, 's3'))), files);
+  for (const file of files) {
+    assert.deepEqual(
+      await readFile(join(dir, 's3', file)),
+      await readFile(join(dir, 'live', file)),
+      file,
+    );
+  }
+
+  // A raw landing whose lines do not list their run's markets (written before they did):
+  // {market} outputs need --market, and the message says why.
+  const old = gunzipSync(await readFile(raw))
+    .toString()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const { markets: _, ...rest } = JSON.parse(line);
+      return `${JSON.stringify(rest)}\n`;
+    });
+  const oldRaw = join(dir, 'old.ndjson');
+  await writeFile(oldRaw, old.join(''));
+  const refused = await runCli(
+    ['replay', '--from', oldRaw, '--out', join(dir, 'old', '{market}.csv')],
+    { env: offline },
+  );
+  assert.equal(refused.status, 2, refused.stderr);
+  assert.match(refused.stderr, /the --from input does not list its markets.*--market/);
+});
