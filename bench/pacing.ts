@@ -18,7 +18,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { RateLimit } from '../src/emulator/faults.ts';
+import type { FaultRule, RateLimit } from '../src/emulator/faults.ts';
 import { startEmulator } from '../src/emulator/server.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -41,6 +41,10 @@ interface Scenario {
   pages: number;
   concurrency: number;
   latencyMs?: number;
+  /** Injected 429s (issue 24): one-off refusals, not a window. */
+  faults?: FaultRule[];
+  /** The Retry-After waits those faults ask for, in seconds, at least. */
+  waits?: number;
 }
 
 const scenarios: Scenario[] = [
@@ -96,7 +100,49 @@ const scenarios: Scenario[] = [
     concurrency: 4,
   },
   { name: 'no limit, 100 ms/page, c8', limits: [], pages: 200, concurrency: 8, latencyMs: 100 },
+  // Issue 24: 429s that are no steady limit. Each row also runs once per sample without its
+  // faults; its target is 1.5× that time plus the waits asked for.
+  {
+    name: 'one 429 on the first request, Retry-After 1, 20 ms/page, c4',
+    limits: [],
+    pages: 30,
+    concurrency: 4,
+    latencyMs: 20,
+    faults: [{ kind: '429', offset: 0, times: 1, retryAfter: '1' }],
+    waits: 1,
+  },
+  {
+    name: 'four scattered one-off 429s, Retry-After 1, 20 ms/page, c4',
+    limits: [],
+    pages: 30,
+    concurrency: 4,
+    latencyMs: 20,
+    faults: [250, 700, 1100, 1350].map((offset) => ({
+      kind: '429' as const,
+      offset,
+      times: 1,
+      retryAfter: '1',
+    })),
+    waits: 4,
+  },
+  {
+    name: 'a storm: the first 30 requests 429, Retry-After 1, c4',
+    limits: [],
+    pages: 200,
+    concurrency: 4,
+    faults: [{ kind: '429', every: 1, times: 30, retryAfter: '1' }],
+    waits: 30,
+  },
+  {
+    name: '12 answers of 429 with Retry-After: 0, c4',
+    limits: [],
+    pages: 200,
+    concurrency: 4,
+    faults: [{ kind: '429', every: 15, times: 12, retryAfter: '0' }],
+    waits: 0,
+  },
 ];
+const isFault = (s: Scenario) => s.faults !== undefined;
 const QUICK = [
   '10 per 1 s, c4',
   '10 → 5 per 1 s after 100 requests, c4',
@@ -123,9 +169,17 @@ export interface Sample {
   mostInWindow: number;
   /** `rate` from the report (requests/s paced at), when the CLI reports one. */
   rate: number | null;
+  /** Fault rows: the same pull without its faults, seconds (the "no-429 time"). */
+  clean?: number;
+  /**
+   * Fault rows: seconds from the end of the last 429's Retry-After to the last request, less
+   * what the requests after it take at the no-429 speed: how long the pull ran slow.
+   */
+  afterLast429?: number;
 }
 
-function ideal(s: Scenario): number {
+function ideal(s: Scenario, clean?: number): number {
+  if (isFault(s)) return (clean ?? 0) + (s.waits ?? 0);
   if (s.limits.length === 0) return (s.pages * (s.latencyMs ?? 0)) / 1000 / s.concurrency;
   let seconds = 0;
   s.limits.forEach((limit, i) => {
@@ -137,12 +191,15 @@ function ideal(s: Scenario): number {
 }
 
 async function measure(s: Scenario): Promise<Sample> {
+  const { faults: _, ...withoutFaults } = s;
+  const clean = isFault(s) ? (await measure(withoutFaults)).seconds : 0;
   const emulator = await startEmulator({
     albums: s.pages * 50,
     seed: 3,
     cachePages: true,
     latencyMs: s.latencyMs ?? 0,
     ...(s.limits.length ? { rateLimit: s.limits } : {}),
+    ...(s.faults ? { faults: s.faults } : {}),
   });
   try {
     const child = spawn(
@@ -180,6 +237,24 @@ async function measure(s: Scenario): Promise<Sample> {
     const report = JSON.parse(line ?? '{}') as { ok?: boolean; seconds: number; rate?: number };
     if (code !== 0 || !report.ok) throw new Error(`${s.name}: exit ${code}\n${stderr}`);
     const log = emulator.stats.log;
+    if (isFault(s)) {
+      const last = log.findLastIndex((r) => r.status === 429);
+      const resumed = (log[last]?.at ?? 0) + 1000 * Number(s.faults?.[0]?.retryAfter ?? 0);
+      const rest = log.length - 1 - last;
+      const atCleanSpeed = (clean * rest) / emulator.stats.apiRequests;
+      return {
+        scenario: s.name,
+        seconds: report.seconds,
+        ideal: ideal(s, clean),
+        requests: emulator.stats.apiRequests,
+        rateLimited: emulator.stats.faultsFired,
+        lateRateLimited: 0,
+        mostInWindow: 0,
+        rate: typeof report.rate === 'number' ? report.rate : null,
+        clean,
+        afterLast429: Math.max(0, ((log.at(-1)?.at ?? 0) - resumed) / 1000 - atCleanSpeed),
+      };
+    }
     const t0 = log[0]?.at ?? 0;
     const learning: [number, number][] = [[t0, t0 + (s.limits[0]?.windowSeconds ?? 0) * 1000]];
     for (const limit of s.limits.slice(1)) {
@@ -241,6 +316,8 @@ interface Summary {
   late: number;
   latePct: number;
   rate: number | null;
+  clean: number;
+  afterLast429: number;
 }
 
 function summarize(samples: Sample[], scenario: string): Summary | undefined {
@@ -258,7 +335,54 @@ function summarize(samples: Sample[], scenario: string): Summary | undefined {
     late: m((x) => x.lateRateLimited),
     latePct: m((x) => (100 * x.lateRateLimited) / x.requests),
     rate: rates.length ? median(rates) : null,
+    clean: m((x) => x.clean ?? 0),
+    afterLast429: m((x) => x.afterLast429 ?? 0),
   };
+}
+
+/** Issue 24's rows: one-off 429s, against the same pull without them. */
+export function faultTable(after: Sample[], before: Sample[] | undefined, names: string[]): string {
+  const run = (x: Summary | undefined) =>
+    x === undefined
+      ? ['', '', '']
+      : [
+          `${x.seconds.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)}), ${x.ratio.toFixed(2)}×`,
+          String(x.rateLimited),
+          x.afterLast429.toFixed(1),
+        ];
+  const head = [
+    'faults, pages',
+    'without the 429s s',
+    'waits asked s',
+    ...(before
+      ? ['before: run s (min–max), × (no-429 + waits)', '429s', 'slow s after last 429']
+      : []),
+    `${before ? 'after: ' : ''}run s (min–max), × (no-429 + waits)`,
+    '429s',
+    'slow s after last 429',
+    'rate held, req/s',
+    'target: ≤ 1.5 × no-429 + waits (storm: ≤ 2 s after last 429)',
+  ];
+  const rows = names.map((name) => {
+    const s = scenarios.find((x) => x.name === name) as Scenario;
+    const a = summarize(after, name);
+    const limit = a === undefined ? 0 : 1.5 * a.clean + (s.waits ?? 0);
+    const storm = s.name.includes('storm');
+    const met =
+      a === undefined
+        ? ''
+        : `time ${a.seconds <= limit ? 'met' : '**not met**'} (≤ ${limit.toFixed(1)} s)${storm ? `, recovery ${a.afterLast429 <= 2 ? 'met' : '**not met**'}` : ''}`;
+    return [
+      `${name}, ${s.pages}`,
+      a === undefined ? '' : a.clean.toFixed(2),
+      String(s.waits ?? 0),
+      ...(before ? run(summarize(before, name)) : []),
+      ...run(a),
+      a?.rate === null || a === undefined ? '–' : String(a.rate),
+      met,
+    ];
+  });
+  return [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 }
 
 export function table(after: Sample[], before: Sample[] | undefined, names: string[]): string {
@@ -335,12 +459,20 @@ const baseline = args.baseline
 const shown = saved?.runs ?? runs;
 process.stdout.write(`## Pacing to a rate limit (bench/pacing.ts, ${shown} run${shown === 1 ? '' : 's'} each)
 
-Measured: ${measured}${baseline ? `; before: ${baseline.measured}` : ''}. Each pull is the CLI as its own process (\`--out /dev/null --concurrency N\`) against the emulator enforcing a rolling window (\`--rate-limit COUNT/SECONDS\`; its Retry-After is the whole seconds until the window has room, unless the row says otherwise); the time is the run's own \`seconds\` (JSON report), the 429s are counted by the emulator. Ideal = pages ÷ the allowed rate, phase by phase (without a limit: pages × latency ÷ concurrency). "Outside learning" leaves out the first window and, after the limit changed, the two windows after it. Targets (issue 17): at most 1.15× the ideal and at most 5 % of requests answered 429 outside learning; without a limit, at most 1.25× (latency hiding).${baseline ? ` "Before" is ${baseline.label} (bench/${basename(args.baseline as string)}): it sent until it got 429s, paused for Retry-After and halved the requests in flight.` : ''}
+Measured: ${measured}${baseline ? `; before: ${baseline.measured}` : ''}. Each pull is the CLI as its own process (\`--out /dev/null --concurrency N\`) against the emulator enforcing a rolling window (\`--rate-limit COUNT/SECONDS\`; its Retry-After is the whole seconds until the window has room, unless the row says otherwise); the time is the run's own \`seconds\` (JSON report), the 429s are counted by the emulator. Ideal = pages ÷ the allowed rate, phase by phase (without a limit: pages × latency ÷ concurrency). "Outside learning" leaves out the first window and, after the limit changed, the two windows after it. Targets (issue 17): at most 1.15× the ideal and at most 5 % of requests answered 429 outside learning; without a limit, at most 1.25× (latency hiding).${baseline ? ` "Before" is ${baseline.label} (bench/${basename(args.baseline as string)}).` : ''}
 
 ${table(
   samples,
   baseline?.samples,
-  selected.map((s) => s.name),
+  selected.filter((s) => !isFault(s)).map((s) => s.name),
+)}
+
+One-off 429s (issue 24): the emulator answers 429 as the row says (\`--fault 429:...\`), with no window behind it; each sample also runs the same pull without the faults, and the time is held against 1.5× that plus the Retry-After waits asked for. "Slow s after last 429": from the end of the last 429's Retry-After to the last request the emulator got, less what those requests take at the no-429 speed (the recovery's cost).
+
+${faultTable(
+  samples,
+  baseline?.samples,
+  selected.filter(isFault).map((s) => s.name),
 )}
 
 Reading it: a client that bounces off the limit runs at its rate (its 429s are the price); with the window learned from the first 429 the client sends no more than the window allows, and its 429s outside learning are failed probes and the odd scheduling hiccup. Bursts into an empty window beat the ideal on long windows (100 per 30 s: 300 pages in three bursts, about 61 s), with or without pacing. Without a limit the pacer does nothing (no 429, nothing learned): that row is latency hiding in this harness, where the bench process renders each page on its first request, so it reads higher than the latency table of \`npm run bench\` (pages rendered ahead, in another process).

@@ -94,9 +94,11 @@ export function describeEvent(e: RunEvent): string {
       return `${NAME}: warning: could not abort the multipart upload of ${e.location} (${e.reason}): its parts stay stored, and billed, until \`aws s3api abort-multipart-upload --bucket ${shellWord(e.bucket)} --key ${shellWord(e.key)} --upload-id ${shellWord(e.uploadId)}\` or a lifecycle rule (AbortIncompleteMultipartUpload) removes them; no object was written`;
     case 'rate-limited':
       return `${
-        e.retryAfter === null || e.retryAfter === 0
+        e.retryAfter === null
           ? `${NAME}: rate limited (429, no Retry-After): backing off`
-          : `${NAME}: rate limited (429): all requests pause ${e.retryAfter} s`
+          : e.retryAfter === 0
+            ? `${NAME}: rate limited (429, Retry-After: 0): retrying now`
+            : `${NAME}: rate limited (429): all requests pause ${e.retryAfter} s`
       }${e.rate === null ? '' : `, then pace at ${e.rate} requests/s`}`;
   }
 }

@@ -16,8 +16,8 @@ export interface RunStats {
   /** 429 answers received. */
   rateLimited: number;
   /**
-   * Requests per second the client paces to at the end of the run: the rate of the window it
-   * learned from Spotify's 429s, capped by `maxRate`; null when neither applied.
+   * Requests per second the run held, from its first request to its last (pauses included),
+   * once anything paced it (a 429 or `maxRate`); null when nothing did.
    */
   rate: number | null;
   /** Milliseconds all requests were paused by Retry-After. */
@@ -67,7 +67,7 @@ export type RunEvent =
       retryAfter: number | null;
       /** Requests in flight at most (`concurrency`; requests are paced by rate, not by this). */
       concurrency: number;
-      /** Requests per second the client paces to from now on (null: not learned yet). */
+      /** Requests per second the client paces to from now on (null: no limit learned). */
       rate: number | null;
     }
   | { event: 'market-failed'; market: string; reason: string }

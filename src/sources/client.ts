@@ -91,9 +91,13 @@ export class SpotifyClient {
     const signal = caller ? AbortSignal.any([this.#options.signal, caller]) : this.#options.signal;
     let unauthorized = 0;
     let attempts = 0;
+    let retryNow = 0;
     return pRetry(
       async () => {
         attempts++;
+        // The token first (cached but for the first request and refreshes): the pacer times
+        // a request from when it takes its ticket, so that is when it should go out.
+        await this.#tokens.get();
         const ticket = await this.#throttle.acquire(signal);
         try {
           const body = await this.#attempt(
@@ -119,12 +123,16 @@ export class SpotifyClient {
         signal,
         // A 429 with Retry-After already waits at the shared gate, and a 401 already got a new
         // token: neither should also back off or use up the retries meant for real failures.
-        shouldConsumeRetry: ({ error }) =>
-          !(
-            error instanceof SpotifyBatchError &&
-            error.context.retryAfter !== undefined &&
-            error.context.retryAfter > 0
-          ) && !(error instanceof SpotifyBatchError && error.context.status === 401),
+        // `Retry-After: 0` says "now": one retry at once (the gate paces it); a second 0 for the
+        // same request backs off like a missing header, so a server that always says 0 is not
+        // hammered.
+        shouldConsumeRetry: ({ error }) => {
+          if (!(error instanceof SpotifyBatchError)) return true;
+          const { retryAfter, status } = error.context;
+          if (status === 401) return false;
+          if (retryAfter === 0) return ++retryNow > 1;
+          return !(retryAfter !== undefined && retryAfter > 0);
+        },
         shouldRetry: ({ error, attemptNumber, retryDelay }) => {
           const retry = error instanceof SpotifyBatchError && error.retryable && !signal.aborted;
           if (retry) {

@@ -7,6 +7,8 @@ export interface Ticket {
   readonly id: number;
   /** When it was sent, in ms. */
   readonly at: number;
+  /** The learned window held it back before it was sent. */
+  readonly held: boolean;
   /** A refused request (429) does not count in Spotify's window; any other one may. */
   state: 'pending' | 'ok' | 'refused' | 'failed';
 }
@@ -17,55 +19,118 @@ export interface LearnedWindow {
   ms: number;
 }
 
-/** How far back the first estimate looks: Spotify's documented window is 30 s. */
+/** What one congestion event (a 429 and the others in flight with it) showed. */
+export interface CongestionEvent {
+  /** Requests Spotify took in the window before the 429 (since the previous event). */
+  accepted: number;
+  /** When the first of them was sent. */
+  start: number;
+  /** From the first of them to the end of the Retry-After: the window, if this burst filled it. */
+  ms: number;
+  /** Requests in flight with the refused one, sent after it, that Spotify took nonetheless. */
+  after: number;
+}
+
+/** How far back a burst is looked for when no window is known: Spotify's documented window. */
 const HORIZON_MS = 30_000;
+/**
+ * A 429 after at most this many accepted requests says "wait Retry-After", nothing of a limit:
+ * Spotify sends such 429s at the start of a run, in backend hiccups and in storms that refuse
+ * everything, and a limit learned from them would hold a whole pull to a crawl (issue 24).
+ */
+const LEAST_EVIDENCE = 4;
+/** Two events show the same limit when their accepted counts are within this fraction. */
+const SIMILAR = 0.2;
+/** Without a Retry-After (or with 0), Spotify's smallest usual answer is assumed for the window. */
+const DEFAULT_RETRY_AFTER_MS = 1000;
 /** A probe shortens the learned window by this fraction (the rate rises by about as much). */
 const PROBE_STEP = 0.03;
 /**
  * Clean running before a probe: this many windows, and at least PROBE_MIN_MS, as a failed probe
- * costs a Retry-After pause (a second or more), a whole window when windows are short. Doubles
- * after each failed probe.
+ * costs a Retry-After pause. Doubles after each failed probe.
  */
 const FIRST_PROBE_WINDOWS = 2;
 const MAX_PROBE_WINDOWS = 64;
 const PROBE_MIN_MS = 8_000;
-/**
- * Retry-After is whole seconds, so the first estimate errs long by up to this much; by about the
- * burst's duration when Spotify's window is whole seconds. Until their first failure the probes
- * search that second in steps of half the burst (a whole window's rate is at stake when windows
- * are a second long).
- */
-const RETRY_AFTER_GRAIN_MS = 1000;
 /** The least a window that proved too short grows by. */
 const STRETCH = 1.05;
+/**
+ * A learned window is forgotten once it held nothing back for this many windows (the pull
+ * slowed down by itself: the window costs nothing to relearn), or drew no 429 for
+ * FORGET_WINDOWS and HORIZON_MS (whatever taught it may be over).
+ */
+const IDLE_WINDOWS = 2;
+const FORGET_WINDOWS = 8;
+/** After a 429 the requests in flight grow from one by one per success: doubling per round trip. */
+const RAMP_DONE = 64;
+
+/** Whether two accepted counts are the same limit seen twice. */
+export function similar(a: number, b: number): boolean {
+  return Math.abs(a - b) <= SIMILAR * Math.max(a, b);
+}
+
+/**
+ * What a congestion event teaches, with no window learned yet: nothing from a handful of
+ * accepted requests or a first sighting; a window once a second event agrees with the first.
+ * The window is the longer of the two estimates: the time between the two bursts' starts (a
+ * steady limit lets the next burst in once the first left the window), and this burst to the
+ * end of its Retry-After (a Retry-After that tells the time until the window has room).
+ */
+export function learn(
+  event: CongestionEvent,
+  previous: CongestionEvent | undefined,
+): LearnedWindow | undefined {
+  if (event.accepted <= LEAST_EVIDENCE || previous === undefined) return undefined;
+  if (contradicted(previous) || !similar(event.accepted, previous.accepted)) return undefined;
+  const period = Number.isFinite(previous.start) ? event.start - previous.start : 0;
+  return {
+    count: Math.min(event.accepted, previous.accepted),
+    ms: Math.max(1, period, event.ms, Number.isFinite(previous.start) ? 0 : previous.ms),
+  };
+}
+
+/**
+ * Whether Spotify's own answers show an event was no window filling up: a full window refuses
+ * every request after the first refused one until an old one leaves, so more than a few (the
+ * 20 % of noise allowed) taken right after it mean the 429 came from something else.
+ * Scattered one-off 429s a few requests apart look like a small limit until these are counted.
+ */
+export function contradicted(event: CongestionEvent): boolean {
+  return event.after > SIMILAR * event.accepted;
+}
+
+/**
+ * What a congestion event does to a learned window (not during a probe). Spotify took our whole
+ * window and still refused: its window is longer. It took fewer: the window explains nothing
+ * (a limit that fell, or a 429 that was no limit), so it is forgotten; the event stays as the
+ * last one, so if the limit fell, the next 429 at the same count learns the new one.
+ */
+export function correct(window: LearnedWindow, event: CongestionEvent): LearnedWindow | undefined {
+  if (event.accepted < window.count - 1) return undefined;
+  return { count: window.count, ms: Math.max(window.ms * STRETCH, event.ms) };
+}
 
 /**
  * A learned copy of Spotify's rate-limit window, kept on our side so that requests wait here
  * instead of being refused there. Spotify allows each app some number of requests in a rolling
  * window (30 s; the numbers are unpublished); its 429 says the window is full, its Retry-After
- * when it will have room. The pacer lets everything through until the first 429, then:
+ * when it will have room. But Spotify also refuses requests for other reasons (a burst at the
+ * start, a backend hiccup, a storm that refuses everything for a while), so the pacer:
  *
- * - **learns** the window from it: `count` = the requests Spotify took before it, `ms` = from
- *   the oldest of them to the end of the Retry-After; exact when the 429 ended a burst into an
- *   empty window, the usual start of a run (Retry-After is whole seconds: `ms` errs long by
- *   less than one);
+ * - **learns** a window only from evidence: two congestion events (429s for requests sent
+ *   before the last one arrived belong to one event) after similar accepted counts, each more
+ *   than a handful ({@link learn}); any other 429, and any `Retry-After: 0`, only pauses;
  * - **keeps** every later request inside it (at most `count` sent in any `ms`), so a run goes at
- *   the limit's rate, in the bursts the window allows, instead of bouncing off it;
- * - **corrects** it on each later 429, once per congestion event (429s for requests sent before
- *   the last one arrived belong to it). If our window had room and Spotify took fewer since the
- *   last 429, never more, the limit fell: `count` becomes what it took, halving at most per
- *   429. If our window was full, Spotify's is longer: when nothing got through since the last
- *   429 (a Retry-After too short to empty it, e.g. always 1 s), long enough to hold our last
- *   `count` requests until after this Retry-After; otherwise 5 % longer. Refused twice running
- *   as the last request the window allows means one request fewer, not a longer window;
- * - **probes** upwards while requests succeed and the window is what holds them back: after two
- *   windows (and at least 8 s) of clean running it shortens `ms` by 3 %, remembering the window
- *   that worked; a 429 during a probe goes back to it and doubles the wait before the next
- *   probe (AIMD's additive increase, with the memory of the last good point TCP CUBIC keeps).
- *   When the first 429 ended a slow burst, the first probes search the second that rounding the
- *   Retry-After may have added, in steps of half the burst every two windows, until one fails;
- * - after each 429, sends **one** request to test the water and the others only once it got
- *   through, so a Retry-After too short costs one more 429, not one per request in flight.
+ *   the limit's rate instead of bouncing off it; a 429 with the window full lengthens it, one
+ *   with room left shows it explains nothing and forgets it ({@link correct});
+ * - after every 429 **ramps** back like TCP's slow start: one request tests the water, and each
+ *   success lets one more be in flight (doubling per round trip) up to what the window allows,
+ *   so a storm that ends is at full speed a few round trips after its last 429;
+ * - **probes** upwards gently while the window is what holds requests back: after two windows
+ *   (and at least 8 s) of clean running it shortens `ms` by 3 %, back to the window that worked
+ *   on a 429, and probes half as often;
+ * - **forgets** the window when it held nothing back for two windows, or drew no 429 for eight
+ *   windows and 30 s, keeping its count as the last event, so one 429 at it learns it again.
  *
  * `maxRate` caps the rate from the first request on (evenly spaced sends). The pacer is pure and
  * driven by the clock it is given, so tests and simulations run it without waiting.
@@ -76,28 +141,28 @@ export class Pacer {
   #head = 0;
   #id = 0;
   #nextByCap = 0;
-  #count = 0;
-  #ms = 0;
-  /** The window before the current probe; 0 when not probing. */
-  #goodMs = 0;
+  #window: LearnedWindow | undefined;
+  /** The last event that showed more than a handful of accepted requests. */
+  #previous: CongestionEvent | undefined;
+  /** The refused request that started it. */
+  #refusedId = 0;
+  /** The event the window was learned (or last corrected) at. */
+  #learnedBy: CongestionEvent | undefined;
+  /** The window before the current probe. */
+  #good: LearnedWindow | undefined;
   #probeWindows = FIRST_PROBE_WINDOWS;
   #probeMinMs = PROBE_MIN_MS;
-  /** While > 0, the probes search the Retry-After's grain in steps of this many ms. */
-  #searchStepMs = 0;
-  #searchHalved = false;
   #changedAt = 0;
-  /** The learned window held a request back since the last change: probing has a point. */
-  #held = false;
+  #refusedAt = 0;
+  /** When the learned window last held a request back. */
+  #heldAt = 0;
   /** The last request sent before the last 429 arrived: 429s up to it belong to that event. */
   #eventId = 0;
-  /** Requests sent before this id were counted into `count` at the last estimate. */
-  #estimatedBefore = 0;
-  #acceptedSinceEvent = 0;
-  /** The last 429 came as the last request our window allowed. */
-  #refusedAtEdge = false;
-  /** After a 429, until a request sent after it succeeds, only one request goes out. */
-  #testing = false;
-  #tester: Ticket | undefined;
+  #pending = 0;
+  /** The last delay() held a request back for the window: the next one sent is at its edge. */
+  #holding = false;
+  /** Requests allowed in flight while ramping back after a 429. */
+  #ramp = Number.POSITIVE_INFINITY;
 
   /** @param maxRate requests per second never to exceed; `Infinity` for no cap. */
   constructor(maxRate = Number.POSITIVE_INFINITY) {
@@ -106,25 +171,34 @@ export class Pacer {
 
   /** The window learned so far, if any. */
   get window(): LearnedWindow | undefined {
-    return this.#count === 0 ? undefined : { count: this.#count, ms: this.#ms };
+    return this.#window === undefined ? undefined : { ...this.#window };
   }
 
   /** Requests per second the pacer allows: the learned window's rate, capped by `maxRate`. */
   get rate(): number {
-    const learned = this.#count === 0 ? Number.POSITIVE_INFINITY : (this.#count * 1000) / this.#ms;
-    return Math.min(learned, this.#maxRate);
+    const w = this.#window;
+    return Math.min(
+      w === undefined ? Number.POSITIVE_INFINITY : (w.count * 1000) / w.ms,
+      this.#maxRate,
+    );
   }
 
   /** Ms to wait before sending a request at `now`: 0 to send now, `Infinity` to wait for news. */
   delay(now: number): number {
-    if (this.#testing && this.#tester !== undefined) return Number.POSITIVE_INFINITY;
+    if (this.#pending >= this.#ramp) return Number.POSITIVE_INFINITY;
     let wait = Math.max(0, this.#nextByCap - now);
-    if (this.#count > 0) {
-      const inWindow = this.#inWindow(now, Number.POSITIVE_INFINITY);
-      if (inWindow.length >= this.#count) {
-        const leaving = inWindow[inWindow.length - this.#count] as Ticket;
-        wait = Math.max(wait, leaving.at + this.#ms - now + 1);
-        this.#held = true;
+    const w = this.#window;
+    if (w !== undefined && this.#stale(w, now)) {
+      this.#previous = { accepted: w.count, start: Number.NEGATIVE_INFINITY, ms: w.ms, after: 0 };
+      this.#window = undefined;
+      this.#good = undefined;
+    } else if (w !== undefined) {
+      const inWindow = this.#inWindow(now, Number.POSITIVE_INFINITY, w.ms);
+      if (inWindow.length >= w.count) {
+        const leaving = inWindow[inWindow.length - w.count] as Ticket;
+        wait = Math.max(wait, leaving.at + w.ms - now + 1);
+        this.#heldAt = now;
+        this.#holding = true;
       }
     }
     return wait;
@@ -132,127 +206,111 @@ export class Pacer {
 
   /** Records a request sent at `now`; pass its ticket back with the outcome. */
   send(now: number): Ticket {
-    const ticket: Ticket = { id: ++this.#id, at: now, state: 'pending' };
+    const ticket: Ticket = { id: ++this.#id, at: now, held: this.#holding, state: 'pending' };
+    this.#holding = false;
     this.#sent.push(ticket);
+    this.#pending++;
     this.#trim(now);
     if (Number.isFinite(this.#maxRate)) {
       this.#nextByCap = Math.max(now, this.#nextByCap) + 1000 / this.#maxRate;
     }
-    if (this.#testing && this.#tester === undefined) this.#tester = ticket;
     return ticket;
   }
 
   succeeded(ticket: Ticket, now: number): void {
-    ticket.state = 'ok';
-    if (ticket.id <= this.#eventId && ticket.id > this.#estimatedBefore && this.#estimatedBefore) {
-      // Sent after the refused request yet accepted: the window had room for one more than
-      // the last estimate counted.
-      this.#count++;
+    this.#settle(ticket, 'ok');
+    const last = this.#previous;
+    if (last !== undefined && ticket.id > this.#refusedId && ticket.id <= this.#eventId) {
+      // Taken, though sent after the refused one and before its 429 came back.
+      last.after++;
+      if (contradicted(last)) {
+        if (this.#learnedBy === last) this.#window = undefined;
+        this.#previous = undefined;
+      }
     }
-    if (ticket.id > this.#eventId) {
-      this.#acceptedSinceEvent++;
-      this.#testing = false;
-      this.#tester = undefined;
+    if (ticket.id > this.#eventId && Number.isFinite(this.#ramp)) {
+      // Slow start: each answer after the 429 lets one more request be in flight.
+      this.#ramp = this.#ramp + 1 >= RAMP_DONE ? Number.POSITIVE_INFINITY : this.#ramp + 1;
     }
-    if (this.#count === 0 || !this.#held) return;
-    const searching = this.#searchStepMs > 0;
-    const clean = Math.max(this.#probeWindows * this.#ms, searching ? 0 : this.#probeMinMs);
+    const w = this.#window;
+    if (w === undefined || this.#heldAt <= this.#changedAt) return;
+    const clean = Math.max(this.#probeWindows * w.ms, this.#probeMinMs);
     if (now - this.#changedAt >= clean) {
       // The window held requests back for a while without a 429: try a little more.
-      this.#goodMs = this.#ms;
-      this.#ms -= Math.max(this.#ms * PROBE_STEP, this.#searchStepMs);
+      this.#good = { ...w };
+      w.ms = Math.max(1, w.ms * (1 - PROBE_STEP));
       this.#changedAt = now;
-      this.#held = false;
     }
   }
 
   /** A request that ended otherwise (network error, 5xx): Spotify may have counted it. */
   failed(ticket: Ticket): void {
-    if (ticket.state === 'pending') ticket.state = 'failed';
-    if (this.#tester === ticket) this.#tester = undefined;
+    this.#settle(ticket, 'failed');
   }
 
   /**
    * Records a 429 for `ticket` at `now`, with its Retry-After in ms (undefined when absent).
-   * Returns whether it started a new congestion event (the window was changed).
+   * Returns whether it started a new congestion event.
    */
   refused(ticket: Ticket, now: number, retryAfterMs: number | undefined): boolean {
-    ticket.state = 'refused';
-    if (this.#tester === ticket) this.#tester = undefined;
-    if (ticket.id <= this.#eventId) {
-      // Counted as accepted by the last estimate, but Spotify refused it: take it back out.
-      if (ticket.id < this.#estimatedBefore) this.#count = Math.max(1, this.#count - 1);
-      return false;
-    }
+    this.#settle(ticket, 'refused');
+    if (ticket.id <= this.#eventId) return false;
     const previousEventId = this.#eventId;
-    const accepted = this.#acceptedSinceEvent;
     this.#eventId = this.#id;
-    this.#estimatedBefore = 0;
-    this.#acceptedSinceEvent = 0;
-    this.#testing = true;
+    this.#ramp = 1;
+    this.#refusedAt = now;
     this.#changedAt = now;
-    this.#held = false;
-    if (this.#count === 0) {
-      // The first 429: usually the end of a burst into an empty window, which has room again
-      // after the Retry-After. Without one (or 0), assume a second, Spotify's smallest usual
-      // answer: a window learned too short grows on the next 429s.
-      const retryAfter = retryAfterMs || 1000;
-      const before = this.#inWindow(now, ticket.id, HORIZON_MS);
-      this.#count = Math.max(1, before.length);
-      const burst = now - (before[0]?.at ?? ticket.at);
-      this.#ms = Math.max(1, burst + retryAfter);
-      // A quick burst leaves little to search: the usual slow probes will do.
-      const step = Math.min(burst, RETRY_AFTER_GRAIN_MS) / 2;
-      this.#searchStepMs = step > this.#ms * PROBE_STEP ? step : 0;
-      this.#estimatedBefore = ticket.id;
+    const w = this.#window;
+    // Counted over the window as far as known: the learned one, else the last event's estimate
+    // (a burst to the end of its Retry-After), else Spotify's documented 30 s.
+    const windowMs = w?.ms ?? this.#previous?.ms ?? HORIZON_MS;
+    const accepted = this.#inWindow(now, ticket.id, windowMs).filter((t) => t.id > previousEventId);
+    const start = accepted[0]?.at ?? ticket.at;
+    const event: CongestionEvent = {
+      accepted: accepted.length,
+      start,
+      ms: now + (retryAfterMs || DEFAULT_RETRY_AFTER_MS) - start,
+      after: 0,
+    };
+    if (this.#good !== undefined) {
+      // A probe went too far: back to the window that worked, and probe less often.
+      this.#window = this.#good;
+      this.#good = undefined;
+      this.#probeWindows = Math.min(MAX_PROBE_WINDOWS, this.#probeWindows * 2);
+      this.#probeMinMs *= 2;
       return true;
     }
-    if (this.#goodMs > 0) {
-      // A probe went too far: back to the window that worked. A search tries once more with
-      // half the step; otherwise probe less often.
-      this.#ms = this.#goodMs;
-      this.#goodMs = 0;
-      this.#searchStepMs = this.#searchHalved ? 0 : this.#searchStepMs / 2;
-      this.#searchHalved = true;
-      if (this.#searchStepMs <= this.#ms * PROBE_STEP) {
-        this.#searchStepMs = 0;
-        this.#probeWindows = Math.min(MAX_PROBE_WINDOWS, this.#probeWindows * 2);
-        this.#probeMinMs *= 2;
-      }
+    // `Retry-After: 0` is "retry now": no limit behind it.
+    if (retryAfterMs === 0) return true;
+    if (w !== undefined && ticket.held && event.accepted <= LEAST_EVIDENCE) {
+      // Refused as the first request our window let through after holding it: Spotify's
+      // window is a little longer than ours (its older requests have not left it yet).
+      w.ms *= STRETCH;
       return true;
     }
-    const inWindow = this.#inWindow(now, ticket.id);
-    const since = inWindow.filter((t) => t.id > previousEventId);
-    const consistent = accepted > 0 && this.#mostAcceptedInAWindow(previousEventId) <= since.length;
-    // Refused as the last request our window allows: Spotify's window is longer, or holds one
-    // request fewer. Once is noise; twice running, after Spotify took the same again, it is
-    // the count.
-    const atEdge = consistent && inWindow.length === this.#count - 1;
-    const edgeAgain = atEdge && this.#refusedAtEdge;
-    this.#refusedAtEdge = atEdge;
-    if (consistent && (inWindow.length < this.#count - 1 || edgeAgain)) {
-      // Our window had room, and since the last 429 Spotify took fewer than it allows, never
-      // more: the limit fell to what it took, or by half at most (one 429 is thin evidence).
-      this.#count = Math.max(1, since.length, Math.ceil(this.#count / 2));
-      this.#estimatedBefore = ticket.id;
-      this.#refusedAtEdge = false;
-    } else {
-      // Our window was full and Spotify still refused: its window is longer than learned. When
-      // nothing got through since the last 429 (its Retry-After was too short to empty the
-      // window: the usual first window with a Retry-After that says nothing of it), Spotify's
-      // window holds our last `count` requests and has room after the Retry-After at most.
-      // Otherwise it is a little longer (or a request shorter: see `atEdge`).
-      const last = this.#lastSent(ticket.id, this.#count);
-      this.#ms = Math.max(
-        this.#ms * STRETCH,
-        accepted === 0 ? now - (last?.at ?? ticket.at) + (retryAfterMs || 1000) : 0,
-      );
-    }
+    if (event.accepted <= LEAST_EVIDENCE) return true;
+    this.#window = w === undefined ? learn(event, this.#previous) : correct(w, event);
+    this.#learnedBy = this.#window === undefined ? undefined : event;
+    this.#previous = event;
+    this.#refusedId = ticket.id;
     return true;
   }
 
+  /** Forget a window that no longer holds anything back, or that nothing confirmed for long. */
+  #stale(w: LearnedWindow, now: number): boolean {
+    const since = Math.max(this.#heldAt, this.#changedAt);
+    if (now - since >= IDLE_WINDOWS * w.ms) return true;
+    return now - this.#refusedAt >= Math.max(FORGET_WINDOWS * w.ms, HORIZON_MS);
+  }
+
+  #settle(ticket: Ticket, state: 'ok' | 'refused' | 'failed'): void {
+    if (ticket.state !== 'pending') return;
+    ticket.state = state;
+    this.#pending--;
+  }
+
   /** Counted requests (not refused) sent in the last `windowMs` before `now`, with id < `below`, oldest first. */
-  #inWindow(now: number, below: number, windowMs = this.#ms): Ticket[] {
+  #inWindow(now: number, below: number, windowMs: number): Ticket[] {
     const out: Ticket[] = [];
     for (let i = this.#sent.length - 1; i >= this.#head; i--) {
       const t = this.#sent[i] as Ticket;
@@ -262,37 +320,8 @@ export class Pacer {
     return out.reverse();
   }
 
-  /** The `n`-th most recent counted request with id < `below`. */
-  #lastSent(below: number, n: number): Ticket | undefined {
-    let seen = 0;
-    let last: Ticket | undefined;
-    for (let i = this.#sent.length - 1; i >= this.#head && seen < n; i--) {
-      const t = this.#sent[i] as Ticket;
-      if (t.state === 'refused' || t.id >= below) continue;
-      last = t;
-      seen++;
-    }
-    return last;
-  }
-
-  /** The most requests Spotify accepted within one learned window, among those after `afterId`. */
-  #mostAcceptedInAWindow(afterId: number): number {
-    let most = 0;
-    let from = -1;
-    const ok: number[] = [];
-    for (let i = this.#head; i < this.#sent.length; i++) {
-      const t = this.#sent[i] as Ticket;
-      if (t.state === 'ok' && t.id > afterId) ok.push(t.at);
-    }
-    for (let to = 0; to < ok.length; to++) {
-      while ((ok[from + 1] as number) <= (ok[to] as number) - this.#ms) from++;
-      most = Math.max(most, to - from);
-    }
-    return most;
-  }
-
   #trim(now: number): void {
-    const keep = now - Math.max(this.#ms, HORIZON_MS);
+    const keep = now - Math.max(this.#window?.ms ?? 0, HORIZON_MS);
     while (this.#head < this.#sent.length && (this.#sent[this.#head] as Ticket).at <= keep) {
       this.#head++;
     }
@@ -327,11 +356,11 @@ export class Throttle {
   #inFlight = 0;
   #pausedUntil = 0;
   #waiters: (() => void)[] = [];
+  #firstSentAt: number | undefined;
 
   constructor(options: ThrottleOptions) {
     this.#options = options;
     this.#pacer = new Pacer(options.maxRate);
-    this.#record();
   }
 
   /** Requests per second the gate allows now (`Infinity` until a limit is learned or set). */
@@ -356,7 +385,7 @@ export class Throttle {
       const wait = this.#inFlight < this.#options.concurrency ? this.#pacer.delay(now) : -1;
       if (wait === 0) {
         this.#inFlight++;
-        this.#options.stats.requests++;
+        this.#record(now);
         return this.#pacer.send(now);
       }
       if (wait > 0 && Number.isFinite(wait)) {
@@ -391,12 +420,12 @@ export class Throttle {
 
   succeeded(ticket: Ticket): void {
     this.#pacer.succeeded(ticket, Date.now());
-    this.#record();
   }
 
   /**
-   * Records a 429. With a positive Retry-After every request waits that long; without one (or 0)
-   * the caller falls back to its own backoff. Throws when Spotify asks for more than we allow.
+   * Records a 429. With a positive Retry-After every request waits that long; with 0 nobody
+   * waits (the pacer lets one request retry first); without one the caller backs off. Throws
+   * when Spotify asks for more than we allow.
    */
   rateLimited(ticket: Ticket, retryAfterSeconds: number | undefined, url: string): void {
     const { stats, maxRetryAfter, maxRateLimitWait } = this.#options;
@@ -407,7 +436,6 @@ export class Throttle {
       now,
       retryAfterSeconds === undefined ? undefined : retryAfterSeconds * 1000,
     );
-    this.#record();
     if (retryAfterSeconds === undefined || retryAfterSeconds <= 0) return;
     if (retryAfterSeconds > maxRetryAfter) {
       throw new SpotifyBatchError(
@@ -430,9 +458,19 @@ export class Throttle {
     this.#pausedUntil = until;
   }
 
-  #record(): void {
-    const rate = this.#pacer.rate;
-    this.#options.stats.rate = Number.isFinite(rate) ? Math.round(rate * 100) / 100 : null;
+  /**
+   * Counts a request sent at `now`, and the rate held so far: requests per second from the
+   * first request to this one, once anything paced them (a 429 or `maxRate`). Measured, not the
+   * pacer's allowance, which is a limit and says nothing of what a run reached.
+   */
+  #record(now: number): void {
+    const { stats, maxRate } = this.#options;
+    stats.requests++;
+    this.#firstSentAt ??= now;
+    const span = now - this.#firstSentAt;
+    if ((stats.rateLimited > 0 || Number.isFinite(maxRate)) && span > 0) {
+      stats.rate = Math.round(((stats.requests - 1) * 100_000) / span) / 100;
+    }
   }
 }
 
