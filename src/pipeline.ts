@@ -7,7 +7,7 @@ import type { NormalizedOptions, Options } from './core/options.ts';
 import type { StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
 import { type Plan, planOutputs, resolveOptions, runVars, target } from './plan/plan.ts';
-import { preflight } from './plan/preflight.ts';
+import { preflight, refuseOverwrite } from './plan/preflight.ts';
 import { type Branch, runBranches } from './pull/branches.ts';
 import { pullMarkets, triage } from './pull/markets.ts';
 import {
@@ -91,13 +91,17 @@ export async function run(
   await preflight(plan, destinations, { newOnly: o.newOnly }).catch((error: unknown) => {
     throw signal.aborted ? abortReason(signal.reason) : error;
   });
-  // One writer per state: the lease is taken before anything is fetched, released last (it is
-  // declared after the commit, so it is disposed of before it).
+  // One writer per state: the lease is taken before anything is fetched and released when the
+  // run ends, before the commit's disposal discards what was not published (it is declared
+  // after the commit, so it is disposed of first).
   await using _lease =
     plan.state === undefined
       ? undefined
       : await acquireLease(destinations, plan.state, vars.runId, startedAt, context.onEvent);
   const state = plan.state === undefined ? undefined : await loadState(destinations, plan.state);
+  // Asked again under the lease: a run that published this partition since the preflight's look
+  // (and released the lease) would otherwise be overwritten with only the albums new since.
+  if (o.newOnly) await refuseOverwrite(destinations, plan.outputs);
   const added: StateEntries = new Map();
   const stateCounts: StateCounts = { new: 0, seen: 0 };
   // --report: its aggregates fill in during this run's own pass; Vega loads only to draw it.

@@ -384,7 +384,12 @@ test('holderStatus: which leases may be taken, from what is known of their holde
   const holder = { runId: 'r', startedAt: 'x', host: 'vm', pidns: 'pid:[4026531836]' };
   const cases: [string, object, number, string][] = [
     ['this host, a dead pid', { ...holder, pid: 300 }, fresh, 'gone'],
-    ['this host, a dead pid, no pidns (an older lease)', { host: 'vm', pid: 300 }, fresh, 'gone'],
+    [
+      'this host, a dead pid, no pidns (an older lease): not checkable',
+      { host: 'vm', pid: 300 },
+      fresh,
+      'unverifiable',
+    ],
     ['this host, a live pid', { ...holder, pid: 200 }, fresh, 'running'],
     ['this host, a live pid, expired', { ...holder, pid: 200 }, old, 'expired'],
     [

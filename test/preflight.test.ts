@@ -73,7 +73,7 @@ test('wrong S3 credentials fail the pull before its first page, and check with t
   assert.equal(check.status, 5, check.stderr);
   assert.equal(pull.status, 5, pull.stderr);
   assert.match(pull.stderr, /InvalidAccessKeyId|access key/i);
-  assert.ok(pullRequests <= 1, `${pullRequests} requests to Spotify before the S3 error`);
+  assert.equal(pullRequests, 0, 'requests to Spotify before the S3 error');
   assert.deepEqual(await s3.openUploads(BUCKET), []);
 });
 
@@ -89,8 +89,8 @@ test('--new-only over an existing partition: check refuses it with the status of
     state,
     '--new-only',
   ]);
-  assert.equal(check.status, pull.status, `${check.stderr}\n${pull.stderr}`);
-  assert.notEqual(check.status, 0, check.stderr);
+  assert.equal(check.status, 10, check.stderr);
+  assert.equal(pull.status, 10, pull.stderr);
   assert.match(check.stderr, /already exists/);
   assert.equal(pullRequests, 0);
 });
@@ -143,4 +143,59 @@ test('a lease held by a live run: check exits 8 as the pull does, and neither ta
   assert.match(check.stderr, /in use by run other-run/);
   assert.equal(pullRequests, 0);
   assert.equal(await readFile(`${state}.lease`, 'utf8'), lease);
+});
+
+for (const [name, args] of [
+  [
+    'the manifest (written last) in a folder only the data makes',
+    ['--out', 'new1/a.csv', '--manifest'],
+  ],
+  [
+    'rejects (opened first) in the folder the report makes',
+    ['--out', 'x2.csv', '--report', 'made2/r.html', '--rejects', 'made2/rej.ndjson'],
+  ],
+] as const) {
+  test(`a folder one output makes serves the others in it: ${name}`, async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'spotify-batch-folders-'));
+    try {
+      const checked = await runCli(['check', ...args], { env: env(), cwd });
+      const pulled = await runCli(['new-releases', ...args, '--max-items', '50'], {
+        env: env(),
+        cwd,
+      });
+      assert.equal(checked.status, 0, checked.stderr);
+      assert.equal(pulled.status, 0, pulled.stderr);
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+}
+
+test('a successful S3 probe is aborted: no upload stays open after check', async () => {
+  const mark = s3.calls.length;
+  const result = await runCli(['check', '--out', `s3://${BUCKET}/probed/a.csv`], { env: env() });
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(s3.count('create', mark), 1);
+  assert.equal(s3.count('abort', mark), 1);
+  assert.deepEqual(await s3.openUploads(BUCKET), []);
+});
+
+test('--out naming a directory: check refuses it as the pull does', async () => {
+  const { check, pull } = await checkAndRun(['--out', dir]);
+  assert.equal(check.status, 2, check.stderr);
+  assert.equal(pull.status, 2, pull.stderr);
+  assert.match(check.stderr, /is a directory/);
+});
+
+test('the state (written in place) in a folder only the report makes: check and the pull both refuse it', async () => {
+  const cwd = await mkdtemp(join(tmpdir(), 'spotify-batch-folders-'));
+  try {
+    const args = ['--out', 'x.csv', '--report', 'rep/r.html', '--state', 'rep/s.tsv'];
+    const checked = await runCli(['check', ...args], { env: env(), cwd });
+    const pulled = await runCli(['new-releases', ...args], { env: env(), cwd });
+    assert.equal(checked.status, 2, checked.stderr);
+    assert.equal(pulled.status, 2, pulled.stderr);
+  } finally {
+    await rm(cwd, { recursive: true, force: true });
+  }
 });

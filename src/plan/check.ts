@@ -35,10 +35,10 @@ export interface CheckReport {
 }
 
 /**
- * A dry run: the options as the run would take them, a token and one page (limit 1) through the
- * same client, then the run's own preflight (src/plan/preflight.ts): every place in the plan proven
- * writable without writing anything that stays, and the --new-only guard. Throws the first
- * failure, as the run would.
+ * A dry run, in the order the pull meets things: the options as the run would take them, the
+ * run's own preflight (src/plan/preflight.ts: every place in the plan proven writable without
+ * writing anything that stays, the lease, the --new-only guard), then a token and one page
+ * (limit 1) through the same client. Throws the first failure, as the run would.
  */
 export async function check(
   options: Options | NormalizedOptions,
@@ -48,6 +48,14 @@ export async function check(
   const plan = planOutputs(o, runVars(new Date()));
   const markets: (string | undefined)[] = o.markets.length > 0 ? o.markets : [undefined];
   const urls = markets.map((m) => firstPageUrl(o.apiUrl, o.via, o.limit, o.query, m));
+  // In the pull's order: the preflight first (it runs before the pull's first page).
+  const destinations = new Destinations(o.s3, env, process.stdout);
+  let proven: Preflight;
+  try {
+    proven = await preflight(plan, destinations, { newOnly: o.newOnly });
+  } finally {
+    await destinations.close();
+  }
   const controller = new AbortController();
   const client = new SpotifyClient({
     ...clientConfig(o),
@@ -62,13 +70,6 @@ export async function check(
   } finally {
     controller.abort();
     await client.close().catch(() => {});
-  }
-  const destinations = new Destinations(o.s3, env, process.stdout);
-  let proven: Preflight;
-  try {
-    proven = await preflight(plan, destinations, { newOnly: o.newOnly });
-  } finally {
-    await destinations.close();
   }
   return {
     source: { via: o.via, query: o.via === 'search' ? o.query : null, urls },

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { manifestLocation } from '../commit/manifest.ts';
 import { usageError } from '../core/errors.ts';
 import {
@@ -152,6 +152,11 @@ export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
     ...place(state && `${state}.lease`, '--state', 'application/json', false),
     ...place(manifest, '--manifest', 'application/json', true),
   ];
+  // A folder one output makes is made for every output in it: the run opens them in its own
+  // order (rejects, raw, report, data, the manifest last), so each must be free to make it. The
+  // state and its lease are written in place (a create-only write): their folder must exist.
+  const made = new Set(targets.filter((t) => t.createDirs).map((t) => dirname(t.location)));
+  for (const t of targets) if (t.flag !== '--state') t.createDirs ||= made.has(dirname(t.location));
   return { outputs, rejects, raw, manifest, report, state, targets };
 }
 

@@ -2,7 +2,10 @@ import { dirname } from 'node:path';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { Destinations } from '../sinks/open.ts';
 import { assertLeaseFree } from '../state/state.ts';
-import type { Plan } from './plan.ts';
+import type { Plan, Target } from './plan.ts';
+
+/** Probes in flight at once. */
+const PROBES_AT_ONCE = 8;
 
 /** What a preflight proved. */
 export interface Preflight {
@@ -25,20 +28,28 @@ export async function preflight(
   const writable: string[] = [];
   // One probe per directory or key prefix: 185 markets need not make 185 uploads. A prefix is
   // probed once per way of opening it (a folder made for a partition, or one that must exist).
-  const probed = new Set<string>();
-  // A folder one output makes (a report, a partition) is there for the others in it too.
-  const made = new Set(plan.targets.filter((t) => t.createDirs).map((t) => dirname(t.location)));
+  const probes = new Map<string, Target>();
   for (const target of plan.targets) {
-    const dir = dirname(target.location);
-    const key = `${dir}\0${target.createDirs || made.has(dir)}`;
-    if (target.location === '-' || probed.has(key)) continue;
-    probed.add(key);
-    await destinations.probe(target.location, {
-      ...target,
-      createDirs: target.createDirs || made.has(dir),
-    });
-    writable.push(target.location);
+    const key = `${dirname(target.location)}\0${target.createDirs}`;
+    if (target.location !== '-' && !probes.has(key)) probes.set(key, target);
   }
+  // A few at a time: a partitioned layout (dt=…/market=…/) has a folder per market. A failure
+  // stops new probes, and is thrown once those in flight are undone (no upload left open).
+  const queue = [...probes.values()];
+  let failure: { error: unknown } | undefined;
+  await Promise.all(
+    Array.from({ length: Math.min(PROBES_AT_ONCE, queue.length) }, async () => {
+      for (let t = queue.shift(); t !== undefined && !failure; t = queue.shift()) {
+        try {
+          await destinations.probe(t.location, t);
+          writable.push(t.location);
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+    }),
+  );
+  if (failure) throw failure.error;
   if (plan.state !== undefined) await assertLeaseFree(destinations, plan.state, new Date());
   if (newOnly) await refuseOverwrite(destinations, plan.outputs);
   return { writable };
@@ -49,7 +60,7 @@ export async function preflight(
  * (a retried or cleared Airflow task, a same-day re-run), it would replace yesterday's complete
  * output with the few albums new since, and the state says the rest were written. Refused.
  */
-async function refuseOverwrite(destinations: Destinations, outputs: { location: string }[]) {
+export async function refuseOverwrite(destinations: Destinations, outputs: { location: string }[]) {
   for (const { location } of outputs) {
     if (location === '-' || (await destinations.version(location)) === null) continue;
     throw new SpotifyBatchError(

@@ -107,6 +107,13 @@ export class Destinations {
     await access(dir, constants.W_OK).catch((cause: unknown) => {
       throw fileError(cause, dir, 'write into');
     });
+    if ((await stat(destination.path).catch(() => undefined))?.isDirectory()) {
+      throw new SpotifyBatchError(
+        'ERR_CONFIG',
+        `option ${flag}: ${destination.path} is a directory, expected a file path`,
+        { context: { path: location } },
+      );
+    }
   }
 
   /** The version at `location` (S3 ETag; a file's size and mtime), or null when nothing is there. */

@@ -250,9 +250,9 @@ export class S3Store {
     try {
       ({ UploadId: uploadId } = await this.#client.send(
         // Created as the output would be, so a KMS key or tag the role may not use fails here.
+        // Not cancelled by the run's signal: an upload S3 created whose answer was cut off
+        // could not be aborted. The signal is checked once the probe is undone.
         new CreateMultipartUploadCommand(objectSettings(object, this.#options)),
-        // A signal stops the probe; the abort below is not cancelled, so no probe stays open.
-        this.#signal === undefined ? {} : { abortSignal: this.#signal },
       ));
     } catch (error) {
       throw s3Error(error, where);
@@ -266,8 +266,20 @@ export class S3Store {
         }),
       );
     } catch (error) {
+      // The probe's upload stays (a lifecycle rule removes it): said as the data path says it.
+      try {
+        this.#onEvent?.({
+          event: 'abort-failed',
+          location: `s3://${object.bucket}/${object.key}`,
+          bucket: object.bucket,
+          key: object.key,
+          uploadId: uploadId ?? '',
+          reason: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        });
+      } catch {}
       throw s3Error(error, where);
     }
+    this.#signal?.throwIfAborted();
   }
 
   close(): void {

@@ -211,7 +211,8 @@ export function holderStatus(holder: LeaseHolder, ageMs: number, at: Here): Hold
   const { pid } = holder;
   const checkable =
     holder.host === at.host &&
-    (holder.pidns === undefined || holder.pidns === at.pidns) &&
+    // A lease without a namespace (an older version's) is checkable only where there is none.
+    holder.pidns === at.pidns &&
     typeof pid === 'number' &&
     Number.isInteger(pid) &&
     pid > 0; // 0 and negative pids name process groups
@@ -389,7 +390,14 @@ export async function acquireLease(
       const holder = await streamText(now.body)
         .then((t) => (JSON.parse(t) as Partial<LeaseBody>).runId)
         .catch(() => undefined);
-      if (holder === runId) await destinations.delete(location).catch(() => {});
+      // Only the version read: a run that took the lease over since keeps it. A store that
+      // refuses a conditional delete gets the plain one (the lease is ours by its run id).
+      if (holder === runId) {
+        await destinations
+          .deleteIf(location, now.version)
+          .catch(() => destinations.delete(location))
+          .catch(() => {});
+      }
     },
   };
 }
