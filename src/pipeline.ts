@@ -71,7 +71,7 @@ export async function run(
   const env = context.env ?? process.env;
   const o = await resolveOptions(options, env);
   const stats = context.stats ?? createStats();
-  const vars = runVars(startedAt);
+  const vars = runVars(startedAt, o.date);
   // The run's own controller: a failure anywhere stops every request of the shared client.
   const controller = new AbortController();
   const signal = context.signal
