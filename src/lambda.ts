@@ -16,6 +16,7 @@
  * | SPOTIFY_BATCH_VIA, SPOTIFY_BATCH_QUERY | via, query |
  * | SPOTIFY_BATCH_LIMIT, SPOTIFY_BATCH_CONCURRENCY, SPOTIFY_BATCH_MAX_ITEMS | limit, concurrency, maxItems |
  * | SPOTIFY_BATCH_REJECTS, SPOTIFY_BATCH_ON_MARKET_ERROR | rejects, onMarketError |
+ * | SPOTIFY_BATCH_DATE | date (YYYY-MM-DD: a backfill's `{date}`) |
  *
  * plus what the CLI reads (SPOTIFY_CLIENT_ID/SECRET, SPOTIFY_API_URL, AWS_REGION,
  * AWS_ENDPOINT_URL_S3, …). Every value is validated as the CLI's flags are.
@@ -72,6 +73,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): Options {
     maxItems: number('MAX_ITEMS'),
     rejects: get('REJECTS'),
     onMarketError: get('ON_MARKET_ERROR'),
+    date: get('DATE'),
   };
   return Object.fromEntries(
     Object.entries(options).filter(([, value]) => value !== undefined),

@@ -1,11 +1,12 @@
 import type { Transform, Writable } from 'node:stream';
 import { Commit } from './commit/commit.ts';
-import { manifestBody } from './commit/manifest.ts';
+import { incompleteReason, manifestBody } from './commit/manifest.ts';
 import { publishRun } from './commit/publish.ts';
 import { abortReason, type SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
 import type { NormalizedOptions, Options } from './core/options.ts';
 import type { StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
+import { packageVersion } from './core/version.ts';
 import { type Plan, planOutputs, resolveOptions, runVars, target } from './plan/plan.ts';
 import { preflight, refuseOverwrite } from './plan/preflight.ts';
 import { type Branch, runBranches } from './pull/branches.ts';
@@ -27,7 +28,7 @@ import { acquireLease, type LoadedState, loadState } from './state/state.ts';
 import { AlbumsTransform } from './transforms/albums.ts';
 import type { Encoding, OutputReport } from './transforms/encode.ts';
 import { checkRows } from './transforms/rows.ts';
-import { checkStar } from './transforms/star.ts';
+import { checkStar, STAR_TABLES } from './transforms/star.ts';
 import { type StateCounts, type StateEntries, StateTracker, unclaim } from './transforms/state.ts';
 import { Tap } from './transforms/tap.ts';
 
@@ -71,7 +72,7 @@ export async function run(
   const env = context.env ?? process.env;
   const o = await resolveOptions(options, env);
   const stats = context.stats ?? createStats();
-  const vars = runVars(startedAt);
+  const vars = runVars(startedAt, o.date);
   // The run's own controller: a failure anywhere stops every request of the shared client.
   const controller = new AbortController();
   const signal = context.signal
@@ -195,12 +196,20 @@ export async function run(
           : (results, stateResult, endedAt) =>
               manifestBody({
                 runId: vars.runId,
+                date: vars.date,
+                version: packageVersion(),
                 startedAt,
                 endedAt,
                 source: { via: o.via, query: o.query, apiUrl: o.apiUrl },
                 markets: o.markets,
                 failed: done.failed,
                 counts: stats,
+                incomplete: incompleteReason(o.maxItems, o.markets.length, stats),
+                format: o.format,
+                gzip: o.gzip,
+                columns: o.model === 'star' ? STAR_TABLES : o.columns,
+                raw: plan.raw,
+                report: plan.report,
                 starRows: o.model === 'star' ? stats.rows : undefined,
                 outputs: describe(results),
                 state:

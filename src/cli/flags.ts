@@ -110,6 +110,12 @@ export const pullOptions = (y: Argv) =>
     })
     .option('max-items', number('Stop after N albums (the output is complete and valid)'))
     .option(
+      'date',
+      text(
+        "The run's date YYYY-MM-DD, for a backfill or a re-run of a past day: {date} and the state's first-seen date ({run_id} keeps the real start) [default: today, UTC]",
+      ),
+    )
+    .option(
       'env-file',
       text(
         'Read variables from a .env file (SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET, AWS_*, …): they count for everything the tool and the AWS SDK read; variables already set win',
@@ -317,6 +323,7 @@ export function toOptions(args: PullArgs): Options {
     onMarketError: args['on-market-error'],
     manifest: args.manifest,
     maxItems: wholeNumber('option --max-items', raw(args['max-items'])),
+    date: args.date,
     apiUrl: args['api-url'],
     accountsUrl: args['accounts-url'],
     maxRetries: wholeNumber('option --max-retries', raw(args['max-retries'])),

@@ -4,6 +4,7 @@ import { parseEnv } from 'node:util';
 import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
 import { type NormalizedOptions, normalizeS3Options } from '../core/options.ts';
 import { didYouMean } from '../core/suggest.ts';
+import { packageVersion } from '../core/version.ts';
 import type { EmulatorArgs } from './emulator.ts';
 import type { PullArgs, UnlockArgs } from './flags.ts';
 import { duration, examples, humanBytes, Log, NAME } from './output.ts';
@@ -296,20 +297,6 @@ const EXIT_STATUSES =
 
 const UNLOCK_STATUSES =
   'Exit statuses: 0 the lease was removed, or there was none; 2 usage; 5 destination (S3/file) error; 8 the holder may still be running (on this host, or another host that cannot be checked) and --force was not given, or the lease changed meanwhile: nothing was removed.';
-
-/** This package's version, from the package.json above this file (src/ or dist/src/). */
-function packageVersion(): string {
-  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'spotify-batch' && pkg.version) return pkg.version;
-    } catch {}
-    if (dir.pathname === '/') return 'unknown';
-  }
-}
 
 export async function main(argv = process.argv): Promise<void> {
   // What yargs' hideBin does outside Electron: drop node and the script.

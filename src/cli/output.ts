@@ -35,6 +35,8 @@ export function duration(seconds: number): string {
 /** The text summary: one line for the run, then one per output when there are several. */
 export function summary(r: RunReport): string {
   const counts = [plural(r.pages, 'page'), plural(r.albums, 'album'), plural(r.rows, 'row')];
+  // Several markets into one output: the albums another market had listed first.
+  if (r.duplicates > 0) counts.push(`${plural(r.duplicates, 'duplicate')} dropped`);
   const one = r.outputs.length <= 1;
   const only = r.outputs[0];
   const target = !one

@@ -37,13 +37,26 @@ export function manifestObject({
 /** What `_manifest.json` says about one run, from what it published. */
 export interface ManifestInput {
   runId: string;
+  /** The run's `{date}` (`--date`, or its UTC start day). */
+  date: string;
+  /** The version of spotify-batch that wrote it. */
+  version: string;
   startedAt: Date;
   endedAt: Date;
   source: { via: string; query: string; apiUrl: string };
   /** The markets asked for (a single output holds them all). */
   markets: string[];
   failed: { market: string; code: string; message: string }[];
-  counts: { pages: number; albums: number; rejected: number };
+  counts: { pages: number; albums: number; rejected: number; duplicates: number };
+  /** Why the outputs hold less than Spotify listed (`--max-items`, the search cap); null if they do not. */
+  incomplete: string | null;
+  format: string;
+  gzip: boolean;
+  /** The data's columns: one list, or per table of a star model. */
+  columns: readonly string[] | Record<string, readonly string[]>;
+  /** The raw landing and the HTML report published with the data, when asked for. */
+  raw: string | undefined;
+  report: string | undefined;
   /** Rows of a star model (its tables count differently); otherwise the outputs' rows are summed. */
   starRows: number | undefined;
   outputs: OutputReport[];
@@ -51,10 +64,36 @@ export interface ManifestInput {
   state: { location: string; version: string | null } | undefined;
 }
 
+/**
+ * Why a run's outputs hold less than Spotify listed, or null. `--max-items` cut the list when
+ * it was reached and Spotify's total (each market's first page adds its own) is above it, or
+ * unknown for a market not reached; the search cap when Spotify lists more than search serves.
+ */
+export function incompleteReason(
+  maxItems: number,
+  markets: number,
+  stats: { albums: number; totalAlbums: number | undefined; searchCapped: boolean },
+): string | null {
+  if (Number.isFinite(maxItems) && stats.albums >= maxItems) {
+    const total = stats.totalAlbums;
+    // One list whose total the run reached: the cap took all of it.
+    const whole = total !== undefined && total <= stats.albums && markets <= 1;
+    if (!whole) {
+      const of =
+        total === undefined ? '' : ` of ${markets > 1 ? 'at least ' : ''}${total} albums listed`;
+      return `--max-items ${maxItems}: stopped at ${stats.albums}${of}`;
+    }
+  }
+  if (stats.searchCapped) return "stopped at Spotify's search cap of 1000";
+  return null;
+}
+
 /** The manifest's text. */
 export function manifestBody(m: ManifestInput): string {
   const body = {
     runId: m.runId,
+    date: m.date,
+    tool: { name: 'spotify-batch', version: m.version },
     startedAt: m.startedAt.toISOString(),
     endedAt: m.endedAt.toISOString(),
     source: {
@@ -69,8 +108,18 @@ export function manifestBody(m: ManifestInput): string {
       ],
       failed: m.failed,
     },
+    // A reader can tell a whole list from a sample without comparing counts to Spotify's.
+    complete: m.incomplete === null,
+    ...(m.incomplete === null ? {} : { incompleteReason: m.incomplete }),
+    format: m.format,
+    gzip: m.gzip,
+    columns: m.columns,
+    raw: m.raw ?? null,
+    report: m.report ?? null,
     pages: m.counts.pages,
     albums: m.counts.albums,
+    // Albums a market listed after another one had: dropped by the dedupe, not lost.
+    duplicates: m.counts.duplicates,
     // What was published (a skipped market's discarded rows are not counted).
     rows: m.starRows ?? m.outputs.reduce((n, out) => n + out.rows, 0),
     rejected: m.counts.rejected,

@@ -41,6 +41,12 @@ export interface Options {
   /** Stop after this many albums; the output is complete and valid. @default unlimited */
   maxItems?: number;
   /**
+   * The run's date, YYYY-MM-DD: `{date}` in every location and the first-seen date the state
+   * records, for backfills and re-runs of a past day. A real calendar day, not after today (UTC);
+   * `{run_id}` still comes from the real start. @default today (UTC)
+   */
+  date?: string;
+  /**
    * Markets to pull (new-releases' `country`, search's `market`): ISO codes, or `all`. With more
    * than one, a `market` column follows the seven contract columns. @default none (Spotify's default list)
    */
@@ -175,6 +181,8 @@ export interface NormalizedOptions {
   via: Via;
   query: string;
   maxItems: number;
+  /** `date` as given (checked); undefined: the run's start, UTC. */
+  date: string | undefined;
   limit: number;
   concurrency: number;
   clientId: string;
@@ -372,6 +380,26 @@ function baseUrl(name: string, value: string): string {
     throw usageError(`option --${name} must be an http(s) URL, got ${value}`);
   }
   return url.href.replace(/\/+$/, '');
+}
+
+/**
+ * `--date`: a real calendar day (2026-02-30 is refused, not rolled over to March), not after
+ * `now`'s UTC day — a backfill names a day that happened.
+ */
+export function runDate(value: string | undefined, now = new Date()): string | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value.trim());
+  const day = match && new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])));
+  if (!match || !day || day.toISOString().slice(0, 10) !== match[0]) {
+    throw usageError(
+      `option --date must be a calendar day YYYY-MM-DD, got ${value === '' ? 'nothing' : JSON.stringify(value)}`,
+    );
+  }
+  const today = now.toISOString().slice(0, 10);
+  if (match[0] > today) {
+    throw usageError(`option --date ${match[0]} is in the future (today is ${today}, UTC)`);
+  }
+  return match[0];
 }
 
 /** The first value that is set and not empty (flags, then environment variables). */
@@ -656,6 +684,7 @@ export function normalizeOptions(
       options.maxItems === undefined
         ? Number.POSITIVE_INFINITY
         : integer('max-items', options.maxItems, 0, 1, Number.MAX_SAFE_INTEGER),
+    date: runDate(options.date),
     limit: integer('limit', options.limit, DEFAULTS.limit, 1, 50),
     concurrency: integer('concurrency', options.concurrency, DEFAULTS.concurrency, 1, 64),
     clientId,

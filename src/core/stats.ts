@@ -26,6 +26,8 @@ export interface RunStats {
   tokens: number;
   /** Records diverted to the rejects file. */
   rejected: number;
+  /** Albums dropped by the dedupe because an earlier one (another market's) had the same id. */
+  duplicates: number;
   /** Search only: `total` was beyond Spotify's offset cap, so the pull stopped at the cap. */
   searchCapped: boolean;
   /** Search only: the page size Spotify accepted, when it refused the one asked for. */
@@ -46,6 +48,7 @@ export function createStats(): RunStats {
     rateLimitWaitMs: 0,
     tokens: 0,
     rejected: 0,
+    duplicates: 0,
     searchCapped: false,
     searchLimit: undefined,
   };

@@ -45,7 +45,7 @@ export async function check(
   { env = process.env }: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<CheckReport> {
   const o = await resolveOptions(options, env);
-  const plan = planOutputs(o, runVars(new Date()));
+  const plan = planOutputs(o, runVars(new Date(), o.date));
   const markets: (string | undefined)[] = o.markets.length > 0 ? o.markets : [undefined];
   const urls = markets.map((m) => firstPageUrl(o.apiUrl, o.via, o.limit, o.query, m));
   // In the pull's order: the preflight first (it runs before the pull's first page).

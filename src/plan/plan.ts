@@ -16,10 +16,13 @@ import { readRunMarkets } from '../sources/replay.ts';
 import { contentType } from '../transforms/encode.ts';
 import { STAR_TABLE_NAMES, type StarTable } from '../transforms/star.ts';
 
-/** The values of a run's templates: `{date}` (UTC) and `{run_id}`, from its start. */
-export function runVars(now: Date): OutVars {
+/**
+ * The values of a run's templates: `{date}` (UTC) and `{run_id}`, from its start; `date`
+ * (`--date`, a backfill) replaces the first only: the run id still says when it really ran.
+ */
+export function runVars(now: Date, date?: string): OutVars {
   return {
-    date: now.toISOString().slice(0, 10),
+    date: date ?? now.toISOString().slice(0, 10),
     runId: `${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`,
   };
 }

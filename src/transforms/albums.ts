@@ -79,7 +79,10 @@ export function pageAlbums(
       continue;
     }
     // Validated: `id` is a non-empty string.
-    if (keep !== undefined && !keep((album as { id: string }).id)) continue;
+    if (keep !== undefined && !keep((album as { id: string }).id)) {
+      o.stats.duplicates++;
+      continue;
+    }
     emit(item);
   }
   return undefined;
