@@ -8,8 +8,11 @@
  * the same with one run per step on a coarser ladder (bench/issue13.ts); this is for a
  * format's limit alone, with repeats, in minutes.
  *
- *   npx node bench/limits.ts [format=csv] [albums=1000000] [start=128] [step=8] [runs=3]
+ *   npx node bench/limits.ts [format=csv] [albums=1000000] [start=128] [step=8] [runs=3] [lowest=step]
  *   format: csv | csv.gz | ndjson.gz | parquet (the output's extension picks the format)
+ *   BENCH_FLAGS='--s3-queue-size 1;--s3-queue-size 2': extra CLI flags, one set per variant
+ *   (`;` between sets); the variants take turns run by run at each limit, so a loaded machine
+ *   slows them alike, and each stops at its own first failure.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,11 +22,12 @@ import { startS3 } from '../scripts/local-s3.ts';
 import { type CgroupRun, detectCgroups } from './cgroup.ts';
 import { ensureNginx, startStaticSource } from './static.ts';
 
-const [format = 'csv', albumsArg, startArg, stepArg, runsArg] = process.argv.slice(2);
+const [format = 'csv', albumsArg, startArg, stepArg, runsArg, lowestArg] = process.argv.slice(2);
 const albums = Number(albumsArg ?? 1_000_000);
 const start = Number(startArg ?? 128);
 const step = Number(stepArg ?? 8);
 const runs = Number(runsArg ?? 3);
+const lowest = Number(lowestArg ?? step);
 const MiB = 1024 * 1024;
 const bin = fileURLToPath(new URL('../dist/bin/spotify-batch.js', import.meta.url));
 const { cgroups, reason } = detectCgroups();
@@ -43,17 +47,24 @@ const env = {
   // The bin's shebang runs `node` from PATH: the Node running the bench comes first.
   PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
 };
-const args = [
+const variants = (process.env.BENCH_FLAGS ?? '').split(';').map((v) => v.trim());
+const args = (flags: string) => [
   'new-releases',
   '--out',
   `s3://bench/albums.${format}`,
   '--quiet',
   '--concurrency',
   '8',
+  ...flags.split(/\s+/).filter(Boolean),
 ];
 const ok = (r: CgroupRun) => r.code === 0 && !r.oomKilled;
-const run = async (limitMiB: number | undefined): Promise<CgroupRun> => {
-  const r = await cgroups.run(limitMiB === undefined ? undefined : limitMiB * MiB, bin, args, env);
+const run = async (limitMiB: number | undefined, flags: string): Promise<CgroupRun> => {
+  const r = await cgroups.run(
+    limitMiB === undefined ? undefined : limitMiB * MiB,
+    bin,
+    args(flags),
+    env,
+  );
   // Anything but success or an OOM kill is a broken run, not a result.
   if (r.code !== 0 && !r.oomKilled) {
     throw new Error(`limit ${limitMiB ?? 'none'}: exit ${r.code ?? r.signal}\n${r.stderr}`);
@@ -61,32 +72,48 @@ const run = async (limitMiB: number | undefined): Promise<CgroupRun> => {
   return r;
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
-const lines: string[] = [];
-let smallest: number | undefined;
-let failed = '';
+interface Variant {
+  flags: string;
+  lines: string[];
+  smallest?: number;
+  failed: string;
+  done: boolean;
+}
+const results: Variant[] = variants.map((flags) => ({ flags, lines: [], failed: '', done: false }));
+const flagsColumn = variants.some((flags) => flags !== '');
+const name = (v: Variant) => (flagsColumn ? `${v.flags || '(none)'} | ` : '');
 try {
-  const free = await run(undefined);
-  lines.push(
-    `| none | 1/1 | ${free.seconds.toFixed(1)} | ${(free.peakBytes / MiB).toFixed(1)} | |`,
-  );
-  for (let limit = start; limit > 0; limit -= step) {
-    const done: CgroupRun[] = [];
-    let killed = 0;
-    for (let i = 0; i < runs && killed === 0; i++) {
-      const r = await run(limit);
-      if (ok(r)) done.push(r);
-      else killed++;
-    }
-    const cell = (f: (r: CgroupRun) => number, digits: number) =>
-      done.length === 0 ? '' : median(done.map(f)).toFixed(digits);
-    lines.push(
-      `| ${limit} MiB | ${done.length}/${done.length + killed}${killed ? ' (then OOM-killed)' : ''} | ${cell((r) => r.seconds, 1)} | ${cell((r) => r.peakBytes / MiB, 1)} | ${killed ? '✗' : '✓'} |`,
+  for (const v of results) {
+    const free = await run(undefined, v.flags);
+    v.lines.push(
+      `| ${name(v)}none | 1/1 | ${free.seconds.toFixed(1)} | ${(free.peakBytes / MiB).toFixed(1)} | |`,
     );
-    if (killed) {
-      failed = `${limit} MiB: OOM-killed in run ${done.length + 1}`;
-      break;
+  }
+  for (let limit = start; limit >= lowest && results.some((v) => !v.done); limit -= step) {
+    const active = results.filter((v) => !v.done);
+    const done = new Map<Variant, CgroupRun[]>(active.map((v) => [v, []]));
+    const killed = new Map<Variant, number>(active.map((v) => [v, 0]));
+    for (let i = 0; i < runs; i++) {
+      for (const v of active) {
+        if (killed.get(v)) continue;
+        const r = await run(limit, v.flags);
+        if (ok(r)) done.get(v)?.push(r);
+        else killed.set(v, 1);
+      }
     }
-    smallest = limit;
+    for (const v of active) {
+      const ran = done.get(v) ?? [];
+      const k = killed.get(v) ?? 0;
+      const cell = (f: (r: CgroupRun) => number, digits: number) =>
+        ran.length === 0 ? '' : median(ran.map(f)).toFixed(digits);
+      v.lines.push(
+        `| ${name(v)}${limit} MiB | ${ran.length}/${ran.length + k}${k ? ' (then OOM-killed)' : ''} | ${cell((r) => r.seconds, 1)} | ${cell((r) => r.peakBytes / MiB, 1)} | ${k ? '✗' : '✓'} |`,
+      );
+      if (k) {
+        v.failed = `${limit} MiB: OOM-killed in run ${ran.length + 1}`;
+        v.done = true;
+      } else v.smallest = limit;
+    }
   }
 } finally {
   await Promise.all([source.stop(), s3.stop()]);
@@ -95,9 +122,13 @@ try {
 console.log(
   `${albums.toLocaleString('en')} albums → s3://bench/albums.${format}, ${runs} runs per limit from ${start} MiB down in ${step} MiB steps\n`,
 );
-console.log('| limit | completed | wall s, median | peak cgroup MiB, median | |');
-console.log('| --- | --- | --- | --- | --- |');
-for (const line of lines) console.log(line);
 console.log(
-  `\nsmallest limit where ${runs} of ${runs} complete: ${smallest === undefined ? `none from ${start} MiB` : `${smallest} MiB`}${failed ? ` (${failed})` : ''}`,
+  `| ${flagsColumn ? 'flags | ' : ''}limit | completed | wall s, median | peak cgroup MiB, median | |`,
 );
+console.log(`| ${flagsColumn ? '--- | ' : ''}--- | --- | --- | --- | --- |`);
+for (const v of results) for (const line of v.lines) console.log(line);
+for (const v of results) {
+  console.log(
+    `\n${v.flags === '' ? '' : `${v.flags}: `}smallest limit where ${runs} of ${runs} complete: ${v.smallest === undefined ? `none from ${start} MiB` : `${v.smallest} MiB`}${v.failed ? ` (${v.failed})` : ''}`,
+  );
+}

@@ -5,6 +5,8 @@
  * same in bench/issue13.ts; this is for checking a change to the S3 path in a few minutes.
  *
  *   npx node bench/s3-128.ts [runs=3] [albums=1000000]
+ *   BENCH_FLAGS='--s3-queue-size 1;--s3-queue-size 2': extra CLI flags, one set per variant
+ *   (`;` between sets); every run takes each variant in turn, without and with the limit.
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -29,37 +31,47 @@ const tmp = await mkdtemp(join(tmpdir(), 'spotify-batch-s3-128-'));
 const source = await startStaticSource(nginx, join(tmp, 'static'), albums);
 const s3 = await startS3();
 await s3.createBucket('bench');
+const variants = (process.env.BENCH_FLAGS ?? '').split(';').map((v) => v.trim());
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
 const rows: Record<string, { seconds: number[]; peak: number[]; ok: number; digest: string }> = {};
 try {
   for (let i = 0; i < runs; i++) {
-    for (const limit of [undefined, 128]) {
-      const name = limit === undefined ? 'no limit' : `${limit} MiB limit`;
-      const key = `${limit ?? 'free'}.csv`;
-      const r = await cgroups.run(
-        limit === undefined ? undefined : limit * MiB,
-        bin,
-        ['new-releases', '--out', `s3://bench/${key}`, '--quiet', '--concurrency', '8'],
-        {
-          ...process.env,
-          ...source.env,
-          ...s3.env,
-          PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-        },
-      );
-      rows[name] ??= { seconds: [], peak: [], ok: 0, digest: '' };
-      const row = rows[name];
-      if (r.code === 0 && !r.oomKilled) {
-        row.ok++;
-        row.seconds.push(r.seconds);
-        row.peak.push(r.peakBytes / MiB);
-        const object = await s3.getObject('bench', key);
-        row.digest = createHash('sha256')
-          .update(object?.body ?? '')
-          .digest('hex')
-          .slice(0, 16);
+    for (const [variant, flags] of variants.entries())
+      for (const limit of [undefined, 128]) {
+        const name = `${flags === '' ? '' : `${flags}, `}${limit === undefined ? 'no limit' : `${limit} MiB limit`}`;
+        const key = `${limit ?? 'free'}-${variant}.csv`;
+        const r = await cgroups.run(
+          limit === undefined ? undefined : limit * MiB,
+          bin,
+          [
+            'new-releases',
+            '--out',
+            `s3://bench/${key}`,
+            '--quiet',
+            '--concurrency',
+            '8',
+            ...flags.split(/\s+/).filter(Boolean),
+          ],
+          {
+            ...process.env,
+            ...source.env,
+            ...s3.env,
+            PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+          },
+        );
+        rows[name] ??= { seconds: [], peak: [], ok: 0, digest: '' };
+        const row = rows[name];
+        if (r.code === 0 && !r.oomKilled) {
+          row.ok++;
+          row.seconds.push(r.seconds);
+          row.peak.push(r.peakBytes / MiB);
+          const object = await s3.getObject('bench', key);
+          row.digest = createHash('sha256')
+            .update(object?.body ?? '')
+            .digest('hex')
+            .slice(0, 16);
+        }
       }
-    }
   }
 } finally {
   await Promise.all([source.stop(), s3.stop()]);
