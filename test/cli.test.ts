@@ -17,6 +17,21 @@ after(() => emulator.stop());
 const usage: [string, string[], RegExp][] = [
   ['an unknown flag', ['new-releases', '--bogus'], /Unknown argument: bogus/],
   [
+    'an invalid S3 bucket name',
+    ['new-releases', '--out', 's3://Bad_Bucket/x.csv'],
+    /option --out: Bad_Bucket is not a valid S3 bucket name/,
+  ],
+  [
+    'a bucket name too short, for --raw',
+    ['new-releases', '--raw', 's3://ab/raw.ndjson.gz'],
+    /option --raw: ab is not a valid S3 bucket name/,
+  ],
+  [
+    's3:/ with one slash',
+    ['new-releases', '--out', 's3:/lake/a.csv'],
+    /option --out must be s3:\/\/bucket\/key \(two slashes\), got s3:\/lake\/a\.csv/,
+  ],
+  [
     '--rejects to stdout',
     ['new-releases', '--rejects', '-'],
     /option --rejects needs a file path or s3:\/\/ key, got -/,
@@ -98,7 +113,7 @@ const usage: [string, string[], RegExp][] = [
   ],
   [
     'one S3 object named two ways',
-    ['new-releases', '--out', 's3://b/x.csv', '--rejects', 'S3://b/x.csv'],
+    ['new-releases', '--out', 's3://lake/x.csv', '--rejects', 'S3://lake/x.csv'],
     /option --out and option --rejects name the same output/,
   ],
   [

@@ -332,7 +332,17 @@ export function parseDestination(out: string, flag = '--out'): Destination {
     if (!match?.[1] || !match[2] || match[2].endsWith('/')) {
       throw usageError(`option ${flag} must be s3://bucket/key with a key, got ${out}`);
     }
-    return { kind: 's3', bucket: match[1], key: match[2] };
+    // S3's naming rules, checked here so a typo is a usage error, not "does not exist" from S3.
+    const bucket = match[1];
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes('..')) {
+      throw usageError(
+        `option ${flag}: ${bucket} is not a valid S3 bucket name (3-63 characters: lowercase letters, digits, dots and hyphens), in ${out}`,
+      );
+    }
+    return { kind: 's3', bucket, key: match[2] };
+  }
+  if (/^s3:\/?[^/]/i.test(out)) {
+    throw usageError(`option ${flag} must be s3://bucket/key (two slashes), got ${out}`);
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(out)) {
     throw usageError(`option ${flag} must be -, a file path or s3://bucket/key, got ${out}`);
