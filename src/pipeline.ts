@@ -4,6 +4,7 @@ import { incompleteReason, manifestBody } from './commit/manifest.ts';
 import { publishRun } from './commit/publish.ts';
 import { abortReason, type SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
 import type { NormalizedOptions, Options } from './core/options.ts';
+import type { SourcePage } from './core/records.ts';
 import type { StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
 import { packageVersion } from './core/version.ts';
@@ -316,6 +317,9 @@ async function pullMarket(market: string | undefined, m: MarketContext): Promise
             onPage: side.raw?.page,
           });
     const through: Transform[] = [
+      // The report sees each page as its market listed it, before rejects, dedupe and
+      // --new-only drop albums: its per-market counts and overlap (one page held at most).
+      ...(reporter === undefined ? [] : [new Tap<SourcePage>((page) => reporter.listed(page), 1)]),
       new AlbumsTransform({
         stats,
         check: o.model === 'star' ? checkStar : checkRows(o.columns),
@@ -336,7 +340,7 @@ async function pullMarket(market: string | undefined, m: MarketContext): Promise
         }),
       );
     }
-    // The report sees the albums that go on to the rows (after --new-only).
+    // And the albums that go on to the rows (after --new-only): everything else it charts.
     if (reporter !== undefined) through.push(new Tap((item) => reporter.add(item)));
     await runBranches(source, through, fanout.head, branches, signal);
     return opened;

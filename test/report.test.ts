@@ -6,14 +6,15 @@
  * failure), the option's checks, the aggregates' bounds, and Vega loaded only when asked.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import type { SourceItem } from '../src/core/records.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { album } from '../src/emulator/catalogue.ts';
+import { type Emulator, marketShift, startEmulator } from '../src/emulator/server.ts';
 import type { RunReport } from '../src/pipeline.ts';
 import { MarketOverlap, ReportAggregator, TopArtists } from '../src/report/aggregate.ts';
 import { dataCharts, timeCharts } from '../src/report/charts.ts';
@@ -68,7 +69,16 @@ async function pull(args: string[], on = emulator) {
 interface Seen {
   fields: [string, string, string][];
   outputs: Record<string, [string, string]>[];
-  charts: { id: string; width: number; height: number; marks: number; alt: string; rows: number }[];
+  charts: {
+    id: string;
+    width: number;
+    height: number;
+    marks: number;
+    alt: string;
+    rows: number;
+    /** The chart's numbers as the page shows them, one array of cell texts per row. */
+    table: string[][];
+  }[];
   notes: string[];
   footer: string;
 }
@@ -93,6 +103,7 @@ async function open(file: string) {
           marks: svg ? svg.querySelectorAll('path, rect, line, text').length : 0,
           alt: svg && svg.getAttribute('role') === 'img' ? document.getElementById(svg.getAttribute('aria-describedby')).textContent : '',
           rows: f.querySelectorAll('details table tbody tr').length,
+          table: [...f.querySelectorAll('details table tbody tr')].map((tr) => [...tr.children].map((td) => td.textContent)),
         };
       }),
       notes: [...document.querySelectorAll('.note')].map((p) => p.textContent),
@@ -244,6 +255,128 @@ describe('the page in a browser', () => {
       TIME_CHARTS,
     );
     assert.ok(page.seen.notes.some((n) => /no albums/.test(n)));
+  });
+});
+
+describe('with --new-only: the markets count what they listed', () => {
+  const SEED = 11;
+  const MARKETS = ['SE', 'DE', 'US'];
+  /** The ids the emulator lists in a market: its catalogue from that market's own start. */
+  const listedIds = (albums: number, market: string) => {
+    const shift = marketShift(market, albums);
+    return new Set(Array.from({ length: albums }, (_, i) => album(SEED, i + shift, '').id));
+  };
+  /** The state file's entries: album id → the market that first wrote it. */
+  const stateMarkets = async (file: string) =>
+    new Map(
+      (await readFile(file, 'utf8'))
+        .split('\n')
+        .slice(1)
+        .filter(Boolean)
+        .map((line) => {
+          const [id, , market] = line.split('\t');
+          return [id as string, market as string];
+        }),
+    );
+  const number = (cell: string) => Number(cell.replaceAll(',', ''));
+  const tableOf = (page: Awaited<ReturnType<typeof open>>, id: string) => {
+    const chart = page.seen.charts.find((c) => c.id === id);
+    assert.ok(chart, `chart ${id} is in the page`);
+    return { alt: chart.alt, rows: chart.table };
+  };
+
+  /**
+   * What the page must say of a day: per market the albums listed (the catalogue) and the new
+   * ones written (what the state recorded for that market this day); the overlap and the count
+   * by markets over the listed albums.
+   */
+  function assertMarkets(
+    page: Awaited<ReturnType<typeof open>>,
+    report: RunReport,
+    listed: Map<string, Set<string>>,
+    written: Map<string, number>,
+  ) {
+    const markets = tableOf(page, 'markets');
+    assert.deepEqual(
+      markets.rows.map(([market, l, w]) => [market, number(l ?? ''), number(w ?? '')]),
+      MARKETS.map((m) => [m, listed.get(m)?.size, written.get(m) ?? 0]),
+      'albums per market: listed, and new (written)',
+    );
+    assert.equal(
+      [...written.values()].reduce((sum, w) => sum + w, 0),
+      report.state?.new,
+      "the new ones add up to the state's new albums",
+    );
+    assert.match(markets.alt, /listed/);
+    assert.match(markets.alt, /new/);
+    const both = (a: string, b: string) => {
+      const other = listed.get(b) as Set<string>;
+      return [...(listed.get(a) as Set<string>)].filter((id) => other.has(id)).length;
+    };
+    const overlap = tableOf(page, 'overlap');
+    assert.deepEqual(
+      overlap.rows.map(([a, b, albums]) => [a, b, number(albums ?? '')]),
+      MARKETS.flatMap((a, i) => MARKETS.slice(i).map((b) => [a, b, both(a, b)])),
+      'overlap between the markets as listed',
+    );
+    assert.match(overlap.alt, /listed/);
+    const byCount = new Map<number, number>();
+    for (const id of new Set([...listed.values()].flatMap((ids) => [...ids]))) {
+      const count = MARKETS.filter((m) => listed.get(m)?.has(id)).length;
+      byCount.set(count, (byCount.get(count) ?? 0) + 1);
+    }
+    assert.deepEqual(
+      tableOf(page, 'market-count').rows.map((row) => row.map(number)),
+      [...byCount].sort((x, y) => x[0] - y[0]),
+      'albums by number of markets listing them',
+    );
+    assert.deepEqual(
+      tableOf(page, 'state').rows.map(([, count]) => number(count ?? '')),
+      [report.state?.new, report.state?.seen],
+    );
+  }
+
+  test('day one and day two against the emulator, three markets', T, async () => {
+    const out = join(dir, 'new-only');
+    const state = join(dir, 'new-only.state');
+    // Day two lists a longer catalogue from other starts: some albums new, some seen on day one.
+    const day1 = await startEmulator({ seed: SEED, albums: 200 });
+    const day2 = await startEmulator({ seed: SEED, albums: 320 });
+    try {
+      const day = async (name: string, on: Emulator) => {
+        const args = ['--market', MARKETS.join(','), '--state', state, '--new-only'];
+        const { report } = await pull(
+          [...args, '--out', `${out}/${name}/{market}.csv`, '--report', `${out}/${name}.html`],
+          on,
+        );
+        const page = await open(`${out}/${name}.html`);
+        assertPage(page, report, [...DATA_CHARTS, ...MARKET_CHARTS, ...TIME_CHARTS, 'state']);
+        return { report, page };
+      };
+
+      const one = await day('day1', day1);
+      const listed1 = new Map(MARKETS.map((m) => [m, listedIds(200, m)]));
+      const after1 = await stateMarkets(state);
+      // The catalogue is what the run saw: on day one every listed album is new.
+      assert.deepEqual(
+        [...after1.keys()].sort(),
+        [...new Set([...listed1.values()].flatMap((ids) => [...ids]))].sort(),
+      );
+      const written1 = new Map<string, number>();
+      for (const market of after1.values()) written1.set(market, (written1.get(market) ?? 0) + 1);
+      assertMarkets(one.page, one.report, listed1, written1);
+
+      const two = await day('day2', day2);
+      const listed2 = new Map(MARKETS.map((m) => [m, listedIds(320, m)]));
+      const written2 = new Map<string, number>();
+      for (const [id, market] of await stateMarkets(state)) {
+        if (!after1.has(id)) written2.set(market, (written2.get(market) ?? 0) + 1);
+      }
+      assert.ok(two.report.state && two.report.state.new > 0 && two.report.state.seen > 0);
+      assertMarkets(two.page, two.report, listed2, written2);
+    } finally {
+      await Promise.all([day1.stop(), day2.stop()]);
+    }
   });
 });
 
@@ -488,22 +621,46 @@ describe('the aggregates', () => {
     assert.equal(a.tracksMissing, 1);
   });
 
+  test('markets count what they listed; a --new-only day with nothing new still draws them', () => {
+    const agg = new ReportAggregator('2026-11-26', ['SE', 'DE']);
+    for (const market of ['SE', 'DE']) {
+      for (const id of ['a1', 'a2']) agg.listed({ id, release_date: '2026' }, market);
+    }
+    const a = agg.snapshot();
+    assert.equal(a.albums, 0);
+    assert.equal(a.listed, 4);
+    assert.deepEqual(a.markets, [
+      { market: 'SE', listed: 2, written: 0 },
+      { market: 'DE', listed: 2, written: 0 },
+    ]);
+    const data = dataCharts(a, { new: 0, seen: 2, newOnly: true });
+    assert.deepEqual(
+      data.charts.map((c) => c.id),
+      ['markets', 'overlap', 'market-count', 'state'],
+    );
+    assert.deepEqual(data.charts[0]?.table.rows, [
+      ['SE', 2, 0],
+      ['DE', 2, 0],
+    ]);
+    assert.ok(data.notes.some((n) => /None of the 4 albums the markets listed was new/.test(n)));
+  });
+
   test('names from the data cannot break out of the page', async () => {
     const agg = new ReportAggregator('2026-11-26', ['SE', 'DE']);
     const evil = '</svg><script>alert(1)</script><img src=http://x/y>';
     for (const market of ['SE', 'DE']) {
-      agg.add(
-        item(
-          {
-            id: 'a1',
-            album_type: evil,
-            release_date: '2026-11-20',
-            total_tracks: 1,
-            artists: [{ id: 'r1', name: evil }],
-          },
-          market,
-        ),
+      const listed = item(
+        {
+          id: 'a1',
+          album_type: evil,
+          release_date: '2026-11-20',
+          total_tracks: 1,
+          artists: [{ id: 'r1', name: evil }],
+        },
+        market,
       );
+      agg.listed(listed.album, market);
+      agg.add(listed);
     }
     const data = dataCharts(agg.snapshot(), null);
     const time = timeCharts({

@@ -48,8 +48,14 @@ export interface ArtistCount {
 
 /** What the aggregates hold at the end of the pass: plain data, ready for charts and tables. */
 export interface Aggregates {
-  /** Albums the report saw (listings: an album in two markets counts twice). */
+  /**
+   * Albums the run passed on to its outputs: after rejects and dedupe, with `--new-only` the
+   * new ones only (without dedupe, an album in two markets counts twice). Releases, types,
+   * tracks and artists count these.
+   */
   albums: number;
+  /** Albums the markets listed, before rejects, dedupe and `--new-only` (each listing once). */
+  listed: number;
   releases: {
     /** Day-precision dates from `recentFrom` to `recentTo`, by day (days with none left out). */
     recent: { date: string; albums: number }[];
@@ -76,7 +82,12 @@ export interface Aggregates {
     /** Artist appearances counted (one per album × artist). */
     appearances: number;
   };
-  markets: { market: string; albums: number }[];
+  /**
+   * Per market: the albums it listed (before rejects, dedupe and `--new-only`), and those of
+   * them written under it (with `--new-only`: new to the state and first seen in this market).
+   */
+  markets: { market: string; listed: number; written: number }[];
+  /** Between the markets' lists as listed (before rejects, dedupe and `--new-only`). */
   overlap: {
     /** Sampling rate: 1 while every distinct album is remembered. */
     theta: number;
@@ -305,12 +316,15 @@ export class MarketOverlap {
 const DATE = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/;
 
 /**
- * The data side of the report: one pass over the albums as the run receives them (after
- * `--new-only`), in memory bounded by {@link REPORT_LIMITS} whatever the number of albums. A
- * plain object with plain functions: the stream tap only calls {@link add}.
+ * The data side of the report, in memory bounded by {@link REPORT_LIMITS} whatever the number of
+ * albums. It sees each album twice in the run's one pass: {@link listed} as its market listed it
+ * (before rejects, dedupe and `--new-only` drop albums), {@link add} if it goes on to the
+ * outputs. The markets and their overlap describe the lists; everything else what was
+ * written. A plain object with plain functions: the stream taps only call these two.
  */
 export class ReportAggregator {
   albums = 0;
+  #listed = 0;
   /** The recent window, as YYYY-MM-DD (day-precision dates compare as strings). */
   readonly #recentFrom: string;
   readonly #recentTo: string;
@@ -323,7 +337,7 @@ export class ReportAggregator {
   readonly #types = new Map<string, number>();
   readonly #tracks = new Uint32Array(REPORT_LIMITS.maxTracks + 1);
   #tracksMissing = 0;
-  readonly #markets = new Map<string, number>();
+  readonly #markets = new Map<string, { listed: number; written: number }>();
   readonly artists: TopArtists;
   readonly #overlap: MarketOverlap | undefined;
 
@@ -343,12 +357,36 @@ export class ReportAggregator {
     this.#lastYear = Number(runDate.slice(0, 4)) + 5;
     this.artists = new TopArtists(limits.artists);
     // Listed in the run's order, empty markets too (a market with no albums is worth seeing).
-    for (const market of markets) this.#markets.set(market, 0);
+    for (const market of markets) this.#markets.set(market, { listed: 0, written: 0 });
     this.#overlap =
       markets.length > 1 ? new MarketOverlap(limits.overlapAlbums, markets) : undefined;
   }
 
-  /** One album as the source sent it; anything malformed is counted as such, never thrown. */
+  #market(market: string): { listed: number; written: number } {
+    let counts = this.#markets.get(market);
+    if (counts === undefined) {
+      counts = { listed: 0, written: 0 };
+      this.#markets.set(market, counts);
+    }
+    return counts;
+  }
+
+  /**
+   * One album as its market listed it, whether it goes on or not (before rejects, dedupe and
+   * `--new-only`); anything malformed is counted, never thrown.
+   */
+  listed(album: unknown, market: string | undefined): void {
+    this.#listed++;
+    if (market === undefined) return;
+    this.#market(market).listed++;
+    const id = (album as { id?: unknown } | null)?.id;
+    if (typeof id === 'string') this.#overlap?.add(id, market);
+  }
+
+  /**
+   * One album that goes on to the outputs, as the source sent it; anything malformed is counted
+   * as such, never thrown.
+   */
   add(item: SourceItem): void {
     this.albums++;
     const album = (item.album && typeof item.album === 'object' ? item.album : {}) as Json;
@@ -374,10 +412,7 @@ export class ReportAggregator {
         }
       }
     }
-    if (item.market !== undefined) {
-      this.#markets.set(item.market, (this.#markets.get(item.market) ?? 0) + 1);
-      if (typeof album.id === 'string') this.#overlap?.add(album.id, item.market);
-    }
+    if (item.market !== undefined) this.#market(item.market).written++;
   }
 
   #date(value: unknown): void {
@@ -419,6 +454,7 @@ export class ReportAggregator {
     });
     return {
       albums: this.albums,
+      listed: this.#listed,
       releases: {
         recent: [...this.#recent]
           .map(([date, albums]) => ({ date, albums }))
@@ -441,7 +477,7 @@ export class ReportAggregator {
         exact: this.artists.exact,
         appearances: this.artists.appearances,
       },
-      markets: [...this.#markets].map(([market, albums]) => ({ market, albums })),
+      markets: [...this.#markets].map(([market, counts]) => ({ market, ...counts })),
       overlap: this.#overlap?.summary() ?? null,
     };
   }

@@ -71,11 +71,38 @@ export function dataCharts(
 ): ChartSection {
   const charts: Chart[] = [];
   const notes: string[] = [];
-  if (a.albums === 0) {
+  if (a.listed === 0 && a.albums === 0) {
     notes.push('This run received no albums: there is no data to chart.');
     if (state !== null) charts.push(stateChart(state));
     return { charts, notes };
   }
+  const newOnly = state?.newOnly === true;
+  // What went on to the rows: with --new-only the new albums; rejects and dedupe drop some too.
+  const written = newOnly
+    ? `the ${plural(a.albums, 'new album')} written (--new-only)`
+    : `the ${plural(a.albums, 'album')} written (after rejects and dedupe)`;
+  if (a.albums > 0) charts.push(...albumCharts(a, notes));
+  else {
+    notes.push(
+      `None of the ${plural(a.listed, 'album')} the markets listed was ${newOnly ? 'new (--new-only)' : 'written'}: releases, types, tracks and artists have nothing to chart.`,
+    );
+  }
+  if (a.albums > 0 && a.albums !== a.listed) {
+    // The charts above describe what was written; the market charts below, what was listed.
+    for (const chart of charts)
+      chart.description += ` Counts ${written}, not the ${n(a.listed)} listed.`;
+    notes.push(
+      `Releases, types, tracks and artists count ${written}; albums per market and the overlap count the ${n(a.listed)} the markets listed.`,
+    );
+  }
+  charts.push(...marketCharts(a, newOnly, notes));
+  if (state !== null) charts.push(stateChart(state));
+  return { charts, notes };
+}
+
+/** Releases, types, tracks and artists of the albums passed on to the outputs. */
+function albumCharts(a: Aggregates, notes: string[]): Chart[] {
+  const charts: Chart[] = [];
 
   // Releases in the recent weeks, by day: the days with none are drawn as zero.
   const recent = a.releases.recent;
@@ -299,22 +326,57 @@ export function dataCharts(
     if (!artists.exact) notes.push(bound.trim());
   }
 
-  // Markets: albums per market and how their lists overlap.
+  return charts;
+}
+
+const LISTED = 'listed';
+
+/**
+ * Albums per market and how their lists overlap, from what each market listed (before rejects,
+ * dedupe and --new-only); beside the listed ones, when they differ, those written under each
+ * market (with --new-only the new ones: an album new in several markets is written under one).
+ */
+function marketCharts(a: Aggregates, newOnly: boolean, notes: string[]): Chart[] {
+  const charts: Chart[] = [];
   if (a.markets.length > 1) {
+    const both = newOnly || a.markets.some((m) => m.written !== m.listed);
+    const WRITTEN = newOnly ? 'new (written)' : 'written';
+    const values = a.markets
+      .slice(0, 40)
+      .flatMap((m) => [
+        { market: m.market, series: LISTED, albums: m.listed },
+        ...(both ? [{ market: m.market, series: WRITTEN, albums: m.written }] : []),
+      ]);
+    const list = (count: (m: Aggregates['markets'][number]) => number) =>
+      a.markets.map((m) => `${m.market} ${n(count(m))}`).join(', ');
+    const beside = newOnly
+      ? 'the new albums written under each market (--new-only; an album new in several markets is written under one)'
+      : 'the albums written under each market (after rejects and dedupe; an album in several markets is written under one)';
     charts.push({
       id: 'markets',
-      title: 'Albums per market',
-      description: `Bar chart of albums listed per market: ${a.markets.map((m) => `${m.market} ${n(m.albums)}`).join(', ')}.`,
+      title: both ? `Albums per market: listed, and ${WRITTEN}` : 'Albums listed per market',
+      description: `Bar chart of the albums each market listed (before rejects, dedupe and --new-only): ${list((m) => m.listed)}.${both ? ` Beside them, ${beside}: ${list((m) => m.written)}.` : ''}`,
       spec: {
-        ...base(HALF, Math.max(60, Math.min(a.markets.length, 40) * 18)),
-        data: { values: a.markets.slice(0, 40) },
-        mark: { type: 'bar', color: '#4c78a8' },
+        ...base(HALF, Math.max(60, Math.min(a.markets.length, 40) * (both ? 30 : 18))),
+        data: { values },
+        mark: 'bar',
         encoding: {
           y: { field: 'market', type: 'nominal', sort: null, title: null },
-          x: { field: 'albums', type: 'quantitative', title: 'albums listed' },
+          ...(both ? { yOffset: { field: 'series', type: 'nominal', sort: null } } : {}),
+          x: { field: 'albums', type: 'quantitative', title: 'albums' },
+          color: {
+            field: 'series',
+            type: 'nominal',
+            title: null,
+            scale: { domain: [LISTED, WRITTEN], range: ['#4c78a8', '#54a24b'] },
+            legend: both ? { orient: 'top', direction: 'horizontal' } : null,
+          },
         },
       },
-      table: { columns: ['market', 'albums'], rows: a.markets.map((m) => [m.market, m.albums]) },
+      table: {
+        columns: both ? ['market', LISTED, WRITTEN] : ['market', LISTED],
+        rows: a.markets.map((m) => (both ? [m.market, m.listed, m.written] : [m.market, m.listed])),
+      },
     });
   }
   if (a.overlap !== null && a.overlap.distinctAlbums > 0) {
@@ -326,7 +388,7 @@ export function dataCharts(
       : '';
     // The heatmap shows the 12 markets with the most albums (a readable grid).
     const shown = [...a.markets]
-      .sort((x, y) => y.albums - x.albums)
+      .sort((x, y) => y.listed - x.listed)
       .slice(0, 12)
       .map((m) => m.market);
     const order = a.markets.map((m) => m.market).filter((m) => shown.includes(m));
@@ -338,7 +400,7 @@ export function dataCharts(
     charts.push({
       id: 'overlap',
       title: 'Overlap between markets',
-      description: `Heat map of distinct albums listed in both of two markets (the diagonal: in that market)${order.length < a.markets.length ? `, for the ${order.length} markets with the most albums` : ''}; ${about}${plural(o.distinctAlbums, 'distinct album')} in all${most ? `; the largest overlap is ${most.a}–${most.b} with ${about}${plural(most.albums, 'album')}` : ''}.${sample}`,
+      description: `Heat map of distinct albums listed in both of two markets as listed, before rejects, dedupe and --new-only (the diagonal: in that market)${order.length < a.markets.length ? `, for the ${order.length} markets with the most albums` : ''}; ${about}${plural(o.distinctAlbums, 'distinct album')} in all${most ? `; the largest overlap is ${most.a}–${most.b} with ${about}${plural(most.albums, 'album')}` : ''}.${sample}`,
       spec: {
         ...base(Math.min(HALF, 40 * order.length + 40), Math.min(HALF, 28 * order.length + 20)),
         data: { values: cells },
@@ -388,7 +450,7 @@ export function dataCharts(
     charts.push({
       id: 'market-count',
       title: 'Albums by number of markets listing them',
-      description: `Bar chart of distinct albums by how many of the run's markets list them: ${o.byMarketCount.map((c) => `${plural(c.markets, 'market')}: ${about}${n(c.albums)}`).join('; ')}.${sample}`,
+      description: `Bar chart of distinct albums by how many of the run's markets list them (before rejects, dedupe and --new-only): ${o.byMarketCount.map((c) => `${plural(c.markets, 'market')}: ${about}${n(c.albums)}`).join('; ')}.${sample}`,
       spec: {
         ...base(HALF, 140),
         data: {
@@ -413,8 +475,7 @@ export function dataCharts(
     });
     if (sampled) notes.push(`Market overlap:${sample}`);
   }
-  if (state !== null) charts.push(stateChart(state));
-  return { charts, notes };
+  return charts;
 }
 
 function stateChart(state: { new: number; seen: number; newOnly: boolean }): Chart {

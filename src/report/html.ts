@@ -256,7 +256,7 @@ ${section('time', 'The run over time', time, svgTime)}
 <footer>
 <p>Drawn by spotify-batch with Vega-Lite, rendered to SVG when the run's outputs were staged. The page loads nothing: no script, no font, no image from elsewhere. Each chart has a text description and its numbers under “The numbers”.</p>
 <p>Memory: ${f.limits.map(esc).join(' ')}</p>
-<p>The JSON report and the exit status are written after publishing: they also say whether publishing succeeded. Release dates, types, tracks and artists count albums as listed (an album in two markets counts twice), rejected ones included; the overlap counts distinct albums.</p>
+<p>The JSON report and the exit status are written after publishing: they also say whether publishing succeeded. Release dates, types, tracks and artists count the albums written to the outputs: after rejects and dedupe, with --new-only the new ones only (without dedupe, an album in two markets counts twice). Albums per market count what each market listed, before rejects, dedupe and --new-only, with the albums written under each market beside them when those differ; the overlap counts distinct albums as listed.</p>
 </footer>
 </main>
 </body>

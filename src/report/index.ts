@@ -1,11 +1,11 @@
 /**
  * `--report`: one self-contained HTML page per run, staged as one more output of the run's
- * commit. The aggregates are filled in the run's own streaming pass (a tap on the album stream,
+ * commit. The aggregates are filled in the run's own streaming pass (taps on the album stream,
  * the run's events, undici's diagnostics channels) in bounded memory; the charts are drawn once,
  * when every data output is staged, by Vega-Lite and Vega, which only this step loads.
  */
 import type { NormalizedOptions } from '../core/options.ts';
-import type { SourceItem } from '../core/records.ts';
+import type { SourceItem, SourcePage } from '../core/records.ts';
 import type { RunEvent, RunStats } from '../core/stats.ts';
 import { REPORT_LIMITS, ReportAggregator } from './aggregate.ts';
 import { dataCharts, timeCharts } from './charts.ts';
@@ -64,7 +64,12 @@ export class RunReporter {
     this.#started = o.started;
   }
 
-  /** One album of the stream (the tap calls this). */
+  /** One page as its market listed it, before rejects, dedupe and `--new-only` (a tap). */
+  listed(page: SourcePage): void {
+    for (const album of page.items) this.#aggregator.listed(album, page.market);
+  }
+
+  /** One album that goes on to the outputs, after `--new-only` (a tap). */
   add(item: SourceItem): void {
     this.#aggregator.add(item);
   }
