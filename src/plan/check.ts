@@ -45,7 +45,8 @@ export async function check(
   { env = process.env }: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<CheckReport> {
   const o = await resolveOptions(options, env);
-  const plan = planOutputs(o, runVars(new Date()));
+  const vars = runVars(new Date());
+  const plan = planOutputs(o, vars);
   const markets: (string | undefined)[] = o.markets.length > 0 ? o.markets : [undefined];
   const urls = markets.map((m) => firstPageUrl(o.apiUrl, o.via, o.limit, o.query, m));
   const controller = new AbortController();
@@ -66,7 +67,7 @@ export async function check(
   const destinations = new Destinations(o.s3, env, process.stdout);
   let proven: Preflight;
   try {
-    proven = await preflight(plan, destinations, { newOnly: o.newOnly });
+    proven = await preflight(plan, destinations, { newOnly: o.newOnly, runId: vars.runId });
   } finally {
     await destinations.close();
   }
@@ -78,7 +79,8 @@ export async function check(
     gzip: o.gzip,
     outputs: plan.outputs.map((p) => p.location),
     rejects: plan.rejects ?? null,
-    raw: plan.raw ?? null,
+    // Where this run's raw would land (beside a raw landing that is already there).
+    raw: proven.plan.raw ?? null,
     report: plan.report ?? null,
     state: plan.state ?? null,
     manifest: plan.manifest ?? null,
