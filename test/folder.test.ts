@@ -4,9 +4,10 @@
  * replaces the previous run of that folder as a unit; the raw landing is append-only.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
@@ -223,4 +224,34 @@ test('S3: a re-run with DE failing under skip keeps the old DE object, listed wi
   assert.deepEqual(listed(m2, `s3://${bucket}/`), data);
   assert.equal(m2.objects.find((o) => o.market === 'DE')?.runId, m1.runId);
   assert.equal(m2.objects.find((o) => o.market === 'DE')?.raw, raw);
+});
+
+test('files: a re-run deletes nothing outside the manifest’s folder or not listed in it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-folder-'));
+  const out = join(dir, 'dt=X', 'market={market}', 'albums.csv');
+  const raw = join(dir, 'raw', 'pages.ndjson.gz');
+  const args = ['--out', out, '--raw', raw];
+  const first = await runCli([...pull('SE,DE,US'), ...args], { env: emulatorEnv(good) });
+  assert.equal(first.status, 0, first.stderr);
+  // A manifest edited to claim a file outside its folder, and a file put in by hand.
+  const manifestPath = join(dir, 'dt=X', '_manifest.json');
+  const m1 = JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
+  const outside = join(dir, 'outside.csv');
+  const byHand = join(dir, 'dt=X', 'market=FR', 'albums.csv');
+  await mkdir(dirname(byHand), { recursive: true });
+  await writeFile(outside, 'keep me\n');
+  await writeFile(byHand, 'mine\n');
+  m1.objects.push({ location: outside, market: 'FR', runId: m1.runId, raw });
+  m1.objects.push({
+    location: `${join(dir, 'dt=X')}/../outside.csv`,
+    market: 'FR',
+    runId: m1.runId,
+    raw,
+  });
+  await writeFile(manifestPath, JSON.stringify(m1));
+  const second = await runCli([...pull('SE,US'), ...args], { env: emulatorEnv(good) });
+  assert.equal(second.status, 0, second.stderr);
+  assert.equal(await readFile(outside, 'utf8'), 'keep me\n');
+  assert.equal(await readFile(byHand, 'utf8'), 'mine\n');
+  assert.equal(existsSync(join(dir, 'dt=X', 'market=DE', 'albums.csv')), false);
 });
