@@ -10,6 +10,7 @@ import { createStats, type EventListener, type RunStats } from './core/stats.ts'
 import { packageVersion } from './core/version.ts';
 import { type Plan, planOutputs, resolveOptions, runVars, target } from './plan/plan.ts';
 import { preflight, refuseOverwrite } from './plan/preflight.ts';
+import { type FolderChanges, folderChanges } from './plan/previous.ts';
 import { type Branch, runBranches } from './pull/branches.ts';
 import { pullMarkets, triage } from './pull/markets.ts';
 import {
@@ -79,7 +80,7 @@ export async function run(
   const signal = context.signal
     ? AbortSignal.any([context.signal, controller.signal])
     : controller.signal;
-  const plan = planOutputs(o, vars);
+  const planned = planOutputs(o, vars);
   const destinations = new Destinations(
     o.s3,
     env,
@@ -90,7 +91,11 @@ export async function run(
   await using commit = new Commit(destinations);
   // Proven before the first request to Spotify: a mistake costs a second and no quota. A signal
   // that cancelled a probe explains its error.
-  await preflight(plan, destinations, { newOnly: o.newOnly }).catch((error: unknown) => {
+  // It also reads the folder's previous manifest and moves the raw landing beside a taken one.
+  const { plan, previous } = await preflight(planned, destinations, {
+    newOnly: o.newOnly,
+    runId: vars.runId,
+  }).catch((error: unknown) => {
     throw signal.aborted ? abortReason(signal.reason) : error;
   });
   // One writer per state: the lease is taken before anything is fetched and released when the
@@ -162,6 +167,15 @@ export async function run(
       done.staged.map((s, i) =>
         s.encoding.output(results[i] ?? { location: s.sink.location }, s.market, s.rows()),
       );
+    // The previous run's outputs this run does not rewrite: carried over or removed.
+    const changes: FolderChanges =
+      previous === undefined || done.outputClosed
+        ? { carried: [], removed: [] }
+        : folderChanges(
+            previous,
+            plan,
+            done.staged.map((s) => s.sink.location),
+          );
     // The page is drawn once every data output is staged, and published with them.
     if (reporter !== undefined && side.report !== undefined && !done.outputClosed) {
       side.report.writable.end(
@@ -192,6 +206,13 @@ export async function run(
             ? undefined
             : { loaded: state, added, today: vars.date, ttlDays: o.stateTtlDays },
         signal,
+        folder:
+          previous === undefined || done.outputClosed
+            ? undefined
+            : {
+                manifestVersion: previous.manifestVersion,
+                remove: changes.removed.map(({ location, version }) => ({ location, version })),
+              },
         manifest: done.outputClosed
           ? undefined
           : (results, stateResult, endedAt) =>
@@ -209,10 +230,11 @@ export async function run(
                 format: o.format,
                 gzip: o.gzip,
                 columns: o.model === 'star' ? STAR_TABLES : o.columns,
-                raw: plan.raw,
+                raw: plan.raw ?? null,
                 report: plan.report,
                 starRows: o.model === 'star' ? stats.rows : undefined,
                 outputs: describe(results),
+                carried: changes.carried.map((c) => ({ ...c.entry, runId: c.runId, raw: c.raw })),
                 state:
                   state === undefined
                     ? undefined
@@ -223,6 +245,7 @@ export async function run(
         },
       },
     );
+    tellChanges(changes, plan, context.onEvent);
     return summarize({
       plan,
       stats,
@@ -352,6 +375,29 @@ async function pullMarket(market: string | undefined, m: MarketContext): Promise
     // Nothing of this market is published: the state must not record its albums.
     if (state !== undefined) unclaim(claimed, state.added, state.counts);
     throw caught;
+  }
+}
+
+/** One line per output of the previous run that this run carried over or removed. */
+function tellChanges(
+  { carried, removed }: FolderChanges,
+  plan: Plan,
+  onEvent: EventListener | undefined,
+): void {
+  const planned = new Set(plan.outputs.map((p) => p.location));
+  for (const { location, runId, raw } of removed) {
+    onEvent?.({
+      event: 'previous-output',
+      action: 'removed',
+      location,
+      runId,
+      raw,
+      reason: 'not-written',
+    });
+  }
+  for (const { location, runId, raw } of carried) {
+    const reason = planned.has(location) ? 'not-replaced' : 'no-raw-copy';
+    onEvent?.({ event: 'previous-output', action: 'kept', location, runId, raw, reason });
   }
 }
 

@@ -92,6 +92,12 @@ export function describeEvent(e: RunEvent): string {
       return `${NAME}: took over the lease ${e.location} of run ${e.runId ?? '(unknown)'}, started ${e.startedAt ?? '(unknown)'}${e.host === null ? '' : ` on ${e.host} (pid ${e.pid})`}: ${e.reason === 'holder-gone' ? 'that process is gone (killed, or out of memory)' : 'the lease had expired'}`;
     case 'market-failed':
       return `${NAME}: market ${e.market} failed and is skipped: ${e.reason}`;
+    case 'previous-output':
+      return e.action === 'removed'
+        ? `${NAME}: removed ${e.location} of run ${e.runId}: this run no longer writes it; its pages stay in ${e.raw}`
+        : e.reason === 'not-replaced'
+          ? `${NAME}: kept ${e.location} of run ${e.runId}: this run did not replace it; the manifest lists it with that run`
+          : `${NAME}: kept ${e.location} of run ${e.runId}: this run no longer writes it, but no raw landing of its pages is kept (--raw), so it stays, listed with that run`;
     case 'abort-failed':
       return `${NAME}: warning: could not abort the multipart upload of ${e.location} (${e.reason}): its parts stay stored, and billed, until \`aws s3api abort-multipart-upload --bucket ${shellWord(e.bucket)} --key ${shellWord(e.key)} --upload-id ${shellWord(e.uploadId)}\` or a lifecycle rule (AbortIncompleteMultipartUpload) removes them; no object was written`;
     case 'rate-limited':

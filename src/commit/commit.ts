@@ -32,7 +32,8 @@ export interface Manifest {
  * - phase one: every output is opened here and staged where no reader sees it (temp files beside
  *   their targets; S3 uploads whose final request is held);
  * - phase two, {@link publish}, only once every output is staged: the previous `_manifest.json`
- *   is deleted, every output published (the renames, the held requests released), then the
+ *   is deleted, every output published (the renames, the held requests released), the previous
+ *   run's outputs this run no longer writes removed (only those its manifest listed), then the
  *   outputs that describe them (the incremental state), and the new manifest last.
  *
  * Anything else — an error, a signal, a crash handler via {@link discardActive}, or leaving the
@@ -77,10 +78,20 @@ export class Commit implements AsyncDisposable {
    * Phase two. `outputs` are published together (in parallel), after every one of them is
    * staged and the old manifest is gone; the manifest is written last. If some outputs fail to
    * publish, the error names which were published and which were not, and no manifest is written.
+   * `remove` are the previous run's outputs this run replaces by nothing: each is deleted only
+   * while it is still the version the run saw when it read the old manifest.
    */
   async publish(
     outputs: StagedSink[],
-    { after = [], manifest }: { after?: StagedSink[]; manifest?: Manifest | undefined } = {},
+    {
+      after = [],
+      manifest,
+      remove = [],
+    }: {
+      after?: StagedSink[];
+      manifest?: Manifest | undefined;
+      remove?: { location: string; version: string }[];
+    } = {},
   ): Promise<{ results: SinkResult[]; after: SinkResult[]; afterError: SpotifyBatchError | null }> {
     await Promise.all([...outputs, ...after].map((sink) => sink.staged));
     // A manifest beside changed data would lie: it goes before the first output changes.
@@ -93,6 +104,7 @@ export class Commit implements AsyncDisposable {
       throw partialPublish(outputs, settled);
     }
     const results = settled.map((r) => (r as PromiseFulfilledResult<SinkResult>).value);
+    for (const old of remove) await this.#removeOld(old);
     // Published after the data (the incremental state): a failure here cannot take the data
     // back, so it is reported, not thrown — the next run will emit those albums again.
     const afterResults: SinkResult[] = [];
@@ -147,6 +159,21 @@ export class Commit implements AsyncDisposable {
     } finally {
       active.delete(this);
     }
+  }
+
+  /**
+   * Deletes an output of the previous run (listed in its manifest). One that changed since the
+   * manifest was read is someone else's now: it stays, and the run says so instead of writing a
+   * manifest that would not describe the folder.
+   */
+  async #removeOld({ location, version }: { location: string; version: string }): Promise<void> {
+    if (await this.#destinations.deleteIf(location, version)) return;
+    if ((await this.#destinations.version(location)) === null) return;
+    throw new SpotifyBatchError(
+      'ERR_SINK',
+      `every output was published, but ${location}, which the previous manifest lists, changed since this run read it and was not removed; no manifest written`,
+      { context: { path: location } },
+    );
   }
 
   /** Removes the directories made for outputs, deepest first, as long as they are empty. */

@@ -15,15 +15,15 @@ export function manifestLocation(out: string, vars: OutVars): string {
   return posix.join(dir === '' ? '.' : dir, '_manifest.json');
 }
 
-/** An output as the manifest lists it: `bytes` and `sha256` of what was stored. */
-export function manifestObject({
-  location,
-  market,
-  rows,
-  storedBytes,
-  sha256,
-  etag,
-}: OutputReport) {
+/**
+ * An output as the manifest lists it: `bytes` and `sha256` of what was stored, the run that
+ * wrote it and the raw landing that holds its pages (null: none was kept).
+ */
+export function manifestObject(
+  { location, market, rows, storedBytes, sha256, etag }: OutputReport,
+  runId: string,
+  raw: string | null,
+) {
   return {
     location,
     market,
@@ -31,6 +31,8 @@ export function manifestObject({
     bytes: storedBytes,
     sha256,
     ...(etag === undefined ? {} : { etag }),
+    runId,
+    raw,
   };
 }
 
@@ -54,12 +56,17 @@ export interface ManifestInput {
   gzip: boolean;
   /** The data's columns: one list, or per table of a star model. */
   columns: readonly string[] | Record<string, readonly string[]>;
-  /** The raw landing and the HTML report published with the data, when asked for. */
-  raw: string | undefined;
+  /** The raw landing this run kept (`--raw`; beside a taken one) and its HTML report. */
+  raw: string | null;
   report: string | undefined;
   /** Rows of a star model (its tables count differently); otherwise the outputs' rows are summed. */
   starRows: number | undefined;
   outputs: OutputReport[];
+  /**
+   * Outputs of earlier runs of the folder this run did not rewrite, listed as they were (with
+   * their own `runId` and `raw`): see src/plan/previous.ts.
+   */
+  carried: Record<string, unknown>[];
   /** The state written with the run, when there is one. */
   state: { location: string; version: string | null } | undefined;
 }
@@ -114,7 +121,7 @@ export function manifestBody(m: ManifestInput): string {
     format: m.format,
     gzip: m.gzip,
     columns: m.columns,
-    raw: m.raw ?? null,
+    raw: m.raw,
     report: m.report ?? null,
     pages: m.counts.pages,
     albums: m.counts.albums,
@@ -124,7 +131,8 @@ export function manifestBody(m: ManifestInput): string {
     rows: m.starRows ?? m.outputs.reduce((n, out) => n + out.rows, 0),
     rejected: m.counts.rejected,
     bytes: m.outputs.reduce((n, out) => n + out.storedBytes, 0),
-    objects: m.outputs.map(manifestObject),
+    // Every data file of the folder: this run's, then those carried over from earlier runs.
+    objects: [...m.outputs.map((out) => manifestObject(out, m.runId, m.raw)), ...m.carried],
     ...(m.state === undefined ? {} : { state: m.state }),
   };
   return `${JSON.stringify(body, null, 2)}\n`;

@@ -42,9 +42,17 @@ export async function publishRun(
     state,
     signal,
     manifest,
+    folder,
     onCommitPoint,
   }: {
     state: StateUpdate | undefined;
+    /**
+     * The folder's previous run: its manifest's version when it was read (the run is refused if
+     * that changed), and its outputs this run removes.
+     */
+    folder?:
+      | { manifestVersion: string | null; remove: { location: string; version: string }[] }
+      | undefined;
     signal: AbortSignal;
     /** The manifest's text from what was published, when there is one. */
     manifest:
@@ -65,6 +73,19 @@ export async function publishRun(
       { context: { path: state.loaded.location } },
     );
   }
+  // What is removed was decided from the manifest read at the start: another writer since then
+  // (a second run of this folder) would make that decision wrong.
+  if (
+    folder !== undefined &&
+    plan.manifest !== undefined &&
+    (await destinations.version(plan.manifest)) !== folder.manifestVersion
+  ) {
+    throw new SpotifyBatchError(
+      'ERR_LOCKED',
+      `the manifest ${plan.manifest} changed while this run was going (another run of this folder?); nothing was published`,
+      { context: { path: plan.manifest } },
+    );
+  }
   const written = { dropped: 0, kept: 0 };
   const stateSink =
     state === undefined ? undefined : await stageState(commit, plan, state, written, signal);
@@ -78,6 +99,7 @@ export async function publishRun(
   let endedAt = new Date();
   const published = await commit.publish(outputs, {
     after: stateSink ? [stateSink] : [],
+    remove: folder?.remove ?? [],
     manifest:
       manifest === undefined || plan.manifest === undefined
         ? undefined

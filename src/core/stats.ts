@@ -85,6 +85,19 @@ export type RunEvent =
       startedAt: string | null;
     }
   | {
+      /**
+       * An output of the folder's previous run (listed in its manifest) that this run did not
+       * rewrite: removed (this run no longer writes it, and its raw pages are kept), or kept and
+       * listed again with the run that wrote it (its market failed, or no raw copy is kept).
+       */
+      event: 'previous-output';
+      action: 'removed' | 'kept';
+      location: string;
+      runId: string;
+      raw: string | null;
+      reason: 'not-written' | 'not-replaced' | 'no-raw-copy';
+    }
+  | {
       /** A failed output's multipart upload could not be aborted: its parts stay, billed. */
       event: 'abort-failed';
       location: string;

@@ -45,14 +45,15 @@ export async function check(
   { env = process.env }: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<CheckReport> {
   const o = await resolveOptions(options, env);
-  const plan = planOutputs(o, runVars(new Date(), o.date));
+  const vars = runVars(new Date(), o.date);
+  const plan = planOutputs(o, vars);
   const markets: (string | undefined)[] = o.markets.length > 0 ? o.markets : [undefined];
   const urls = markets.map((m) => firstPageUrl(o.apiUrl, o.via, o.limit, o.query, m));
   // In the pull's order: the preflight first (it runs before the pull's first page).
   const destinations = new Destinations(o.s3, env, process.stdout);
   let proven: Preflight;
   try {
-    proven = await preflight(plan, destinations, { newOnly: o.newOnly });
+    proven = await preflight(plan, destinations, { newOnly: o.newOnly, runId: vars.runId });
   } finally {
     await destinations.close();
   }
@@ -79,7 +80,8 @@ export async function check(
     gzip: o.gzip,
     outputs: plan.outputs.map((p) => p.location),
     rejects: plan.rejects ?? null,
-    raw: plan.raw ?? null,
+    // Where this run's raw would land (beside a raw landing that is already there).
+    raw: proven.plan.raw ?? null,
     report: plan.report ?? null,
     state: plan.state ?? null,
     manifest: plan.manifest ?? null,

@@ -3,6 +3,7 @@ import { SpotifyBatchError } from '../core/errors.ts';
 import type { Destinations } from '../sinks/open.ts';
 import { assertLeaseFree } from '../state/state.ts';
 import type { Plan, Target } from './plan.ts';
+import { besideName, type PreviousRun, readPrevious } from './previous.ts';
 
 /** Probes in flight at once. */
 const PROBES_AT_ONCE = 8;
@@ -11,6 +12,10 @@ const PROBES_AT_ONCE = 8;
 export interface Preflight {
   /** Places proven writable (a directory, or an S3 key through a created-and-aborted upload). */
   writable: string[];
+  /** The plan, with the raw landing moved beside one that is already there. */
+  plan: Plan;
+  /** The folder's previous run, from its manifest (when the run writes one). */
+  previous: PreviousRun | undefined;
 }
 
 /**
@@ -19,12 +24,15 @@ export interface Preflight {
  * multipart upload created and aborted, so a wrong key, a 403 or a bad KMS key fails here and
  * not after the whole pull), the state's lease free (or abandoned), and the --new-only guard.
  * `check` and the pull run this same code, so `check` exits with the status the run would have.
+ * It also reads what a re-run replaces: the folder's old manifest, and whether the raw landing
+ * is taken (then this run's lands beside it, named with `runId`).
  */
 export async function preflight(
-  plan: Plan,
+  planned: Plan,
   destinations: Destinations,
-  { newOnly }: { newOnly: boolean },
+  { newOnly, runId }: { newOnly: boolean; runId: string },
 ): Promise<Preflight> {
+  const plan = await landRaw(planned, destinations, runId);
   const writable: string[] = [];
   // One probe per directory or key prefix: 185 markets need not make 185 uploads. A prefix is
   // probed once per way of opening it (a folder made for a partition, or one that must exist).
@@ -52,7 +60,21 @@ export async function preflight(
   if (failure) throw failure.error;
   if (plan.state !== undefined) await assertLeaseFree(destinations, plan.state, new Date());
   if (newOnly) await refuseOverwrite(destinations, plan.outputs);
-  return { writable };
+  const previous =
+    plan.manifest === undefined ? undefined : await readPrevious(destinations, plan.manifest);
+  return { writable, plan, previous };
+}
+
+/** The raw landing is append-only: a name that is taken gets the run id (see besideName). */
+async function landRaw(plan: Plan, destinations: Destinations, runId: string): Promise<Plan> {
+  const raw = plan.raw;
+  if (raw === undefined || (await destinations.version(raw)) === null) return plan;
+  const beside = besideName(raw, runId);
+  return {
+    ...plan,
+    raw: beside,
+    targets: plan.targets.map((t) => (t.location === raw ? { ...t, location: beside } : t)),
+  };
 }
 
 /**

@@ -136,7 +136,8 @@ async function openRaw(
   location: string,
   markets: string[],
 ): Promise<RawLanding> {
-  const sink = await commit.open(location, target(plan, location));
+  // Never over another raw landing (one was there at the start: this one is named beside it).
+  const sink = await commit.open(location, { ...target(plan, location), expect: null });
   const gzip = rawIsPlain(location) ? undefined : (await import('node:zlib')).createGzip();
   const head: Writable = gzip ?? sink.writable;
   const piping = gzip === undefined ? Promise.resolve() : pipeline(gzip, sink.writable);
