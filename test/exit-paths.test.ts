@@ -26,7 +26,7 @@ before(async () => {
   await s3.createBucket(BUCKET);
   clean = await startEmulator({ seed: 42, albums: 230 });
   medium = await startEmulator({ seed: 9, albums: 36_000, cachePages: true });
-  slow = await startEmulator({ seed: 5, albums: 2_000, latencyMs: 25 });
+  slow = await startEmulator({ seed: 5, albums: 2_000 });
 });
 after(() => Promise.all([s3.stop(), clean.stop(), medium.stop(), slow.stop()]));
 
@@ -159,17 +159,22 @@ test('a bucket check that never answers does not hold SIGINT: exit 130, nothing 
 test('SIGHUP mid-pull to a file: exit 129, nothing left in the directory', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-exit-'));
   let child: ChildProcess | undefined;
-  const before = slow.stats.apiRequests;
+  // Five pages answered, the sixth held: the pull is running when the signal comes.
+  const hold = slow.hold((r) => r.offset >= 250);
   const running = runCli(['new-releases', '--out', join(dir, 'albums.csv'), '-c', '1'], {
     env: emulatorEnv(slow),
     onSpawn: (c) => (child = c),
   });
-  await slow.waitFor((stats) => stats.apiRequests - before >= 5, {
-    signal: untilExit(child, 'five pages were asked for'),
-  });
-  // The temp file is there while the pull runs…
-  assert.equal((await readdir(dir)).filter((f) => f.endsWith('.partial')).length, 1);
-  child?.kill('SIGHUP');
+  try {
+    await slow.waitFor(() => hold.held >= 1, {
+      signal: untilExit(child, 'the sixth page was asked for'),
+    });
+    // The temp file is there while the pull runs…
+    assert.equal((await readdir(dir)).filter((f) => f.endsWith('.partial')).length, 1);
+    child?.kill('SIGHUP');
+  } finally {
+    hold.release();
+  }
   const result = await running;
   assert.equal(result.status, 129, result.stderr);
   // …and gone after the signal.
