@@ -1,5 +1,5 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +11,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
+import { Waiters } from '../src/emulator/wait.ts';
 
 /**
  * What an S3 request is, from its method, path and query (AWS's operation names, shortened):
@@ -62,6 +63,13 @@ export interface S3Call {
    * upload it created (once answered).
    */
   uploadId?: string;
+  /** A part's `partNumber`. */
+  partNumber?: number;
+  /**
+   * The status answered, filled in when the request ends; 0 when it ended without an answer
+   * (a reset, or the client left); undefined while it is in progress.
+   */
+  status?: number;
 }
 
 /**
@@ -144,12 +152,22 @@ export interface LocalS3 {
   /** Removes every fault. */
   clearFaults(): void;
   /**
-   * Holds every UploadPart until the returned function is called (an S3 that stops taking
-   * data). A part a fault acts on is not held.
+   * Holds every UploadPart (or those `match` accepts) until the returned function is called: an
+   * S3 that stops taking data. A part a fault acts on is not held. A part waits for the first
+   * unreleased hold that matches it.
    */
-  holdParts(): () => void;
+  holdParts(match?: (call: S3Call) => boolean): () => void;
   /** UploadPart requests being held right now. */
   heldParts: number;
+  /**
+   * Resolves once `condition` holds: checked now, then after each request's arrival, its end
+   * (`status` filled in) and each change of `heldParts`. With `signal`, rejects when it aborts
+   * first (tie it to the run under test, so a wait for what it never did fails once it ended).
+   */
+  waitFor(
+    condition: (calls: readonly S3Call[], s3: LocalS3) => boolean,
+    options?: { signal?: AbortSignal },
+  ): Promise<void>;
   /** Multipart uploads created and neither completed nor aborted (what ListMultipartUploads would list). */
   openUploads(bucket: string): Promise<string[]>;
   getObject(
@@ -167,6 +185,7 @@ interface KoaContext {
   query: Record<string, string | undefined>;
   headers: Record<string, string | string[] | undefined>;
   req: IncomingMessage;
+  res: ServerResponse;
   status: number;
   body: unknown;
   /** false: Koa leaves the response alone (the socket was destroyed). */
@@ -199,12 +218,14 @@ function classify(
   const bucket = decode(slash === -1 ? path.slice(1) : path.slice(1, slash));
   const key = slash === -1 ? '' : decode(path.slice(slash + 1));
   const uploadId = typeof query.uploadId === 'string' ? query.uploadId : undefined;
+  const partNumber = typeof query.partNumber === 'string' ? Number(query.partNumber) : undefined;
   const call = (kind: S3RequestKind): S3Call => ({
     method,
     kind,
     bucket,
     key,
     ...(uploadId === undefined ? {} : { uploadId }),
+    ...(kind === 'part' && partNumber !== undefined ? { partNumber } : {}),
   });
   // The SDK names the operation in `x-id` on some requests; it is not a parameter.
   const params = Object.keys(query).filter((name) => name !== 'x-id');
@@ -310,7 +331,7 @@ export async function startS3(): Promise<LocalS3> {
   /** Uploads that have received a part (see {@link S3FaultRule.staged}). */
   const withParts = new Set<string>();
   let faults: { rule: S3FaultRule; matched: number; fired: number }[] = [];
-  let hold: Promise<void> | undefined;
+  const holds: { match: (call: S3Call) => boolean; released: Promise<void> }[] = [];
   let faultId = 0;
   /** Conditional writes in progress, per bucket/key (see the middleware). */
   const conditional = new Map<string, Promise<void>>();
@@ -341,17 +362,27 @@ export async function startS3(): Promise<LocalS3> {
       code ?? defaultCode,
     )}</Code><Message>${xmlEscape(message ?? defaultMessage)}</Message><RequestId>${requestId}</RequestId></Error>`;
   };
+  const waiters = new Waiters(() => calls);
   const local = {
     heldParts: 0,
-    holdParts() {
+    holdParts(match: (call: S3Call) => boolean = () => true) {
       let release = () => {};
-      hold = new Promise<void>((resolve) => {
+      const released = new Promise<void>((resolve) => {
         release = () => {
-          hold = undefined;
+          const at = holds.indexOf(entry);
+          if (at !== -1) holds.splice(at, 1);
           resolve();
         };
       });
+      const entry = { match, released };
+      holds.push(entry);
       return release;
+    },
+    waitFor(
+      condition: (calls: readonly S3Call[], s3: LocalS3) => boolean,
+      options: { signal?: AbortSignal } = {},
+    ) {
+      return waiters.waitFor((all) => condition(all, local), options);
     },
     count(kind: S3RequestKind, from = 0, { probes = true } = {}) {
       const probe = (id: string | undefined) =>
@@ -421,6 +452,12 @@ export async function startS3(): Promise<LocalS3> {
     const call = classify(ctx.method, ctx.path, ctx.query, ctx.headers);
     requests.push(legacyKind(call, ctx.query));
     calls.push(call);
+    // The status once the answer went out (or 0 without one), for tests that await it.
+    ctx.res.once('close', () => {
+      call.status = ctx.res.writableFinished ? ctx.res.statusCode : 0;
+      waiters.notify();
+    });
+    waiters.notify();
     if (call.kind === 'part') withParts.add(call.uploadId ?? '');
     const fault = pick(call);
     if (fault) {
@@ -454,10 +491,13 @@ export async function startS3(): Promise<LocalS3> {
         .join('')}</ListMultipartUploadsResult>`;
       return;
     }
-    if (call.kind === 'part' && hold) {
+    const hold = call.kind === 'part' ? holds.find((h) => h.match(call)) : undefined;
+    if (hold) {
       local.heldParts++;
-      await hold;
+      waiters.notify();
+      await hold.released;
       local.heldParts--;
+      waiters.notify();
     }
     if ((call.kind === 'part' || call.kind === 'complete') && aborted.has(upload)) {
       // Like S3: an aborted upload takes no more parts (s3rver would re-create its folder).

@@ -9,12 +9,12 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { setImmediate as tick } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { SPOTIFY_MARKETS } from '../src/core/markets.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { CLI, emulatorEnv, runCli } from './helpers/cli.ts';
+import { untilExit } from './helpers/wait.ts';
 
 let emulator: Emulator;
 let slow: Emulator;
@@ -221,14 +221,21 @@ test('the daily quota (429 QUOTA_EXCEEDED): exit 4 at once, naming the quota, th
 
 test('an interrupted run to stdout says how much stdout had received', async () => {
   let child: import('node:child_process').ChildProcess | undefined;
-  const before = slow.stats.apiRequests;
+  // Twelve pages answered, the rest held: enough that the 64 KiB coalescing has passed bytes on
+  // to stdout, and the run is still pulling when the signal comes.
+  const hold = slow.hold((r) => r.offset >= 600);
   const running = runCli(['new-releases', '-c', '1'], {
     env: emulatorEnv(slow),
     onSpawn: (c) => (child = c),
   });
-  // Enough pages that the 64 KiB coalescing has passed bytes on to stdout.
-  while (slow.stats.apiRequests - before < 12) await tick();
-  child?.kill('SIGINT');
+  try {
+    await slow.waitFor(() => hold.held >= 1, {
+      signal: untilExit(child, 'the run asked for its 13th page'),
+    });
+    child?.kill('SIGINT');
+  } finally {
+    hold.release();
+  }
   const result = await running;
   assert.equal(result.status, 130);
   assert.ok(result.stdout.length > 0);
@@ -303,7 +310,7 @@ test('--env-file values reach the AWS SDK: credentials and endpoint from the fil
 });
 
 test('--help is the text rendered at build time, byte for byte what yargs prints, without loading yargs', async () => {
-  const { helpSources, renderHelp } = await import('../src/cli/main.ts');
+  const { helpSources } = await import('../src/cli/main.ts');
   const { readFile } = await import('node:fs/promises');
   const cli = new URL('../dist/src/cli/', import.meta.url);
   const built = JSON.parse(await readFile(new URL('help.json', cli), 'utf8')) as {
@@ -313,14 +320,18 @@ test('--help is the text rendered at build time, byte for byte what yargs prints
   assert.equal(built.sources, helpSources(cli), 'help.json names the modules it came from');
   // Stale or wrong pre-rendered help fails here: it must be what yargs renders now, and in
   // English whatever the locale (yargs would otherwise translate its own words).
-  const locale = process.env.LC_ALL;
-  process.env.LC_ALL = 'de_DE.UTF-8';
-  try {
-    assert.deepEqual(built.help, await renderHelp());
-  } finally {
-    if (locale === undefined) delete process.env.LC_ALL;
-    else process.env.LC_ALL = locale;
-  }
+  // The German locale is set in a process of its own: this one's environment stays as it is.
+  const rendered = await execFileP(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const { renderHelp } = await import(${JSON.stringify(new URL('../src/cli/main.ts', import.meta.url).href)});
+process.stdout.write(JSON.stringify(await renderHelp()));`,
+    ],
+    { env: { PATH: process.env.PATH, LC_ALL: 'de_DE.UTF-8' }, maxBuffer: 16 * 1024 * 1024 },
+  );
+  assert.deepEqual(built.help, JSON.parse(rendered.stdout));
   // A resolve hook in the CLI's process names every yargs module it loads.
   const hook = `data:text/javascript,${encodeURIComponent(
     "import { registerHooks } from 'node:module';" +

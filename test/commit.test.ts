@@ -5,13 +5,15 @@
  * differ from the first run's bytes.
  */
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
+import { type LocalS3, type S3Call, startS3 } from '../scripts/local-s3.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { untilExit, untilSettled } from './helpers/wait.ts';
 
 let s3: LocalS3;
 let good: Emulator;
@@ -138,26 +140,32 @@ test('S3: a failed publish names what was published and what was not, and writes
 test('S3: no object appears while another output is still being pulled', async () => {
   const bucket = 'commit-barrier';
   await s3.createBucket(bucket);
-  // DE answers slowly and last (one market at a time): SE and US are staged long before it ends.
-  const slow = await startEmulator({ seed: 3, albums: 600, latencyMs: 20 });
+  // DE comes last (one market at a time); its second page is held: SE and US were pulled
+  // completely, and DE is being pulled for as long as the test looks.
+  const slow = await startEmulator({ seed: 3, albums: 600 });
+  const de = slow.hold((r) => r.query.includes('country=DE') && r.offset >= 50);
   try {
     const mark = s3.calls.length;
-    let seenDuringDe = -1;
-    let putsDuringDe = -1;
+    let child: ChildProcess | undefined;
     const running = runCli([...pull, '--out', `s3://${bucket}/{market}.csv`], {
       env: { ...emulatorEnv(slow), ...s3.env },
+      onSpawn: (c) => (child = c),
     });
-    // Look while DE is being pulled (its first page arrived, its last has not).
-    while (seenDuringDe < 0) {
-      const de = marketRequests(slow, 'DE');
-      if (de >= 1 && de < PAGES) {
-        putsDuringDe = s3.count('put', mark);
-        seenDuringDe = (await s3.listKeys(bucket)).length;
-      } else if (de >= PAGES) break;
-      await new Promise((resolve) => setImmediate(resolve));
+    try {
+      await slow.waitFor(() => de.held >= 1, {
+        signal: untilExit(child, "DE's second page was asked for"),
+      });
+      assert.equal(marketRequests(slow, 'SE'), PAGES, 'SE was pulled completely');
+      assert.equal(marketRequests(slow, 'US'), PAGES, 'US was pulled completely');
+      assert.equal(s3.count('put', mark), 0, 'no PutObject was sent before every output is staged');
+      assert.deepEqual(
+        await s3.listKeys(bucket),
+        [],
+        'no object is visible before every output is staged',
+      );
+    } finally {
+      de.release();
     }
-    assert.equal(seenDuringDe, 0, 'no object is visible before every output is staged');
-    assert.equal(putsDuringDe, 0, 'no PutObject was sent before every output is staged');
     const result = await running;
     assert.equal(result.status, 0, result.stderr);
     assert.deepEqual((await s3.listKeys(bucket)).sort(), [
@@ -176,7 +184,8 @@ test('a signal while the raw landing uploads its last part: interrupted, nothing
   const { stat } = await import('node:fs/promises');
   const BUCKET = 'rawsignal';
   await s3.createBucket(BUCKET);
-  const emulator = await startEmulator({ seed: 9, albums: 12_000, cachePages: true });
+  // Both outputs span several parts: the data's last part answered shows it staged.
+  const emulator = await startEmulator({ seed: 9, albums: 20_000, cachePages: true });
   const env = { ...emulatorEnv(emulator), ...s3.env };
   const uncaught: unknown[] = [];
   const onUncaught = (error: unknown) => uncaught.push(error);
@@ -184,36 +193,47 @@ test('a signal while the raw landing uploads its last part: interrupted, nothing
   try {
     const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-rawsignal-'));
     await run({ out: join(dir, 'a.csv'), raw: join(dir, 'raw.ndjson') }, { env });
-    const parts = Math.ceil((await stat(join(dir, 'raw.ndjson'))).size / (5 * 1024 * 1024));
-    assert.ok(parts >= 2, `the raw landing spans ${parts} parts`);
-    // The raw landing's last part is answered after 3 s; the signal comes while it is held.
-    const fault = s3.fault({
-      kind: 'part',
-      key: 'rawsignal/raw.ndjson',
-      nth: parts,
-      delayMs: 3000,
-    });
+    const partsOf = async (file: string) =>
+      Math.ceil((await stat(join(dir, file))).size / (5 * 1024 * 1024));
+    const rawParts = await partsOf('raw.ndjson');
+    const dataParts = await partsOf('a.csv');
+    assert.ok(rawParts >= 2, `the raw landing spans ${rawParts} parts`);
+    assert.ok(dataParts >= 2, `the data spans ${dataParts} parts`);
+    // The raw landing's last part is held; the signal comes while it is held, once the data's
+    // last part was answered too: every other output is staged, the run is at its commit point.
+    const mark = s3.calls.length;
+    const isRawLast = (c: S3Call) =>
+      c.kind === 'part' && c.key === 'rawsignal/raw.ndjson' && c.partNumber === rawParts;
+    const release = s3.holdParts(isRawLast);
     const controller = new AbortController();
-    const timer = setInterval(() => {
-      if (fault.fired >= 1) {
-        clearInterval(timer);
-        // Once the data output is staged too: the run is at (or past) its commit point.
-        setTimeout(() => controller.abort(new Error('stop')), 300);
-      }
-    }, 10);
+    const running = run(
+      { out: `s3://${BUCKET}/rawsignal/data.csv`, raw: `s3://${BUCKET}/rawsignal/raw.ndjson` },
+      { env, signal: controller.signal },
+    );
     try {
-      await assert.rejects(
-        run(
-          { out: `s3://${BUCKET}/rawsignal/data.csv`, raw: `s3://${BUCKET}/rawsignal/raw.ndjson` },
-          { env, signal: controller.signal },
-        ),
-        (error: { code?: string }) => error.code === 'ERR_INTERRUPTED',
+      await s3.waitFor(
+        (calls, s) =>
+          s.heldParts === 1 &&
+          calls
+            .slice(mark)
+            .some(
+              (c) =>
+                c.key === 'rawsignal/data.csv' && c.partNumber === dataParts && c.status === 200,
+            ),
+        { signal: untilSettled(running, 'the commit point was reached') },
       );
+      controller.abort(new Error('stop'));
+      await assert.rejects(running, (error: { code?: string }) => error.code === 'ERR_INTERRUPTED');
     } finally {
-      clearInterval(timer);
-      fault.remove();
+      release();
     }
-    await new Promise((resolve) => setTimeout(resolve, 3_500)); // the held part answered
+    // The held part answered (or dropped) before anything is looked at: a late answer is what
+    // could publish or throw.
+    await s3.waitFor((calls) =>
+      calls.slice(mark).some((c) => isRawLast(c) && c.status !== undefined),
+    );
+    assert.equal(s3.count('complete', mark), 0, 'no upload completed');
+    assert.equal(s3.count('put', mark), 0, 'no object put');
     assert.deepEqual(
       (await s3.listKeys(BUCKET)).filter((k) => k.startsWith('rawsignal/')),
       [],

@@ -9,11 +9,11 @@ import { lstat, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { setImmediate as tick } from 'node:timers/promises';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { CLI, emulatorEnv, runCli } from './helpers/cli.ts';
 import { runToBuffer } from './helpers/run.ts';
+import { stderrMatches, untilExit } from './helpers/wait.ts';
 
 const BUCKET = 'exits';
 let s3: LocalS3;
@@ -26,7 +26,7 @@ before(async () => {
   await s3.createBucket(BUCKET);
   clean = await startEmulator({ seed: 42, albums: 230 });
   medium = await startEmulator({ seed: 9, albums: 36_000, cachePages: true });
-  slow = await startEmulator({ seed: 5, albums: 2_000, latencyMs: 25 });
+  slow = await startEmulator({ seed: 5, albums: 2_000 });
 });
 after(() => Promise.all([s3.stop(), clean.stop(), medium.stop(), slow.stop()]));
 
@@ -36,13 +36,11 @@ const flakyEmulator = () =>
 
 const closeStderr = (child: ChildProcess) => child.stderr?.destroy();
 
-async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 1_000_000; i++) {
-    if (await condition()) return;
-    await tick();
-  }
-  assert.fail(`never happened: ${what}`);
-}
+/** Resolves once the local S3 holds a part of the run `child`; fails if the run exits first. */
+const partHeld = (child: ChildProcess | undefined) =>
+  s3.waitFor((_, s) => s.heldParts >= 1, { signal: untilExit(child, 'a part reached S3') });
+/** Resolves once every held part was let go and answered (or dropped). */
+const partsAnswered = () => s3.waitFor((_, s) => s.heldParts === 0);
 
 test('stderr closed early (2>&1 | head -1) with retry lines to print: exit 0, the file is complete', async () => {
   const expected = (await runToBuffer(clean)).bytes;
@@ -83,7 +81,7 @@ test('SIGHUP while a part is being uploaded: exit 129, no object, the upload abo
     { env: { ...emulatorEnv(medium), ...s3.env }, onSpawn: (c) => (child = c) },
   );
   try {
-    await until(() => s3.heldParts >= 1, 'a part reached S3');
+    await partHeld(child);
     assert.equal(s3.count('create', mark, { probes: false }), 1);
     child?.kill('SIGHUP');
   } finally {
@@ -110,7 +108,7 @@ test('a stalled S3 does not hold the first signal: SIGTERM with a part never ans
       ['new-releases', '--out', `s3://${BUCKET}/stalled.csv`, '--s3-part-size', '5'],
       { env: { ...emulatorEnv(medium), ...s3.env }, onSpawn: (c) => (child = c) },
     );
-    await until(() => s3.heldParts >= 1, 'a part reached S3');
+    await partHeld(child);
     child?.kill('SIGTERM');
     result = await running;
     assert.ok(s3.heldParts >= 1, 'exited while S3 still had not answered the part');
@@ -123,7 +121,7 @@ test('a stalled S3 does not hold the first signal: SIGTERM with a part never ans
   assert.ok(!(await s3.listKeys(BUCKET)).includes('stalled.csv'));
   // Open uploads are not asserted: the held part lands after the abort once released, and the
   // local S3 then re-creates the upload (the README's lifecycle rule covers this on S3).
-  await until(() => s3.heldParts === 0, 'held parts answered');
+  await partsAnswered();
   for (const UploadId of await s3.openUploads(BUCKET)) {
     const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
     await s3.client
@@ -138,13 +136,16 @@ test('a bucket check that never answers does not hold SIGINT: exit 130, nothing 
 }, async () => {
   const fault = s3.fault({ kind: 'headBucket', delayMs: 30_000 });
   const api = medium.stats.apiRequests;
+  const mark = s3.calls.length;
   let child: ChildProcess | undefined;
   try {
     const running = runCli(['new-releases', '--out', `s3://${BUCKET}/nobucket.csv`], {
       env: { ...emulatorEnv(medium), ...s3.env },
       onSpawn: (c) => (child = c),
     });
-    await until(() => fault.matched >= 1, 'the bucket check reached S3');
+    await s3.waitFor((calls) => calls.slice(mark).some((c) => c.kind === 'headBucket'), {
+      signal: untilExit(child, 'the bucket check reached S3'),
+    });
     child?.kill('SIGINT');
     const result = await running;
     assert.equal(result.status, 130, result.stderr);
@@ -158,15 +159,22 @@ test('a bucket check that never answers does not hold SIGINT: exit 130, nothing 
 test('SIGHUP mid-pull to a file: exit 129, nothing left in the directory', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-exit-'));
   let child: ChildProcess | undefined;
-  const before = slow.stats.apiRequests;
+  // Five pages answered, the sixth held: the pull is running when the signal comes.
+  const hold = slow.hold((r) => r.offset >= 250);
   const running = runCli(['new-releases', '--out', join(dir, 'albums.csv'), '-c', '1'], {
     env: emulatorEnv(slow),
     onSpawn: (c) => (child = c),
   });
-  await until(() => slow.stats.apiRequests - before >= 5, 'five pages fetched');
-  // The temp file is there while the pull runs…
-  assert.equal((await readdir(dir)).filter((f) => f.endsWith('.partial')).length, 1);
-  child?.kill('SIGHUP');
+  try {
+    await slow.waitFor(() => hold.held >= 1, {
+      signal: untilExit(child, 'the sixth page was asked for'),
+    });
+    // The temp file is there while the pull runs…
+    assert.equal((await readdir(dir)).filter((f) => f.endsWith('.partial')).length, 1);
+    child?.kill('SIGHUP');
+  } finally {
+    hold.release();
+  }
   const result = await running;
   assert.equal(result.status, 129, result.stderr);
   // …and gone after the signal.
@@ -203,7 +211,7 @@ test('an uncaught exception mid-upload discards the staged output before exit 1'
     },
   );
   try {
-    await until(() => s3.heldParts >= 1, 'a part reached S3');
+    await partHeld(child);
     child?.kill('SIGUSR2');
   } finally {
     release();
@@ -222,26 +230,17 @@ test('a second signal exits at once and still sends the abort of the open upload
   const release = s3.holdParts();
   const mark = s3.calls.length;
   let child: ChildProcess | undefined;
-  let stderr = '';
   const running = runCli(
     ['new-releases', '--out', `s3://${BUCKET}/twice.csv`, '--s3-part-size', '5'],
-    {
-      env: { ...emulatorEnv(medium), ...s3.env },
-      onSpawn: (c) => {
-        child = c;
-        c.stderr?.on('data', (chunk: Buffer) => {
-          stderr += chunk;
-        });
-      },
-    },
+    { env: { ...emulatorEnv(medium), ...s3.env }, onSpawn: (c) => (child = c) },
   );
   let result: Awaited<typeof running>;
   try {
-    await until(() => s3.heldParts >= 1, 'a part reached S3');
+    await partHeld(child);
     child?.kill('SIGTERM');
     // The second must exit at once, the part held or not. (Two signals sent back to back may
     // reach the process as one: send the second once the first was taken.)
-    await until(() => stderr.includes('stopping'), 'the first signal taken');
+    await stderrMatches(child, /stopping/);
     child?.kill('SIGTERM');
     result = await running;
     assert.equal(s3.heldParts >= 1, true, 'exited while the part was still held');
@@ -249,7 +248,7 @@ test('a second signal exits at once and still sends the abort of the open upload
     release();
   }
   assert.equal(result.status, 143, result.stderr);
-  await until(() => s3.heldParts === 0, 'held parts answered');
+  await partsAnswered();
   assert.equal(s3.count('abort', mark, { probes: false }), 1, 'the abort went out before the exit');
   assert.ok(!(await s3.listKeys(BUCKET)).includes('twice.csv'));
   // Not asserted: zero open uploads. A part still in flight when the abort goes out may land

@@ -11,7 +11,6 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { setImmediate as tick } from 'node:timers/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { normalizeS3Options } from '../src/core/options.ts';
@@ -19,6 +18,7 @@ import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { Destinations } from '../src/sinks/open.ts';
 import { acquireLease, type Here, holderStatus, LEASE_EXPIRY_HOURS } from '../src/state/state.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { untilExit } from './helpers/wait.ts';
 
 /** A broken lease shows as a hung run: fail fast instead. */
 const T = { timeout: 60_000 };
@@ -42,14 +42,6 @@ const pidns = (() => {
     return undefined;
   }
 })();
-
-async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 1_000_000; i++) {
-    if (await condition()) return;
-    await tick();
-  }
-  assert.fail(`never happened: ${what}`);
-}
 
 /** The pid of a process that has exited (and was reaped): no process has it now. */
 async function deadPid(): Promise<number> {
@@ -84,7 +76,9 @@ async function holdingRun(
     onSpawn: (c) => (child = c),
   });
   // The lease is taken before anything is fetched: a held page means the lease is there.
-  await until(() => hold.held >= 1, 'the run asked for its first page');
+  await stuck.waitFor(() => hold.held >= 1, {
+    signal: untilExit(child, 'the run asked for its first page'),
+  });
   const text = await read();
   assert.ok(text, 'the lease is there while the run waits');
   const lease = JSON.parse(text) as Lease;

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -15,6 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { type LocalS3, type S3RequestKind, startS3 } from '../scripts/local-s3.ts';
+import { untilSettled } from './helpers/wait.ts';
 
 const BUCKET = 'faults';
 const PART = 5 * 1024 * 1024;
@@ -312,7 +312,7 @@ test('holdParts holds UploadPart until released', async () => {
   const from = s3.calls.length;
   const release = s3.holdParts();
   const upload = twoParts('held.csv').done();
-  while (s3.heldParts === 0) await sleep(5);
+  await s3.waitFor((_, s) => s.heldParts >= 1, { signal: untilSettled(upload, 'a part was held') });
   assert.equal(s3.count('part', from), 1);
   assert.equal(s3.heldParts, 1);
   release();
@@ -320,6 +320,44 @@ test('holdParts holds UploadPart until released', async () => {
   assert.equal(s3.heldParts, 0);
   assert.equal(s3.count('part', from), 2);
   assert.equal((await s3.getObject(BUCKET, 'held.csv'))?.body.length, PART + 1);
+});
+
+test('holdParts(match) holds only the parts it matches; waitFor sees arrivals, holds and answers', async () => {
+  const from = s3.calls.length;
+  const release = s3.holdParts((call) => call.partNumber === 2);
+  const upload = twoParts('held-second.csv').done();
+  const signal = untilSettled(upload, 'part 2 was held');
+  await s3.waitFor((_, s) => s.heldParts === 1, { signal });
+  const parts = () => s3.calls.slice(from).filter((c) => c.kind === 'part');
+  assert.deepEqual(
+    parts().map((c) => [c.partNumber, c.status]),
+    [
+      [1, 200],
+      [2, undefined],
+    ],
+    'part 1 answered, part 2 in progress',
+  );
+  const answered = s3.waitFor((calls) =>
+    calls.slice(from).some((c) => c.partNumber === 2 && c.status === 200),
+  );
+  release();
+  await answered;
+  await upload;
+  assert.deepEqual(
+    s3.calls.slice(from).map((c) => [c.kind, c.status]),
+    [
+      ['create', 200],
+      ['part', 200],
+      ['part', 200],
+      ['complete', 200],
+    ],
+  );
+  const ended = new AbortController();
+  ended.abort(new Error('the run ended'));
+  await assert.rejects(
+    s3.waitFor(() => false, { signal: ended.signal }),
+    /the run ended/,
+  );
 });
 
 test("a part held across its upload's abort is refused (NoSuchUpload), and the upload stays unlisted", async () => {
@@ -338,7 +376,7 @@ test("a part held across its upload's abort is refused (NoSuchUpload), and the u
       }),
     ),
   );
-  while (s3.heldParts === 0) await sleep(5);
+  await s3.waitFor((_, s) => s.heldParts >= 1, { signal: untilSettled(part, 'the part was held') });
   await once.send(
     new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'held-aborted.csv', UploadId }),
   );

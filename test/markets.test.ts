@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { SPOTIFY_MARKETS } from '../src/core/markets.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 import { runToBuffer } from './helpers/run.ts';
+import { untilExit } from './helpers/wait.ts';
 
 const golden = await readFile(new URL('./fixtures/new-releases-seed42.csv', import.meta.url));
 let emulator: Emulator;
@@ -246,11 +248,14 @@ test('DuckDB reads the partitions as one table (the README query), rows and tric
 });
 
 test('per-market outputs are pulled side by side under the shared request limit', async () => {
-  // One page per market: pulled one market after the other, at most one request would be in flight.
-  const onePage = await startEmulator({ seed: 42, albums: 50, latencyMs: 100 });
+  // One page per market: pulled one market after the other, at most one request would be in
+  // flight. Answers are held until three are out at once.
+  const onePage = await startEmulator({ seed: 42, albums: 50 });
+  const hold = onePage.hold();
   try {
     const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
-    const result = await runCli(
+    let child: ChildProcess | undefined;
+    const running = runCli(
       [
         'new-releases',
         '--market',
@@ -260,8 +265,16 @@ test('per-market outputs are pulled side by side under the shared request limit'
         '--out',
         join(dir, '{market}.csv'),
       ],
-      { env: emulatorEnv(onePage) },
+      { env: emulatorEnv(onePage), onSpawn: (c) => (child = c) },
     );
+    try {
+      await onePage.waitFor(() => hold.held === 3, {
+        signal: untilExit(child, 'three requests were out at once'),
+      });
+    } finally {
+      hold.release();
+    }
+    const result = await running;
     assert.equal(result.status, 0, result.stderr);
     assert.equal(onePage.stats.maxInFlight, 3);
     const manifest = JSON.parse(await readFile(join(dir, '_manifest.json'), 'utf8'));

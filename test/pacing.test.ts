@@ -5,10 +5,10 @@
  * times.
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { describeEvent } from '../src/cli/output.ts';
 import { parseRateLimit, type RateLimit, RateWindow } from '../src/emulator/faults.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import type { Emulator } from '../src/emulator/server.ts';
 import {
   contradicted,
   correct,
@@ -20,6 +20,7 @@ import {
 } from '../src/sources/throttle.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 import { runToBuffer } from './helpers/run.ts';
+import { emulators } from './helpers/servers.ts';
 
 interface Sent {
   at: number;
@@ -339,13 +340,7 @@ test('pacer: --max-rate spaces requests from the first one on', () => {
 
 // --- end to end: the CLI and the library against an emulator enforcing a window -------------
 
-const emulators: Emulator[] = [];
-async function emulator(options: Parameters<typeof startEmulator>[0]): Promise<Emulator> {
-  const e = await startEmulator({ seed: 17, ...options });
-  emulators.push(e);
-  return e;
-}
-after(() => Promise.all(emulators.map((e) => e.stop())));
+const emulator = emulators({ seed: 17 });
 
 /** Requests per second as the emulator saw them, from the first request to the last. */
 function heldRate(e: Emulator): number {

@@ -4,33 +4,28 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import type { Options } from '../src/core/options.ts';
 import type { RunEvent } from '../src/core/stats.ts';
 import type { FaultRule } from '../src/emulator/faults.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { run } from '../src/pipeline.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 import { Collector, runToBuffer } from './helpers/run.ts';
+import { emulators } from './helpers/servers.ts';
+import { untilExit, untilSettled } from './helpers/wait.ts';
 
 const SEED = 21;
 const ALBUMS = 600;
 const fast: Options = { retryDelay: 20, concurrency: 4 };
 let clean: Buffer;
-const started: Emulator[] = [];
-async function emulator(options: Parameters<typeof startEmulator>[0]): Promise<Emulator> {
-  const e = await startEmulator({ seed: SEED, albums: ALBUMS, ...options });
-  started.push(e);
-  return e;
-}
+const emulator = emulators({ seed: SEED, albums: ALBUMS });
 let s3: LocalS3;
 before(async () => {
   clean = (await runToBuffer(await emulator({}))).bytes;
   s3 = await startS3();
   await s3.createBucket('resilience');
 });
-after(() => Promise.all([...started.map((e) => e.stop()), s3.stop()]));
+after(() => s3.stop());
 
 const single: [string, FaultRule][] = [
   ['429 with Retry-After 1', { kind: '429', every: 4, times: 2, retryAfter: '1' }],
@@ -131,9 +126,14 @@ test('during a Retry-After pause no request reaches Spotify', async () => {
       },
     },
   );
-  let failed = false;
-  running.catch(() => (failed = true));
-  while (limited.held + others.held < 8 && !failed) await sleep(5);
+  await e
+    .waitFor(() => limited.held + others.held >= 8, {
+      signal: untilSettled(running, 'the window of 8 was out'),
+    })
+    .catch(async (error: unknown) => {
+      await running; // its own error, if it failed
+      throw error;
+    });
   const answered = Date.now();
   limited.release();
   const report = await running;
@@ -240,27 +240,39 @@ test('--csv-escape-formulas neutralises cells that start a formula', async () =>
   assert.ok(!text.includes(',=SUM('));
 });
 
+/**
+ * Runs the CLI and sends it `signal` once `ready` (given a signal that aborts when the run
+ * exits) resolves; then lets `hold` go, which keeps the run mid-pull until the signal came.
+ */
 async function interrupt(
   args: string[],
   env: NodeJS.ProcessEnv,
-  ready: () => boolean,
+  ready: (exited: AbortSignal) => Promise<void>,
   signal: NodeJS.Signals,
+  hold: { release(): void },
 ) {
-  let child: import('node:child_process').ChildProcess | undefined;
+  let child: ChildProcess | undefined;
   const result = runCli(args, { env, onSpawn: (c) => (child = c) });
-  while (!ready()) await sleep(20);
-  child?.kill(signal);
+  try {
+    await ready(untilExit(child, 'it was ready for the signal'));
+    child?.kill(signal);
+  } finally {
+    hold.release();
+  }
   return result;
 }
 
 test('SIGTERM mid-run with --out FILE: exit 143, nothing left', async () => {
-  const e = await emulator({ albums: 20_000, latencyMs: 100 });
+  const e = await emulator({ albums: 20_000 });
+  // Pages from offset 300 on are held: the run is mid-pull when the signal comes.
+  const hold = e.hold((r) => r.offset >= 300);
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
   const result = await interrupt(
     ['new-releases', '--out', join(dir, 'x.csv')],
     emulatorEnv(e),
-    () => e.stats.apiRequests >= 6,
+    (signal) => e.waitFor((s) => s.apiRequests >= 6 && hold.held >= 1, { signal }),
     'SIGTERM',
+    hold,
   );
   assert.equal(result.status, 143, result.stderr);
   assert.match(result.stderr, /interrupted by SIGTERM/);
@@ -268,13 +280,17 @@ test('SIGTERM mid-run with --out FILE: exit 143, nothing left', async () => {
 });
 
 test('SIGTERM mid-run to S3 after parts were uploaded: exit 143, no object, no open upload', async () => {
-  const e = await emulator({ seed: 8, albums: 64_000, cachePages: true, latencyMs: 2 });
+  const e = await emulator({ seed: 8, albums: 64_000, cachePages: true });
+  // Pages from offset 32 000 on (about 10 MiB of CSV in) are held: the run has sent its first
+  // part and is still pulling when the signal comes.
+  const hold = e.hold((r) => r.offset >= 32_000);
   const from = s3.calls.length;
   const result = await interrupt(
     ['new-releases', '--out', 's3://resilience/interrupted.csv', '--s3-part-size', '5'],
     { ...emulatorEnv(e), ...s3.env },
-    () => s3.count('part', from) > 0,
+    (signal) => s3.waitFor((calls) => calls.slice(from).some((c) => c.kind === 'part'), { signal }),
     'SIGTERM',
+    hold,
   );
   assert.equal(result.status, 143, result.stderr);
   assert.equal(await s3.getObject('resilience', 'interrupted.csv'), undefined);
@@ -282,21 +298,6 @@ test('SIGTERM mid-run to S3 after parts were uploaded: exit 143, no object, no o
   assert.equal(s3.count('abort', from, { probes: false }), 1, 'AbortMultipartUpload sent once');
   assert.equal(s3.count('complete', from), 0);
 });
-
-/** Polls until `condition` holds; fails if the child exits first or nothing happens for 30 s. */
-async function until(
-  condition: () => boolean,
-  child: () => ChildProcess | undefined,
-  what: string,
-) {
-  for (let polls = 0; !condition(); polls++) {
-    const c = child();
-    if (c && (c.exitCode !== null || c.signalCode !== null))
-      assert.fail(`the run exited before ${what}`);
-    if (polls > 3000) assert.fail(`gave up waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 test('an interrupted run stops fetching at once, while its cleanup is still pending', async () => {
   const e = await emulator({ seed: 8, albums: 64_000, cachePages: true });
@@ -326,20 +327,19 @@ test('an interrupted run stops fetching at once, while its cleanup is still pend
   const alive = () => child?.exitCode === null && child.signalCode === null;
   let sent = -1;
   try {
-    await until(
-      () => api.held === 4 && s3.heldParts > 0,
-      () => child,
-      '4 requests were held',
-    );
+    // Both are held until released: once true, they stay true.
+    const signal = untilExit(child, '4 requests and a part were held');
+    await Promise.all([
+      e.waitFor(() => api.held === 4, { signal }),
+      s3.waitFor((_, s) => s.heldParts > 0, { signal }),
+    ]);
     sent = e.stats.apiRequests;
     child?.kill('SIGTERM');
     // While its cleanup is blocked, it gives up the four requests it was waiting for and has
     // sent no other.
-    await until(
-      () => api.held === 0,
-      () => child,
-      'the run cancelled its requests',
-    );
+    await e.waitFor(() => api.held === 0, {
+      signal: untilExit(child, 'the run cancelled its requests'),
+    });
     assert.ok(alive(), 'still cleaning up');
     assert.equal(e.stats.apiRequests, sent);
     // Spotify answers again while the run is still alive, then S3 lets it finish its cleanup:

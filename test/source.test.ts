@@ -1,22 +1,17 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
-import { after, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
 import type { SourcePage } from '../src/core/records.ts';
 import { createStats } from '../src/core/stats.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { liveSource } from '../src/sources/albums.ts';
 import { rawLine, replaySource } from '../src/sources/replay.ts';
 import { runToBuffer } from './helpers/run.ts';
+import { emulators } from './helpers/servers.ts';
+import { quietSpell, untilSettled } from './helpers/wait.ts';
 
-const emulators: Emulator[] = [];
-async function emulator(options: Parameters<typeof startEmulator>[0]): Promise<Emulator> {
-  const e = await startEmulator(options);
-  emulators.push(e);
-  return e;
-}
-after(() => Promise.all(emulators.map((e) => e.stop())));
+const emulator = emulators();
 
 test('pages fetched concurrently with random latency come out in API order', async () => {
   const plain = await emulator({ seed: 5, albums: 1000 });
@@ -58,13 +53,10 @@ test('a stalled consumer stops the fetching', async () => {
   // Read one page, then stop reading: 200 pages are available.
   await once(source, 'readable');
   assert.ok(source.read());
-  // Let the source do whatever it does unprompted, until the count stops moving.
-  let seen = -1;
-  for (let i = 0; i < 40 && e.stats.apiRequests !== seen; i++) {
-    seen = e.stats.apiRequests;
-    await sleep(200);
-  }
-  assert.equal(e.stats.apiRequests, seen, 'requests went on while nobody read');
+  // Let the source do whatever it does unprompted, until it has nothing in flight and asks for
+  // nothing more (see quietSpell).
+  await quietSpell(e, 1_000);
+  const seen = e.stats.apiRequests;
   // First page, a full window of 4 ahead of the consumer, and one page refilling the buffer.
   assert.ok(seen <= 6, `the source kept fetching: ${seen} requests`);
   source.destroy();
@@ -250,10 +242,10 @@ test('emulator: hold() keeps matching answers until released; a client that leav
   const hold = e.hold((r) => r.offset === 50);
   assert.equal((await get(0)).status, 200, 'not matched: answered at once');
   const pending = get(50);
-  while (hold.held < 1) await sleep(5);
+  await e.waitFor(() => hold.held >= 1, { signal: untilSettled(pending, 'it was held') });
   const leaving = new AbortController();
   const abandoned = get(50, leaving.signal).catch(() => 'aborted');
-  while (hold.held < 2) await sleep(5);
+  await e.waitFor(() => hold.held >= 2, { signal: untilSettled(abandoned, 'it was held') });
   assert.deepEqual(
     e.stats.log.map((r) => [r.offset, r.status]),
     [
@@ -265,7 +257,7 @@ test('emulator: hold() keeps matching answers until released; a client that leav
   );
   leaving.abort();
   assert.equal(await abandoned, 'aborted');
-  while (hold.held > 1) await sleep(5);
+  await e.waitFor(() => hold.held === 1);
   hold.release();
   assert.equal((await pending).status, 200);
   assert.equal(hold.held, 0);

@@ -8,11 +8,11 @@ import { mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { setImmediate as tick } from 'node:timers/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { untilExit } from './helpers/wait.ts';
 
 /** A broken lease or commit shows as a hung run: fail fast instead. */
 const T = { timeout: 60_000 };
@@ -168,24 +168,27 @@ test(
   async () => {
     const state = join(dir, 'busy.state');
     let first: ChildProcess | undefined;
+    // The first run's pages are held until the second has ended: it holds the lease meanwhile,
+    // however long the second takes to start.
+    const hold = slow.hold();
     const running = runCli(
       ['new-releases', '-c', '1', '--state', state, '--out', join(dir, 'busy1.csv')],
       { env: emulatorEnv(slow), onSpawn: (c) => (first = c) },
     );
-    // The lease is there (and written) while the first run pulls.
-    let lease: { runId: string; startedAt: string } | undefined;
-    while (lease === undefined) {
-      lease = await readFile(join(dir, 'busy.state.lease'), 'utf8')
-        .then((text) => JSON.parse(text))
-        .catch(() => undefined);
-      await tick();
-    }
-    const second = await runCli(
-      ['new-releases', '--state', state, '--out', join(dir, 'busy2.csv')],
-      {
+    let second: Awaited<ReturnType<typeof runCli>>;
+    let lease: { runId: string; startedAt: string };
+    try {
+      // The lease is taken (and written) before the first page is asked for.
+      await slow.waitFor(() => hold.held >= 1, {
+        signal: untilExit(first, 'the first run asked for a page'),
+      });
+      lease = JSON.parse(await readFile(join(dir, 'busy.state.lease'), 'utf8'));
+      second = await runCli(['new-releases', '--state', state, '--out', join(dir, 'busy2.csv')], {
         env: emulatorEnv(emulator),
-      },
-    );
+      });
+    } finally {
+      hold.release();
+    }
     assert.equal(second.status, 8, second.stderr);
     assert.match(
       second.stderr,
@@ -343,7 +346,7 @@ test(
       new PutObjectCommand({ Bucket: 'state', Key: 'changed/state.tsv', Body: `${HEADER}\n` }),
     );
     let child: ChildProcess | undefined;
-    const before = slow.stats.apiRequests;
+    const hold = slow.hold((r) => r.offset >= 150);
     const running = runCli(
       ['new-releases', '-c', '1', '--state', state, '--out', 's3://state/changed/out.csv'],
       {
@@ -351,15 +354,22 @@ test(
         onSpawn: (c) => (child = c),
       },
     );
-    while (slow.stats.apiRequests - before < 3) await tick();
-    // Another writer, not this tool (which the lease would have kept out).
-    await s3.client.send(
-      new PutObjectCommand({
-        Bucket: 'state',
-        Key: 'changed/state.tsv',
-        Body: `${HEADER}\n0000000000000000000009\t${today}\tSE\n`,
-      }),
-    );
+    // Three pages answered, the fourth held: the run is mid-pull while the state changes.
+    try {
+      await slow.waitFor(() => hold.held >= 1, {
+        signal: untilExit(child, 'the run asked for its fourth page'),
+      });
+      // Another writer, not this tool (which the lease would have kept out).
+      await s3.client.send(
+        new PutObjectCommand({
+          Bucket: 'state',
+          Key: 'changed/state.tsv',
+          Body: `${HEADER}\n0000000000000000000009\t${today}\tSE\n`,
+        }),
+      );
+    } finally {
+      hold.release();
+    }
     const result = await running;
     assert.ok(child);
     assert.equal(result.status, 8, result.stderr);

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { album, hash } from './catalogue.ts';
 import { FaultPlan, type FaultRule, type RateLimit, RateWindow } from './faults.ts';
+import { Waiters } from './wait.ts';
 
 export interface EmulatorOptions {
   /** Port to listen on; 0 picks a free one. @default 0 */
@@ -126,6 +127,7 @@ export class Emulator {
     released: Promise<void>;
   }[] = [];
   readonly #server: Server;
+  readonly #waiters = new Waiters(() => this.stats);
   #url = '';
 
   constructor(options: EmulatorOptions = {}) {
@@ -212,6 +214,18 @@ export class Emulator {
     };
   }
 
+  /**
+   * Resolves once `condition` holds on the stats: checked now, then after each API request's
+   * arrival, answer (its status in the log), end of connection, and each change of a hold's
+   * `held`. With `signal`, rejects when it aborts first (e.g. when the client under test exits).
+   */
+  waitFor(
+    condition: (stats: EmulatorStats) => boolean,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    return this.#waiters.waitFor(condition, options);
+  }
+
   async start(): Promise<this> {
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
@@ -245,7 +259,10 @@ export class Emulator {
       this.stats.apiRequests++;
       this.stats.inFlight++;
       this.stats.maxInFlight = Math.max(this.stats.maxInFlight, this.stats.inFlight);
-      res.once('close', () => this.stats.inFlight--);
+      res.once('close', () => {
+        this.stats.inFlight--;
+        this.#waiters.notify();
+      });
       return this.#api(req, res, url);
     }
     this.#json(res, 404, { error: { status: 404, message: 'Service not found' } });
@@ -304,7 +321,9 @@ export class Emulator {
     const record = (status: number) => {
       this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
       entry.status = status;
+      this.#waiters.notify();
     };
+    this.#waiters.notify();
     const auth = req.headers.authorization ?? '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
     const expires = token === undefined ? undefined : this.#tokens.get(token);
@@ -345,8 +364,10 @@ export class Emulator {
         }),
       );
       hold.held++;
+      this.#waiters.notify();
       await Promise.race([hold.released, left]);
       hold.held--;
+      this.#waiters.notify();
       if (gone) return;
     }
 
