@@ -137,22 +137,16 @@ test('the environment sets markets, format, model and columns, validated like th
 });
 
 test('SPOTIFY_BATCH_DATE (or the event’s date) backfills a past day’s {date}', async () => {
-  await withEnv(
-    {
-      SPOTIFY_BATCH_OUT: 's3://lambda-bucket/dt={date}/albums.csv',
-      SPOTIFY_BATCH_DATE: '2026-11-30',
-    },
-    async () => {
-      const report = await handler();
-      assert.equal(report.location, 's3://lambda-bucket/dt=2026-11-30/albums.csv');
-      const fromEvent = await handler({ options: { date: '2026-11-29' } });
-      assert.equal(fromEvent.location, 's3://lambda-bucket/dt=2026-11-29/albums.csv');
-    },
-  );
-  await withEnv({ SPOTIFY_BATCH_DATE: '2026-02-30' }, async () => {
-    await assert.rejects(
-      handler(),
-      /option --date must be a calendar day YYYY-MM-DD, got "2026-02-30"/,
-    );
+  const dated = withEnv({
+    SPOTIFY_BATCH_OUT: 's3://lambda-bucket/dt={date}/albums.csv',
+    SPOTIFY_BATCH_DATE: '2026-11-30',
   });
+  const report = reportOf(await invokeLambda(dated, {}));
+  assert.equal(report.location, 's3://lambda-bucket/dt=2026-11-30/albums.csv');
+  const fromEvent = reportOf(await invokeLambda(dated, { options: { date: '2026-11-29' } }));
+  assert.equal(fromEvent.location, 's3://lambda-bucket/dt=2026-11-29/albums.csv');
+  assert.match(
+    await failure(invokeLambda(withEnv({ SPOTIFY_BATCH_DATE: '2026-02-30' }))),
+    /option --date must be a calendar day YYYY-MM-DD, got "2026-02-30"/,
+  );
 });
