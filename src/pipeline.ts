@@ -185,9 +185,7 @@ export async function run(
           options: o,
           stats,
           outputs: describe(done.staged.map((s) => ({ location: s.sink.location }))),
-          rejects: plan.rejects ?? null,
-          manifest: plan.manifest ?? null,
-          report: plan.report as string,
+          ...placesOf(plan),
           state: state === undefined ? null : { location: state.location, ...stateCounts },
           marketsFailed: done.failed,
         }),
@@ -217,22 +215,10 @@ export async function run(
           ? undefined
           : (results, stateResult, endedAt) =>
               manifestBody({
-                runId: vars.runId,
-                date: vars.date,
-                version: packageVersion(),
+                ...manifestOf(o, plan, stats, vars),
                 startedAt,
                 endedAt,
-                source: { via: o.via, query: o.query, apiUrl: o.apiUrl },
-                markets: o.markets,
                 failed: done.failed,
-                counts: stats,
-                incomplete: incompleteReason(o.maxItems, o.markets.length, stats),
-                format: o.format,
-                gzip: o.gzip,
-                columns: o.model === 'star' ? STAR_TABLES : o.columns,
-                raw: plan.raw ?? null,
-                report: plan.report,
-                starRows: o.model === 'star' ? stats.rows : undefined,
                 outputs: describe(results),
                 carried: changes.carried.map((c) => ({ ...c.entry, runId: c.runId, raw: c.raw })),
                 state:
@@ -410,4 +396,37 @@ async function startReporter(
 ): Promise<RunReporter> {
   const { RunReporter } = await import('./report/index.ts');
   return new RunReporter({ date, markets: o.markets, apiUrl: o.apiUrl, stats, started });
+}
+
+/** What the manifest says of the run from its options, plan and counters. */
+function manifestOf(
+  o: NormalizedOptions,
+  plan: Plan,
+  stats: RunStats,
+  vars: { runId: string; date: string },
+) {
+  return {
+    runId: vars.runId,
+    date: vars.date,
+    version: packageVersion(),
+    source: { via: o.via, query: o.query, apiUrl: o.apiUrl },
+    markets: o.markets,
+    counts: stats,
+    incomplete: incompleteReason(o.maxItems, o.markets.length, stats),
+    format: o.format,
+    gzip: o.gzip,
+    columns: o.model === 'star' ? STAR_TABLES : o.columns,
+    raw: plan.raw ?? null,
+    report: plan.report,
+    starRows: o.model === 'star' ? stats.rows : undefined,
+  };
+}
+
+/** Where the report says the run's other outputs went. */
+function placesOf(plan: Plan) {
+  return {
+    rejects: plan.rejects ?? null,
+    manifest: plan.manifest ?? null,
+    report: plan.report as string,
+  };
 }
