@@ -21,6 +21,16 @@ const text = (describe: string) => ({ type: 'string', requiresArg: true, describ
  */
 const number = (describe: string) => ({ requiresArg: true, describe }) as const;
 
+/** Where S3 is: the pulls and `unlock` take the same three flags. */
+const S3_ENDPOINT = text('S3-compatible endpoint [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]');
+const S3_PATH_STYLE = {
+  type: 'boolean',
+  describe: 'Path-style addressing [default: on with a custom endpoint]',
+} as const;
+const S3_REGION = text(
+  "S3 region [default: the AWS SDK's chain (AWS_REGION, profile); us-east-1 with a custom endpoint]",
+);
+
 /** A numeric flag's raw text, if given. */
 const raw = (value: unknown): string | undefined =>
   value === undefined ? undefined : String(value);
@@ -208,20 +218,9 @@ export const pullOptions = (y: Argv) =>
       's3-queue-size',
       number(`S3 parts uploaded in parallel, 1..64 [default: ${DEFAULTS.s3QueueSize}]`),
     )
-    .option(
-      's3-endpoint',
-      text('S3-compatible endpoint [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]'),
-    )
-    .option('s3-force-path-style', {
-      type: 'boolean',
-      describe: 'Path-style addressing [default: on with a custom endpoint]',
-    })
-    .option(
-      's3-region',
-      text(
-        "S3 region [default: the AWS SDK's chain (AWS_REGION, profile); us-east-1 with a custom endpoint]",
-      ),
-    )
+    .option('s3-endpoint', S3_ENDPOINT)
+    .option('s3-force-path-style', S3_PATH_STYLE)
+    .option('s3-region', S3_REGION)
     .option('s3-sse', text('Server-side encryption: AES256 or aws:kms'))
     .option('s3-sse-kms-key-id', text('KMS key for --s3-sse aws:kms'))
     .option('s3-storage-class', text('Storage class, e.g. STANDARD_IA'))
@@ -267,20 +266,9 @@ export const unlockOptions = (y: Argv) =>
       'env-file',
       text('Read variables from a .env file (AWS_*, …); variables already set win'),
     )
-    .option(
-      's3-endpoint',
-      text('S3-compatible endpoint [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]'),
-    )
-    .option('s3-force-path-style', {
-      type: 'boolean',
-      describe: 'Path-style addressing [default: on with a custom endpoint]',
-    })
-    .option(
-      's3-region',
-      text(
-        "S3 region [default: the AWS SDK's chain (AWS_REGION, profile); us-east-1 with a custom endpoint]",
-      ),
-    )
+    .option('s3-endpoint', S3_ENDPOINT)
+    .option('s3-force-path-style', S3_PATH_STYLE)
+    .option('s3-region', S3_REGION)
     .option(
       'log-format',
       text('Log lines as text, or json (one JSON object per line) [default: text]'),
