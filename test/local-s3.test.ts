@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once as onceEvent } from 'node:events';
 import { after, before, test } from 'node:test';
 import {
   AbortMultipartUploadCommand,
@@ -14,6 +16,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { type LocalS3, type S3RequestKind, startS3 } from '../scripts/local-s3.ts';
+import { startEmulator } from '../src/emulator/server.ts';
+import { emulatorEnv, runCli } from './helpers/cli.ts';
 import { untilSettled } from './helpers/wait.ts';
 
 const BUCKET = 'faults';
@@ -393,4 +397,46 @@ test('a fault needs an effect, a 1-based nth and a positive times', () => {
   assert.throws(() => s3.fault({ kind: 'put', status: 500, times: 0 }), /times/);
   assert.throws(() => s3.fault({ kind: 'put', status: 500, reset: true }), /not both/);
   assert.throws(() => s3.fault({ kind: 'put', status: 200 }), /400\.\.599/);
+});
+
+test('npm run s3 (scripts/s3.ts): a local S3 for trying by hand, its environment printed, a pull into it', async () => {
+  const script = new URL('../scripts/s3.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, [script, 'tried'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const emulator = await startEmulator({ seed: 42, albums: 60 });
+  try {
+    let printed = '';
+    child.stdout.setEncoding('utf8');
+    // Ready once every line is out: the last one it prints is AWS_EC2_METADATA_DISABLED.
+    for await (const chunk of child.stdout) {
+      printed += chunk;
+      if (printed.includes('AWS_EC2_METADATA_DISABLED=true\n')) break;
+    }
+    const env = Object.fromEntries(
+      printed
+        .trim()
+        .split('\n')
+        .map((line) => /^export (\w+)=(.*)$/.exec(line)?.slice(1) ?? ['', '']),
+    );
+    assert.match(env.AWS_ENDPOINT_URL_S3 ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+    const pulled = await runCli(['new-releases', '--out', 's3://tried/albums.csv'], {
+      env: { ...emulatorEnv(emulator), ...env },
+    });
+    assert.equal(pulled.status, 0, pulled.stderr);
+    const reader = new S3Client({
+      endpoint: env.AWS_ENDPOINT_URL_S3,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
+    const got = await reader.send(new GetObjectCommand({ Bucket: 'tried', Key: 'albums.csv' }));
+    const body = (await got.Body?.transformToString()) ?? '';
+    reader.destroy();
+    assert.match(body, /^album_id,/);
+  } finally {
+    const exited = onceEvent(child, 'exit');
+    child.kill('SIGINT');
+    const [code] = await exited;
+    assert.equal(code, 0, 'Ctrl-C stops it cleanly');
+    await emulator.stop();
+  }
 });

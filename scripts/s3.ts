@@ -1,0 +1,22 @@
+/**
+ * A local S3-compatible server for trying the tool by hand (the tests start their own through
+ * scripts/local-s3.ts): s3rver on loopback, the buckets named made, the environment that points
+ * the CLI at it printed as `export` lines. Stops on Ctrl-C, removing what it stored.
+ *
+ *   npm run s3 -- [bucket…]          (default bucket: demo)
+ */
+import { startS3 } from './local-s3.ts';
+
+const buckets = process.argv.slice(2).filter((a) => a !== '--');
+const s3 = await startS3();
+for (const bucket of buckets.length > 0 ? buckets : ['demo']) await s3.createBucket(bucket);
+for (const [name, value] of Object.entries(s3.env)) console.log(`export ${name}=${value}`);
+console.error(
+  `local S3 at ${s3.endpoint}, bucket(s) ${(buckets.length > 0 ? buckets : ['demo']).join(', ')}; paste the lines above into another shell, then e.g. npx spotify-batch new-releases --out s3://${buckets[0] ?? 'demo'}/albums.csv. Ctrl-C stops it and removes what it stored.`,
+);
+const stop = async () => {
+  await s3.stop();
+  process.exit(0);
+};
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);
