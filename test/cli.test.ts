@@ -17,6 +17,11 @@ after(() => emulator.stop());
 const usage: [string, string[], RegExp][] = [
   ['an unknown flag', ['new-releases', '--bogus'], /Unknown argument: bogus/],
   [
+    'a live-only flag given to replay',
+    ['replay', '--from', 'raw.ndjson.gz', '--max-retries', '3'],
+    /option --max-retries is for a live pull; replay fetches nothing from Spotify/,
+  ],
+  [
     'an invalid S3 bucket name',
     ['new-releases', '--out', 's3://Bad_Bucket/x.csv'],
     /option --out: Bad_Bucket is not a valid S3 bucket name/,
@@ -425,4 +430,13 @@ test('--out -, -o - and --out=- all mean stdout (the contract)', async () => {
     assert.equal(result.status, 0, `${form.join(' ')}: ${result.stderr}`);
     assert.ok(result.stdout.equals(expected), form.join(' '));
   }
+});
+
+test('replay --help: --from first, and no flag that only a live pull uses', async () => {
+  const help = (await runCli(['replay', '--help'])).stdout.toString();
+  assert.ok(help.indexOf('--from') < help.indexOf('--out'), help);
+  for (const flag of ['--via', '--api-url', '--max-retries', '--request-timeout', '--limit ']) {
+    assert.ok(!help.includes(flag), `${flag} listed in replay --help`);
+  }
+  assert.ok(help.includes('--concurrency'), 'replay still takes --concurrency (markets at once)');
 });

@@ -280,6 +280,46 @@ export const unlockOptions = (y: Argv) =>
 
 export type UnlockArgs = Awaited<ReturnType<typeof unlockOptions>['argv']>;
 
+/** Flags of a live pull that mean nothing to `replay` (it fetches nothing): hidden there, refused. */
+export const LIVE_ONLY = [
+  'limit',
+  'via',
+  'query',
+  'api-url',
+  'accounts-url',
+  'max-retries',
+  'retry-delay',
+  'max-retry-after',
+  'max-rate-limit-wait',
+  'max-rate',
+  'request-timeout',
+] as const;
+
+/** `replay`'s flags: --from first (the one thing it needs), then the pull's without the live-only. */
+export const replayOptions = (y: Argv) => {
+  let built = pullOptions(
+    y.option('from', {
+      type: 'string',
+      array: true,
+      demandOption: 'name what to replay: --from LOCATION (repeatable)',
+      describe:
+        'Raw landing files (--raw), a JSON array of albums, a saved paging response, or NDJSON of albums; files or s3:// keys, gzipped or not (repeatable)',
+    }),
+  );
+  for (const flag of LIVE_ONLY) built = built.hide(flag);
+  return built;
+};
+
+/** A live-only flag given to `replay` is a usage error, not silently ignored. */
+export function refuseLiveOnly(args: Record<string, unknown>): void {
+  const given = LIVE_ONLY.find((flag) => args[flag] !== undefined);
+  if (given !== undefined) {
+    throw usageError(
+      `option --${given} is for a live pull; replay fetches nothing from Spotify (it reads --from)`,
+    );
+  }
+}
+
 /** The flags as library options: numbers parsed strictly, sizes from MiB, nothing defaulted. */
 export function toOptions(args: PullArgs): Options {
   const tags: Record<string, string> = {};

@@ -125,6 +125,7 @@ function logFor(args: LogArgs, command: 'pull' | 'check' | 'unlock'): Log {
 async function pullSetup(
   args: PullArgs,
 ): Promise<{ o: NormalizedOptions; env: NodeJS.ProcessEnv }> {
+  if (args._[0] === 'replay') flags.refuseLiveOnly(args);
   const env = loadEnvFile(args['env-file']);
   // Loaded here: a replay may read its inputs' first lines for their markets (S3 included).
   const { resolveOptions } = await import('../plan/plan.ts');
@@ -458,14 +459,7 @@ function commandLine(
         'Re-derive outputs from saved pages (--raw files) or JSON, without calling Spotify',
         (y) =>
           flags
-            .pullOptions(y)
-            .option('from', {
-              type: 'string',
-              array: true,
-              demandOption: 'name what to replay: --from LOCATION (repeatable)',
-              describe:
-                'Raw landing files (--raw), a JSON array of albums, a saved paging response, or NDJSON of albums; files or s3:// keys, gzipped or not (repeatable)',
-            })
+            .replayOptions(y)
             .epilog(
               `${examples([
                 [
