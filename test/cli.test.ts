@@ -17,6 +17,11 @@ after(() => emulator.stop());
 const usage: [string, string[], RegExp][] = [
   ['an unknown flag', ['new-releases', '--bogus'], /Unknown argument: bogus/],
   [
+    '--max-items 0',
+    ['new-releases', '--max-items', '0'],
+    /option --max-items must be a whole number ≥ 1, got 0$/m,
+  ],
+  [
     'a live-only flag given to replay',
     ['replay', '--from', 'raw.ndjson.gz', '--max-retries', '3'],
     /option --max-retries is for a live pull; replay fetches nothing from Spotify/,
@@ -439,4 +444,12 @@ test('replay --help: --from first, and no flag that only a live pull uses', asyn
     assert.ok(!help.includes(flag), `${flag} listed in replay --help`);
   }
   assert.ok(help.includes('--concurrency'), 'replay still takes --concurrency (markets at once)');
+});
+
+test('completion --help says what the command does (not the script)', async () => {
+  const result = await runCli(['completion', '--help']);
+  assert.equal(result.status, 0, result.stderr);
+  const text = result.stdout.toString();
+  assert.match(text, /Print a bash\/zsh completion script/);
+  assert.doesNotMatch(text, /_spotify_batch|complete -o|compdef/);
 });

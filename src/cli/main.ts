@@ -308,6 +308,13 @@ export async function main(argv = process.argv): Promise<void> {
     writeQuietly(`${packageVersion()}\n`);
     return;
   }
+  // yargs answers `completion --help` with the script itself: say what the command does instead.
+  if (args[0] === 'completion' && args.some((a) => a === '--help' || a === '-h')) {
+    writeQuietly(
+      'spotify-batch completion\n\nPrint a bash/zsh completion script for spotify-batch:\n  spotify-batch completion >> ~/.bashrc   (or ~/.zshrc), then open a new shell\n',
+    );
+    return;
+  }
   const json = args.some(
     (a, i) => a === '--log-format=json' || (a === '--log-format' && args[i + 1] === 'json'),
   );

@@ -359,7 +359,10 @@ function integer(
 ): number {
   const v = value ?? fallback;
   if (!Number.isInteger(v) || v < min || v > max) {
-    throw usageError(`option --${name} must be an integer ${min}..${max}, got ${String(value)}`);
+    // No upper bound worth naming: say what is wanted, not 9007199254740991.
+    const range =
+      max === Number.MAX_SAFE_INTEGER ? `a whole number ≥ ${min}` : `an integer ${min}..${max}`;
+    throw usageError(`option --${name} must be ${range}, got ${String(value)}`);
   }
   return v;
 }
