@@ -175,3 +175,75 @@ test('replay with no --market writes the live run’s {market} outputs', T, asyn
   assert.equal(refused.status, 2, refused.stderr);
   assert.match(refused.stderr, /the --from input does not list its markets.*--market/);
 });
+
+test(
+  'a raw landing of a run that skipped a failed market: replay says so, it does not publish it as empty',
+  T,
+  async () => {
+    // DE fails at its first page (every retry): the live run publishes SE and US, exit 7.
+    const failing = await startEmulator({
+      seed: 42,
+      albums: 230,
+      faults: [{ kind: '500', market: 'DE', times: 1000 }],
+    });
+    try {
+      const raw = join(dir, 'skipped.ndjson.gz');
+      const live = await runCli(
+        [
+          'new-releases',
+          '--market',
+          'SE,DE,US',
+          '--on-market-error',
+          'skip',
+          '--retry-delay',
+          '1',
+          '--raw',
+          raw,
+          '--out',
+          join(dir, 'skip-live', '{market}.csv'),
+        ],
+        { env: emulatorEnv(failing) },
+      );
+      assert.equal(live.status, 7, live.stderr);
+      // Without skip, the replay fails naming the market, and publishes nothing.
+      const strict = await runCli(
+        ['replay', '--from', raw, '--out', join(dir, 'skip-strict', '{market}.csv')],
+        { env: offline },
+      );
+      assert.equal(strict.status, 6, strict.stderr);
+      assert.match(strict.stderr, /market DE: no page of it in /);
+      await assert.rejects(readFile(join(dir, 'skip-strict', 'SE.csv')));
+      // With skip, as the live run did: SE and US published byte-identical, DE failed.
+      const skipped = await runCli(
+        [
+          'replay',
+          '--from',
+          raw,
+          '--on-market-error',
+          'skip',
+          '--out',
+          join(dir, 'skip-replay', '{market}.csv'),
+        ],
+        { env: offline },
+      );
+      assert.equal(skipped.status, 7, skipped.stderr);
+      for (const market of ['SE', 'US']) {
+        assert.equal(
+          await readFile(join(dir, 'skip-replay', `${market}.csv`), 'utf8'),
+          await readFile(join(dir, 'skip-live', `${market}.csv`), 'utf8'),
+        );
+      }
+      await assert.rejects(readFile(join(dir, 'skip-replay', 'DE.csv')));
+      const manifest = JSON.parse(
+        await readFile(join(dir, 'skip-replay', '_manifest.json'), 'utf8'),
+      ) as { markets: { done: string[]; failed: { market: string }[] } };
+      assert.deepEqual(manifest.markets.done, ['SE', 'US']);
+      assert.deepEqual(
+        manifest.markets.failed.map((f) => f.market),
+        ['DE'],
+      );
+    } finally {
+      await failing.stop();
+    }
+  },
+);

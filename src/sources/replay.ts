@@ -53,6 +53,9 @@ function badInput(location: string, where: string, why: string, cause?: unknown)
   });
 }
 
+/** The key that says the inputs held raw page lines (markets are checked only then). */
+const RAW_LINES = '\u0000raw';
+
 /** Albums of a saved document per emitted page: the API's largest page. */
 const DOCUMENT_PAGE = 50;
 
@@ -68,7 +71,11 @@ const DOCUMENT_PAGE = 50;
  */
 async function* replayPages(
   input: ReplayInput,
-  { markets, fetchedAt }: { markets: string[]; fetchedAt: string },
+  {
+    markets,
+    fetchedAt,
+    seen,
+  }: { markets: string[]; fetchedAt: string; seen?: Map<string, number> },
 ): AsyncGenerator<SourcePage> {
   const { location } = input;
   const decoded = await openInput(input);
@@ -112,7 +119,9 @@ async function* replayPages(
           );
         }
         if (!isRaw(raw)) throw badInput(location, `line ${n}`, 'not a raw page line (no url/body)');
+        seen?.set(RAW_LINES, 1);
         if (markets.length > 0 && !markets.includes(raw.market ?? '')) continue;
+        seen?.set(raw.market ?? '', (seen.get(raw.market ?? '') ?? 0) + 1);
         const json = raw.bodyText === undefined ? raw.body : JSON.parse(raw.bodyText);
         const { items, offset, total } = toPage(json, raw.url, raw.offset);
         const market = raw.market ?? undefined;
@@ -319,6 +328,8 @@ export function replaySource(
   options: { markets: string[]; stats: RunStats; fetchedAt: string; maxItems: number },
 ): PageStream {
   async function* all(): AsyncGenerator<SourcePage> {
+    /** Raw pages per market: a market the raw lines never show was not pulled. */
+    const seen = new Map<string, number>();
     for (const location of locations) {
       const found = await read(location);
       if (found === undefined) {
@@ -326,7 +337,18 @@ export function replaySource(
           context: { path: location },
         });
       }
-      yield* replayPages({ location, body: found.body }, options);
+      yield* replayPages({ location, body: found.body }, { ...options, seen });
+    }
+    // Even an empty market lands one page: none at all means its live run failed there (or it
+    // was never pulled), and an empty output would say it had no albums. Not asked of a
+    // --max-items replay, which may stop before a market's pages.
+    const missing = options.markets.find((m) => !seen.has(m));
+    if (seen.has(RAW_LINES) && missing !== undefined && options.maxItems === Number.POSITIVE_INFINITY) {
+      throw new SpotifyBatchError(
+        'ERR_BAD_RECORD',
+        `market ${missing}: no page of it in ${locations.join(', ')} (its live run failed there, or did not pull it); with --on-market-error skip the other markets are published, as that run did`,
+        { context: { market: missing } },
+      );
     }
   }
   return new PageStream(all(), options);
