@@ -343,7 +343,11 @@ export function replaySource(
     // was never pulled), and an empty output would say it had no albums. Not asked of a
     // --max-items replay, which may stop before a market's pages.
     const missing = options.markets.find((m) => !seen.has(m));
-    if (seen.has(RAW_LINES) && missing !== undefined && options.maxItems === Number.POSITIVE_INFINITY) {
+    if (
+      seen.has(RAW_LINES) &&
+      missing !== undefined &&
+      options.maxItems === Number.POSITIVE_INFINITY
+    ) {
       throw new SpotifyBatchError(
         'ERR_BAD_RECORD',
         `market ${missing}: no page of it in ${locations.join(', ')} (its live run failed there, or did not pull it); with --on-market-error skip the other markets are published, as that run did`,
