@@ -410,7 +410,8 @@ interface LeaseBody {
   pidns?: string;
 }
 
-function prefixed(error: unknown, stateLocation: string): unknown {
+/** An error about the state, prefixed with the option and the location (once). */
+export function prefixed(error: unknown, stateLocation: string): unknown {
   if (error instanceof SpotifyBatchError && !error.message.startsWith('option --state')) {
     error.message = `option --state ${stateLocation}: ${error.message}`;
   }

@@ -8,6 +8,7 @@ import {
   here,
   holderStatus,
   type LeaseHolder,
+  prefixed,
   readLease,
   whyHeld,
 } from './state.ts';
@@ -90,11 +91,4 @@ export async function unlock(
   } finally {
     await destinations.close();
   }
-}
-
-function prefixed(error: unknown, stateLocation: string): unknown {
-  if (error instanceof SpotifyBatchError && !error.message.startsWith('option --state')) {
-    error.message = `option --state ${stateLocation}: ${error.message}`;
-  }
-  return error;
 }
