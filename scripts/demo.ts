@@ -1,51 +1,92 @@
 /**
- * `npm start`: the whole pipeline, offline. Starts the Spotify emulator and a local
- * S3-compatible server (s3rver) on loopback, runs `spotify-batch new-releases` into a bucket
- * exactly as a user would, then reads the object back with GetObject and shows it.
+ * `npm start`: the whole pipeline offline, the README's one-minute try-out. Starts the Spotify
+ * emulator and a local S3-compatible server (s3rver) on loopback, prints the environment that
+ * points the CLI at them (`export` lines), runs `spotify-batch new-releases` into a bucket
+ * exactly as a user would, then reads the object back with a plain GET (what `curl` does).
+ *
+ *   npm start                 the pull and the read-back; then both servers stop
+ *   npm start -- --keep       the same; then both stay up, with commands to try in another
+ *                             terminal, until Ctrl-C (which removes what the local S3 stored)
  */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { startEmulator } from '../src/emulator/server.ts';
 import { startS3 } from './local-s3.ts';
 
+const usage = 'usage: npm start [-- --keep]';
+const args = process.argv.slice(2).filter((a) => a !== '--');
+const keep = args.includes('--keep');
+const unknown = args.filter((a) => a !== '--keep');
+if (unknown.length > 0) {
+  process.stderr.write(`npm start: unknown argument ${unknown[0]}; ${usage}\n`);
+  process.exit(2);
+}
+
 const cli = fileURLToPath(new URL('../dist/bin/spotify-batch.js', import.meta.url));
 const bucket = 'spotify-demo';
 const key = 'spotify/album_details.csv';
+const say = (text = '') => process.stdout.write(`${text}\n`);
 
 const emulator = await startEmulator({ albums: 100 });
 const s3 = await startS3();
+let stopped = false;
+const stop = async () => {
+  if (stopped) return;
+  stopped = true;
+  await Promise.all([emulator.stop(), s3.stop()]);
+};
 try {
   await s3.createBucket(bucket);
-  process.stderr.write(
-    `emulator (Spotify Web API) on ${emulator.url}; local S3 on ${s3.endpoint}\n`,
-  );
-  const args = ['new-releases', '--out', `s3://${bucket}/${key}`];
-  process.stderr.write(`$ spotify-batch ${args.join(' ')}\n`);
-  const child = spawn(process.execPath, [cli, ...args], {
+  const env: Record<string, string> = {
+    SPOTIFY_API_URL: emulator.url,
+    SPOTIFY_ACCOUNTS_URL: emulator.url,
+    SPOTIFY_CLIENT_ID: emulator.clientId,
+    SPOTIFY_CLIENT_SECRET: emulator.clientSecret,
+    ...(s3.env as Record<string, string>),
+  };
+  say(`The Spotify emulator on ${emulator.url}, a local S3 on ${s3.endpoint} (bucket ${bucket}).`);
+  say('The environment that points spotify-batch at them:');
+  say();
+  for (const [name, value] of Object.entries(env)) say(`export ${name}=${value}`);
+  say();
+  const pull = ['new-releases', '--out', `s3://${bucket}/${key}`];
+  say(`$ npx spotify-batch ${pull.join(' ')}`);
+  const child = spawn(process.execPath, [cli, ...pull], {
     stdio: 'inherit',
-    env: {
-      ...process.env,
-      ...s3.env,
-      SPOTIFY_API_URL: emulator.url,
-      SPOTIFY_ACCOUNTS_URL: emulator.url,
-      SPOTIFY_CLIENT_ID: emulator.clientId,
-      SPOTIFY_CLIENT_SECRET: emulator.clientSecret,
-    },
+    env: { ...process.env, ...env },
   });
-  const status = await new Promise<number>((resolve) =>
-    child.on('close', (code) => resolve(code ?? 1)),
-  );
-  if (status !== 0) {
-    process.exitCode = status;
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) {
+    process.exitCode = code ?? 1;
   } else {
-    const object = await s3.getObject(bucket, key);
-    if (!object) throw new Error(`s3://${bucket}/${key} is missing after a successful run`);
-    const lines = object.body.toString('utf8').split('\n');
-    process.stderr.write(
-      `\nGetObject s3://${bucket}/${key}: ${object.body.length} bytes, Content-Type ${object.contentType}; first rows:\n\n`,
+    const url = `${s3.endpoint}/${bucket}/${key}`;
+    say();
+    say(`$ curl -s ${url} | head -5`);
+    const got = await fetch(url);
+    if (!got.ok) throw new Error(`GET ${url}: ${got.status} after a successful run`);
+    const body = await got.text();
+    say(body.split('\n').slice(0, 5).join('\n'));
+    say(
+      `(${Buffer.byteLength(body)} bytes in all, Content-Type ${got.headers.get('content-type')})`,
     );
-    process.stdout.write(`${lines.slice(0, 12).join('\n')}\n…\n`);
+    say();
+    if (keep) {
+      say('Both servers stay up until Ctrl-C. In another terminal, paste the export lines above,');
+      say('then try a partitioned pull (one object per market, then _manifest.json) and read it:');
+      say();
+      say('  npx spotify-batch new-releases --market SE,DE \\');
+      say(`    --out 's3://${bucket}/dt={date}/market={market}/albums.csv'`);
+      say(
+        `  curl -s "$AWS_ENDPOINT_URL_S3/${bucket}/dt=$(date -u +%F)/market=SE/albums.csv" | head -3`,
+      );
+      say();
+      await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+      say('\nStopped the emulator and the local S3 (what it stored is removed).');
+    } else {
+      say('npm start -- --keep does the same, then keeps both servers up for you to try more.');
+    }
   }
 } finally {
-  await Promise.all([emulator.stop(), s3.stop()]);
+  await stop();
 }

@@ -45,8 +45,11 @@ export interface Extracted {
   problems: string[];
 }
 
-/** Every fenced block of `markdown`, with skip markers and, for shell blocks, the commands. */
-export function extractBlocks(markdown: string): Extracted {
+/**
+ * Every fenced block of `markdown`, with skip markers and, for shell blocks, the commands.
+ * `file` names the Markdown file in the problems found.
+ */
+export function extractBlocks(markdown: string, file = 'README.md'): Extracted {
   const lines = markdown.split(/\r?\n/);
   const blocks: Block[] = [];
   const problems: string[] = [];
@@ -70,7 +73,7 @@ export function extractBlocks(markdown: string): Extracted {
     if (marker) {
       used.add(k);
       skip = (marker[1] ?? '').trim();
-      if (skip === '') problems.push(`README.md:${k + 1}: a skip marker needs a reason`);
+      if (skip === '') problems.push(`${file}:${k + 1}: a skip marker needs a reason`);
     }
     const bodyStart = i + 2;
     const prompted = body.some((l) => /^\$ /.test(l));
@@ -88,7 +91,7 @@ export function extractBlocks(markdown: string): Extracted {
   lines.forEach((text, n) => {
     if (MARKER_LIKE.test(text) && !used.has(n)) {
       problems.push(
-        `README.md:${n + 1}: \`${text.trim()}\` is not a \`<!-- readme-test: skip (reason) -->\` marker right before a fenced block`,
+        `${file}:${n + 1}: \`${text.trim()}\` is not a \`<!-- readme-test: skip (reason) -->\` marker right before a fenced block`,
       );
     }
   });
