@@ -25,6 +25,8 @@ if (unknown.length > 0) {
 
 const cli = fileURLToPath(new URL('../dist/bin/spotify-batch.js', import.meta.url));
 const bucket = 'spotify-demo';
+/** The bucket the README's and docs' examples write to, so that they run against this S3 too. */
+const examples = 'my-bucket';
 const key = 'spotify/album_details.csv';
 const say = (text = '') => process.stdout.write(`${text}\n`);
 
@@ -38,6 +40,7 @@ const stop = async () => {
 };
 try {
   await s3.createBucket(bucket);
+  await s3.createBucket(examples);
   const env: Record<string, string> = {
     SPOTIFY_API_URL: emulator.url,
     SPOTIFY_ACCOUNTS_URL: emulator.url,
@@ -45,7 +48,9 @@ try {
     SPOTIFY_CLIENT_SECRET: emulator.clientSecret,
     ...(s3.env as Record<string, string>),
   };
-  say(`The Spotify emulator on ${emulator.url}, a local S3 on ${s3.endpoint} (bucket ${bucket}).`);
+  say(
+    `The Spotify emulator on ${emulator.url}, a local S3 on ${s3.endpoint} (buckets ${bucket} and ${examples}).`,
+  );
   say('The environment that points spotify-batch at them:');
   say();
   for (const [name, value] of Object.entries(env)) say(`export ${name}=${value}`);
@@ -80,6 +85,8 @@ try {
       say(
         `  curl -s "$AWS_ENDPOINT_URL_S3/${bucket}/dt=$(date -u +%F)/market=SE/albums.csv" | head -3`,
       );
+      say();
+      say(`The README's and docs' examples that write to s3://${examples}/ run here as written.`);
       say();
       await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
       say('\nStopped the emulator and the local S3 (what it stored is removed).');
