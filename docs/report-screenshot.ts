@@ -1,6 +1,6 @@
 /**
- * Makes docs/report.png, the README's picture of a --report page: the emulator (three markets,
- * one 429 with Retry-After: 1, some latency), the README's command through the built CLI, and
+ * Makes docs/report.png, docs/report.md's picture of a --report page: the emulator (three markets,
+ * one 429 with Retry-After: 1, some latency), that page's command through the built CLI, and
  * the page opened from file:// in headless Chromium (test/helpers/browser.ts), 1000 px wide.
  *
  *   npm run build && npx node docs/report-screenshot.ts
