@@ -661,15 +661,50 @@ test('the try-out: npm start (scripts/demo.ts) prints the environment, pulls int
   assert.equal(wrong.stdout(), 'npm start: unknown argument --kep; usage: npm start [-- --keep]\n');
 });
 
-test('the try-out: with npm start -- --keep, the README block that follows runs in another shell with the printed environment', async () => {
-  const block = blocks.find(
+/**
+ * Runs a block's commands in bash with only `env` (and `npx` meaning this build), each checked
+ * against the status its comment documents; resolves with stdout, stderr and what failed.
+ */
+async function runAsUser(
+  block: PageBlock,
+  env: Record<string, string>,
+): Promise<{ out: string; err: string; failed: string[] }> {
+  const dir = await mkdtemp(join(root, 'try-out-'));
+  const script = block.commands.map(
+    (c) =>
+      `{ ${c.text}\n} </dev/null; s=$?; [ "$s" = ${c.expectedStatus} ] || echo "FAILED ${block.file}:${c.line}: exit $s, expected ${c.expectedStatus}" >&2`,
+  );
+  await writeFile(join(dir, 'block.sh'), `set -o pipefail\n${script.join('\n')}\n`);
+  const shell = spawn('bash', [join(dir, 'block.sh')], {
+    cwd: dir,
+    env: { PATH: `${bin}:${process.env.PATH}`, HOME: dir, LANG: 'C.UTF-8', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  shell.stdout.setEncoding('utf8').on('data', (c: string) => {
+    out += c;
+  });
+  shell.stderr.setEncoding('utf8').on('data', (c: string) => {
+    err += c;
+  });
+  await once(shell, 'close');
+  return { out, err, failed: err.split('\n').filter((l) => l.startsWith('FAILED ')) };
+}
+
+test("the try-out: with npm start -- --keep, the README's and docs' examples run in another shell holding only the printed environment", async () => {
+  const follow = blocks.find(
     (b) =>
       b.file === 'README.md' &&
       b.shell &&
       b.skip === undefined &&
       b.text.includes('s3://spotify-demo/'),
   );
-  assert.ok(block, 'README.md has a block to run against `npm start -- --keep`');
+  assert.ok(follow, 'README.md has a block to run against `npm start -- --keep`');
+  // The README says: paste the export lines, leave out the one that exports real credentials.
+  const examples = runnable.filter(
+    (b) => b !== follow && !/\b(SPOTIFY_)?CLIENT_(ID|SECRET)=/.test(b.text),
+  );
   const { child, stdout } = startDemo(['--keep']);
   try {
     while (!stdout().includes('Both servers stay up')) {
@@ -677,26 +712,16 @@ test('the try-out: with npm start -- --keep, the README block that follows runs 
       await once(child.stdout as NodeJS.ReadableStream, 'data');
     }
     const env = exportsOf(stdout());
-    const dir = await mkdtemp(join(root, 'try-out-'));
-    await writeFile(join(dir, 'block.sh'), `set -e -o pipefail\n${block.text}\n`);
-    // Only what the user has: PATH (npx meaning this build, as for every block) and the exports.
-    const shell = spawn('bash', [join(dir, 'block.sh')], {
-      cwd: dir,
-      env: { PATH: `${bin}:${process.env.PATH}`, HOME: dir, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    shell.stdout.setEncoding('utf8').on('data', (c: string) => {
-      out += c;
-    });
-    shell.stderr.setEncoding('utf8').on('data', (c: string) => {
-      err += c;
-    });
-    const [status] = (await once(shell, 'close')) as [number | null];
-    assert.equal(status, 0, err);
-    assert.match(out, /^album_id,album_name,release_date,/m, 'curl reads the object back');
-    assert.match(err, /→ 2 outputs/, 'the partitioned pull wrote one object per market');
+    const first = await runAsUser(follow, env);
+    assert.deepEqual(first.failed, [], first.err);
+    assert.match(first.out, /^album_id,album_name,release_date,/m, 'curl reads the object back');
+    assert.match(first.err, /→ 2 outputs/, 'the partitioned pull wrote one object per market');
+    const failed: string[] = [];
+    for (const block of examples) {
+      const { err, failed: mine } = await runAsUser(block, env);
+      if (mine.length > 0) failed.push(`${mine.join('\n')}\n  stderr: ${err.trim().slice(-400)}`);
+    }
+    assert.deepEqual(failed, [], failed.join('\n\n'));
   } finally {
     const closed = once(child, 'close');
     child.kill('SIGINT');
