@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once as onceEvent } from 'node:events';
+import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import {
   AbortMultipartUploadCommand,
@@ -223,6 +224,86 @@ for (const c of cases) {
     await c.check?.(key, from);
   });
 }
+
+/** A one-attempt client with these credentials and checksum setting. */
+const clientWith = (
+  credentials: { accessKeyId: string; secretAccessKey: string },
+  requestChecksumCalculation: 'WHEN_REQUIRED' | 'WHEN_SUPPORTED' = 'WHEN_REQUIRED',
+) =>
+  new S3Client({
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials,
+    requestChecksumCalculation,
+    maxAttempts: 1,
+    // Quiet: the SDK warns on the console when a streaming request fails (a wrong secret here).
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+  });
+
+test('SigV4 signatures are checked: the right secret passes whatever the payload hash, a wrong one gets SignatureDoesNotMatch', async (t) => {
+  const right = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+  const wrong = { accessKeyId: 'S3RVER', secretAccessKey: 'not-the-secret' };
+  // The three ways the SDK declares a payload in x-amz-content-sha256: its hash (a string
+  // body), UNSIGNED-PAYLOAD (a stream, checksums when required) and
+  // STREAMING-UNSIGNED-PAYLOAD-TRAILER (a stream with a trailing checksum).
+  const bodies = [
+    ['hash', 'WHEN_REQUIRED', () => 'hello'],
+    ['unsigned', 'WHEN_REQUIRED', () => Readable.from([Buffer.from('hello')])],
+    ['streaming', 'WHEN_SUPPORTED', () => Readable.from([Buffer.from('hello')])],
+  ] as const;
+  for (const [name, checksums, body] of bodies) {
+    // A key that needs encoding in the path and a prefix that needs it in the query.
+    const key = `sig/${name}/a b=ü+&.csv`;
+    for (const [credentials, allowed] of [
+      [wrong, false],
+      [right, true],
+    ] as const) {
+      const client = clientWith(credentials, checksums);
+      t.after(() => client.destroy());
+      const sent = client.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body(), ContentLength: 5 }),
+      );
+      if (allowed) await sent;
+      else {
+        const error = await failure(sent);
+        assert.equal(error.name, 'SignatureDoesNotMatch', `${name}: ${error.message}`);
+        assert.equal(error.$metadata?.httpStatusCode, 403);
+      }
+      const listed = await client
+        .send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `sig/${name}/a b=ü+&` }))
+        .then(
+          (result) => (result.Contents ?? []).map((o) => o.Key),
+          (error: SdkError) => error.name,
+        );
+      assert.deepEqual(listed, allowed ? [key] : 'SignatureDoesNotMatch', name);
+    }
+  }
+});
+
+test('a wrong secret or key id is refused on the calls the local S3 answers itself, and changes nothing', async (t) => {
+  const { UploadId } = await s3.client.send(
+    new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'sig/upload.csv' }),
+  );
+  const cases = [
+    ['not-the-secret', 'S3RVER', 'SignatureDoesNotMatch'],
+    ['S3RVER', 'AKIAWRONGWRONGWRONG0', 'InvalidAccessKeyId'],
+  ] as const;
+  for (const [secretAccessKey, accessKeyId, code] of cases) {
+    const client = clientWith({ accessKeyId, secretAccessKey });
+    t.after(() => client.destroy());
+    const error = await failure(
+      client.send(
+        new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'sig/upload.csv', UploadId }),
+      ),
+    );
+    assert.equal(error.name, code);
+    assert.ok((await s3.openUploads(BUCKET)).includes(UploadId ?? ''), 'the upload is still open');
+  }
+  await s3.client.send(
+    new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'sig/upload.csv', UploadId }),
+  );
+});
 
 test('the error body is S3 XML with the code and message', async (t) => {
   t.after(() => s3.clearFaults());

@@ -77,6 +77,26 @@ test('wrong S3 credentials fail the pull before its first page, and check with t
   assert.deepEqual(await s3.openUploads(BUCKET), []);
 });
 
+test('a wrong S3 secret fails the pull before its second request to Spotify, and check with the same status', async () => {
+  const { check, pull, pullRequests } = await checkAndRun(
+    ['--out', `s3://${BUCKET}/secret/a.csv`, '--max-items', '400'],
+    { AWS_SECRET_ACCESS_KEY: 'not-the-secret' },
+  );
+  for (const result of [check, pull]) {
+    assert.equal(result.status, 5, result.stderr);
+    assert.equal(
+      result.stderr,
+      `spotify-batch: error: S3 rejected the AWS credentials (SignatureDoesNotMatch) writing s3://${BUCKET}/secret/a.csv\n`,
+    );
+  }
+  assert.ok(pullRequests <= 1, `${pullRequests} requests to Spotify before the S3 error`);
+  assert.deepEqual(
+    (await s3.listKeys(BUCKET)).filter((k) => k.startsWith('secret/')),
+    [],
+  );
+  assert.deepEqual(await s3.openUploads(BUCKET), []);
+});
+
 test('--new-only over an existing partition: check refuses it with the status of the pull', async () => {
   const out = join(dir, 'dt=2026-12-01', 'albums.csv');
   await mkdir(join(dir, 'dt=2026-12-01'));
