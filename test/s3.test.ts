@@ -1,25 +1,17 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
+import { test } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { run } from '../src/pipeline.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 import { runToBuffer } from './helpers/run.ts';
+import { emulator, localS3 } from './helpers/servers.ts';
 import { untilSettled, watchedStats, whenAll } from './helpers/wait.ts';
 
 const BUCKET = 'spotify-bucket';
-let s3: LocalS3;
-let small: Emulator;
-let large: Emulator;
-
-before(async () => {
-  s3 = await startS3();
-  await s3.createBucket(BUCKET);
-  small = await startEmulator({ seed: 42, albums: 230 });
-  // About 20 MiB of CSV: four 5 MiB parts.
-  large = await startEmulator({ seed: 8, albums: 64_000, cachePages: true });
-});
-after(() => Promise.all([s3.stop(), small.stop(), large.stop()]));
+const s3 = localS3(BUCKET);
+const small = emulator({ seed: 42, albums: 230 });
+// About 20 MiB of CSV: four 5 MiB parts.
+const large = emulator({ seed: 8, albums: 64_000, cachePages: true });
 
 const env = (emulator: Emulator) => ({ ...emulatorEnv(emulator), ...s3.env });
 
