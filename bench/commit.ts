@@ -10,17 +10,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startS3 } from '../scripts/local-s3.ts';
 import { SPOTIFY_MARKETS } from '../src/core/markets.ts';
 import { startEmulator } from '../src/emulator/server.ts';
 import { run } from '../src/pipeline.ts';
+import { median, startBucket } from './harness.ts';
 
 const RUNS = Number(process.argv[2] ?? 5);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 const emulator = await startEmulator({ seed: 7, albums: 100, cachePages: true });
-const s3 = await startS3();
-await s3.createBucket('bench');
+const s3 = await startBucket();
 const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-commit-bench-'));
 const env = {
   ...s3.env,

@@ -6,25 +6,23 @@
  * and the pipeline to /dev/null: peak cgroup memory at both sizes, medians of `runs`,
  * interleaved. The floor runs
  * with the bin's malloc settings and young generation, so only the work differs. Part of
- * `npm run bench` (bench/issue13.ts); alone:
+ * `npm run bench` (bench/containers.ts); alone:
  *
- *   npx node bench/floor-cgroup.ts [runs=3]
+ *   npx node bench/floor-cgroup.ts [runs=3] [small=10000] [large=1000000]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { detectCgroups } from './cgroup.ts';
-import { ensureNginx, startStaticSource } from './static.ts';
-
-const root = fileURLToPath(new URL('..', import.meta.url));
-const MiB = 1024 * 1024;
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
+import { join } from 'node:path';
+import {
+  bin,
+  cgroupAndNginx,
+  en,
+  inCgroup,
+  MiB,
+  median,
+  root,
+  startStaticSource,
+} from './harness.ts';
 
 /** The table (markdown), or why it was not measured here. */
 export async function floorCgroup(
@@ -32,15 +30,9 @@ export async function floorCgroup(
   small = 10_000,
   large = 1_000_000,
 ): Promise<string> {
-  const en = (n: number) => n.toLocaleString('en');
-  const { cgroups, reason } = detectCgroups();
-  const { nginx, reason: noNginx } = ensureNginx();
-  if (cgroups === undefined || nginx === undefined) {
-    return `Not measured here: ${reason ?? noNginx}.`;
-  }
+  const { cgroups, nginx, reason } = cgroupAndNginx();
+  if (reason !== undefined) return `Not measured here: ${reason}.`;
   const env = {
-    ...process.env,
-    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
     MALLOC_ARENA_MAX: '2',
     MALLOC_MMAP_THRESHOLD_: '65536',
     MALLOC_TRIM_THRESHOLD_: '1048576',
@@ -57,7 +49,7 @@ export async function floorCgroup(
     },
     {
       name: 'pipeline → /dev/null (the bin)',
-      args: [join(root, 'dist/bin/spotify-batch.js'), 'new-releases', '--out', '/dev/null'],
+      args: [bin, 'new-releases', '--out', '/dev/null'],
       parse: '0',
     },
   ];
@@ -72,8 +64,9 @@ export async function floorCgroup(
         for (let i = 0; i < runs; i++) {
           for (const c of cases) {
             const [command, ...args] = c.args as [string, ...string[]];
-            const r = await cgroups.run(
-              128 * MiB,
+            const r = await inCgroup(
+              cgroups,
+              128,
               command,
               command === node[0] ? args : [...args, '--quiet', '-c', '8'],
               { ...env, ...source.env, CONCURRENCY: '8', ALBUMS: String(albums), PARSE: c.parse },
@@ -83,8 +76,6 @@ export async function floorCgroup(
               killed.set(key, (killed.get(key) ?? 0) + 1);
               continue;
             }
-            if (r.code !== 0)
-              throw new Error(`${c.name} at ${albums}: exit ${r.code}\n${r.stderr}`);
             peaks.set(key, [...(peaks.get(key) ?? []), r.peakBytes / MiB]);
           }
         }
@@ -117,4 +108,7 @@ export async function floorCgroup(
   return lines.join('\n');
 }
 
-if (import.meta.main) console.log(await floorCgroup(Number(process.argv[2] ?? 3)));
+if (import.meta.main) {
+  const [runs = '3', small = '10000', large = '1000000'] = process.argv.slice(2);
+  console.log(await floorCgroup(Number(runs), Number(small), Number(large)));
+}

@@ -5,7 +5,7 @@
  * kill); the sweep stops at the first limit that does not, since a lower one would not either,
  * and stops a failing limit at its first failure (the count says how many ran). One run without a
  * limit first gives the peak the README's table quotes beside the limit. `npm run bench` measures
- * the same with one run per step on a coarser ladder (bench/issue13.ts); this is for a
+ * the same with one run per step on a coarser ladder (bench/containers.ts); this is for a
  * format's limit alone, with repeats, in minutes.
  *
  *   npx node bench/limits.ts [format=csv] [albums=1000000] [start=128] [step=8] [runs=3] [lowest=step]
@@ -16,11 +16,19 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startS3 } from '../scripts/local-s3.ts';
-import { type CgroupRun, detectCgroups } from './cgroup.ts';
-import { ensureNginx, startStaticSource } from './static.ts';
+import { join } from 'node:path';
+import {
+  bin,
+  type CgroupRun,
+  cgroupAndNginx,
+  completed,
+  inCgroup,
+  MiB,
+  median,
+  pullArgs,
+  startBucket,
+  startStaticSource,
+} from './harness.ts';
 
 const [format = 'csv', albumsArg, startArg, stepArg, runsArg, lowestArg] = process.argv.slice(2);
 const albums = Number(albumsArg ?? 1_000_000);
@@ -28,50 +36,20 @@ const start = Number(startArg ?? 128);
 const step = Number(stepArg ?? 8);
 const runs = Number(runsArg ?? 3);
 const lowest = Number(lowestArg ?? step);
-const MiB = 1024 * 1024;
-const bin = fileURLToPath(new URL('../dist/bin/spotify-batch.js', import.meta.url));
-const { cgroups, reason } = detectCgroups();
-const { nginx, reason: noNginx } = ensureNginx();
-if (cgroups === undefined || nginx === undefined) {
-  console.log(`not measured here: ${reason ?? noNginx}`);
+const { cgroups, nginx, reason } = cgroupAndNginx();
+if (reason !== undefined) {
+  console.log(`not measured here: ${reason}`);
   process.exit(0);
 }
 const tmp = await mkdtemp(join(tmpdir(), 'spotify-batch-limits-'));
 const source = await startStaticSource(nginx, join(tmp, 'static'), albums);
-const s3 = await startS3();
-await s3.createBucket('bench');
-const env = {
-  ...process.env,
-  ...source.env,
-  ...s3.env,
-  // The bin's shebang runs `node` from PATH: the Node running the bench comes first.
-  PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-};
+const s3 = await startBucket();
 const variants = (process.env.BENCH_FLAGS ?? '').split(';').map((v) => v.trim());
-const args = (flags: string) => [
-  'new-releases',
-  '--out',
-  `s3://bench/albums.${format}`,
-  '--quiet',
-  '--concurrency',
-  '8',
-  ...flags.split(/\s+/).filter(Boolean),
-];
-const ok = (r: CgroupRun) => r.code === 0 && !r.oomKilled;
-const run = async (limitMiB: number | undefined, flags: string): Promise<CgroupRun> => {
-  const r = await cgroups.run(
-    limitMiB === undefined ? undefined : limitMiB * MiB,
-    bin,
-    args(flags),
-    env,
-  );
-  // Anything but success or an OOM kill is a broken run, not a result.
-  if (r.code !== 0 && !r.oomKilled) {
-    throw new Error(`limit ${limitMiB ?? 'none'}: exit ${r.code ?? r.signal}\n${r.stderr}`);
-  }
-  return r;
-};
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
+const args = (flags: string) =>
+  pullArgs(`s3://bench/albums.${format}`, flags.split(/\s+/).filter(Boolean));
+const ok = completed;
+const run = (limitMiB: number | undefined, flags: string): Promise<CgroupRun> =>
+  inCgroup(cgroups, limitMiB, bin, args(flags), { ...source.env, ...s3.env });
 interface Variant {
   flags: string;
   lines: string[];

@@ -11,11 +11,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { measure, median } from './issue13.ts';
-import { ensureNginx, startStaticSource } from './static.ts';
+import {
+  binOf,
+  ensureNginx,
+  type Measured,
+  measure,
+  median,
+  pullArgs,
+  root,
+  startStaticSource,
+} from './harness.ts';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const runs = Number(process.argv[2] ?? 5);
 const albums = Number(process.argv[3] ?? 100_000);
 const builds = process.argv.length > 4 ? process.argv.slice(4) : [root];
@@ -23,21 +29,20 @@ const { nginx, reason } = ensureNginx();
 if (nginx === undefined) throw new Error(`no static source: ${reason}`);
 const tmp = await mkdtemp(join(tmpdir(), 'spotify-batch-paired-'));
 const source = await startStaticSource(nginx, join(tmp, 'static'), albums);
-const pull = ['new-releases', '--out', '/dev/null', '--quiet', '--concurrency', '8'];
+const pull = pullArgs('/dev/null');
 const cases: [string, string[]][] = [
   [`${albums.toLocaleString('en')} albums → /dev/null`, pull],
   ['one page (`--max-items 50`)', [...pull, '--max-items', '50']],
   ['`--version`', ['--version']],
   ['`--help`', ['--help']],
 ];
-type Sample = { seconds: number; rssMiB: number; cpuSeconds: number };
-const samples = new Map<string, Sample[]>();
+const samples = new Map<string, Measured[]>();
 try {
   for (let i = 0; i < runs; i++) {
     const order = i % 2 === 0 ? builds : [...builds].reverse();
     for (const [name, args] of cases) {
       for (const build of order) {
-        const m = await measure(join(build, 'dist/bin/spotify-batch.js'), args, source.env, tmp);
+        const m = await measure(binOf(build), args, source.env);
         const key = `${name}\u0000${build}`;
         samples.set(key, [...(samples.get(key) ?? []), m]);
       }
@@ -51,7 +56,7 @@ console.log(`${runs} runs, medians; builds alternate\n`);
 console.log('| case | build | CPU s | wall s | peak RSS MiB |\n| --- | --- | --- | --- | --- |');
 for (const [name] of cases) {
   for (const build of builds) {
-    const ms = samples.get(`${name}\u0000${build}`) as Sample[];
+    const ms = samples.get(`${name}\u0000${build}`) as Measured[];
     const cpu = ms.map((m) => m.cpuSeconds);
     console.log(
       `| ${name} | ${build} | ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)}–${Math.max(...cpu).toFixed(3)}) | ${median(ms.map((m) => m.seconds)).toFixed(3)} | ${median(ms.map((m) => m.rssMiB)).toFixed(1)} |`,

@@ -1,45 +1,41 @@
 /**
  * What the card's libraries cost, from a profile: one `--cpu-prof` pull of ALBUMS albums (nginx
  * source) to /dev/null and one to S3 (s3rver on loopback, default parts), through the bin with
- * the shebang's V8 flag, as bench/issue13.ts profiles the pipeline. Reports, per run, the share of
+ * the shebang's V8 flag, as bench/static-floor.ts profiles the pipeline. Reports, per run, the share of
  * samples whose own function lives in csv-stringify, in @aws-sdk/lib-storage and in the rest of
  * the AWS SDK (self time), and the share with such a function anywhere on the stack (inclusive:
  * what runs under the library, including Node streams and buffers it calls; for csv-stringify it
  * also counts the next stream's write when a push() reaches it synchronously, so it is an upper
- * bound). The other stages are bench/issue13.ts's.
+ * bound). The other stages are bench/harness.ts's `stage`.
  *
  * BUILD (default: this checkout) profiles another build's bin, e.g. a worktree of an older commit,
  * with this file's classification.
  *
  *   npx node bench/profile.ts [albums=100000] [build dir]
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startS3 } from '../scripts/local-s3.ts';
-import { measure, stage } from './issue13.ts';
-import { ensureNginx, startStaticSource } from './static.ts';
+import {
+  binOf,
+  type CpuProfile,
+  ensureNginx,
+  profiled,
+  pullArgs,
+  root,
+  stage,
+  startBucket,
+  startStaticSource,
+} from './harness.ts';
 
 const albums = Number(process.argv[2] ?? 100_000);
-const build = process.argv[3] ?? fileURLToPath(new URL('..', import.meta.url));
-const bin = join(build, 'dist/bin/spotify-batch.js');
+const build = process.argv[3] ?? root;
+const bin = binOf(build);
 const { nginx, reason } = ensureNginx();
 if (nginx === undefined) throw new Error(`no static source: ${reason}`);
 const tmp = await mkdtemp(join(tmpdir(), 'spotify-batch-profile-'));
 const source = await startStaticSource(nginx, join(tmp, 'static'), albums);
-const s3 = await startS3();
-await s3.createBucket('bench');
-
-interface Frame {
-  functionName: string;
-  url: string;
-}
-interface Profile {
-  nodes: { id: number; callFrame: Frame; children?: number[] }[];
-  samples: number[];
-  timeDeltas: number[];
-}
+const s3 = await startBucket();
 
 const libraries: [string, (url: string) => boolean][] = [
   ['csv-stringify', (url) => url.includes('/node_modules/csv-stringify/')],
@@ -52,8 +48,8 @@ const libraries: [string, (url: string) => boolean][] = [
   ],
 ];
 
-/** Self-time stages (issue13's, with the libraries split out) and inclusive library shares. */
-function shares(p: Profile) {
+/** Self-time stages (harness.ts's, with the libraries split out) and inclusive library shares. */
+function shares(p: CpuProfile) {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -82,16 +78,8 @@ function shares(p: Profile) {
 }
 
 async function profile(name: string, out: string) {
-  const dir = join(tmp, `cpu-prof-${name}`);
-  const args = ['new-releases', '--out', out, '--quiet', '--concurrency', '8'];
-  const m = await measure(
-    process.execPath,
-    ['--max-semi-space-size=8', '--cpu-prof', '--cpu-prof-dir', dir, bin, ...args],
-    { ...source.env, ...s3.env },
-    tmp,
-  );
-  const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile')) as string;
-  return { name, m, ...shares(JSON.parse(await readFile(join(dir, file), 'utf8')) as Profile) };
+  const { measured, profile } = await profiled(pullArgs(out), { ...source.env, ...s3.env }, build);
+  return { name, m: measured, ...shares(profile) };
 }
 
 try {

@@ -6,25 +6,21 @@
  *
  *   npm run build && npx node bench/replay.ts [albums] [bigMiB]
  */
-import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { MiB } from '../src/core/options.ts';
 import { album } from '../src/emulator/catalogue.ts';
 import { startEmulator } from '../src/emulator/server.ts';
 import { run } from '../src/pipeline.ts';
+import { bin as cli, measure, median } from './harness.ts';
 
 const albums = Number(process.argv[2] ?? 100_000);
 const bigMiB = Number(process.argv[3] ?? 1024);
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = join(root, 'dist/bin/spotify-batch.js');
 const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-replay-bench-'));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 const emulator = await startEmulator({ seed: 3, albums, prerender: true });
 const env = {
@@ -58,35 +54,17 @@ async function jsonArray(path: string, mib: number): Promise<number> {
   return n;
 }
 
+/** One replay of `path` to /dev/null as its own process (node `flags` bin): wall time and peak RSS. */
 async function peakReplay(
   path: string,
   flags: string[] = [],
 ): Promise<{ seconds: number; rssMiB: number }> {
-  const rssFile = join(dir, `rss-${Date.now()}`);
-  const started = performance.now();
-  const child = spawn(
-    process.execPath,
-    [
-      ...flags,
-      '--import',
-      join(root, 'bench/rss.mjs'),
-      cli,
-      'replay',
-      '--from',
-      path,
-      '--out',
-      '/dev/null',
-      '--quiet',
-    ],
-    {
-      env: { PATH: process.env.PATH, BENCH_RSS_FILE: rssFile },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  if (code !== 0) throw new Error(`replay of ${path} exited ${code}`);
-  const kib = Number((await readFile(rssFile, 'utf8')).split(' ')[0]);
-  return { seconds: (performance.now() - started) / 1000, rssMiB: Math.round(kib / 1024) };
+  const { seconds, rssMiB } = await measure(process.execPath, [
+    ...flags,
+    cli,
+    ...['replay', '--from', path, '--out', '/dev/null', '--quiet'],
+  ]);
+  return { seconds, rssMiB: Math.round(rssMiB) };
 }
 
 const small = join(dir, 'small.json');

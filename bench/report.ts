@@ -7,7 +7,7 @@
  * 2. Drawing the page from those aggregates: Vega + Vega-Lite loaded, 11 charts compiled and
  *    rendered to SVG, and the page's size.
  * 3. End to end: 1,000,000 albums (quick: 20,000) to a file, without and with --report, each run
- *    as its own process (wall time and peak RSS, as bench/run.ts measures them).
+ *    as its own process (wall time and peak RSS, bench/harness.ts's measure()).
  * 4. With `--libraries`: the chart-library comparison the choice was made on — Vega-Lite + Vega,
  *    Vega alone (specs compiled ahead), Apache ECharts (server-side SVG) and Observable Plot
  *    (+ linkedom as its DOM), each installed into a temporary folder with npm and drawing the
@@ -15,11 +15,10 @@
  *
  *   npx node bench/report.ts [--quick] [--libraries] [--no-runs]   (bench/run.ts: reportBench())
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -33,11 +32,7 @@ import {
 import { dataCharts, timeCharts } from '../src/report/charts.ts';
 import { reportHtml } from '../src/report/html.ts';
 import { renderSvgs } from '../src/report/render.ts';
-
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = join(root, 'dist/bin/spotify-batch.js');
-const rssHook = join(root, 'bench/rss.mjs');
-const MiB = 1024 * 1024;
+import { bin as cli, MiB, measure, median, root, startEmulatorProcess } from './harness.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -194,58 +189,10 @@ export async function drawPage(agg: ReportAggregator) {
   };
 }
 
-async function emulatorProcess(albums: number) {
-  const child = spawn(
-    process.execPath,
-    [cli, 'emulator', '--albums', String(albums), '--prerender'],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
-  });
-  const { url } = JSON.parse(line) as { url: string };
-  return {
-    env: {
-      SPOTIFY_API_URL: url,
-      SPOTIFY_ACCOUNTS_URL: url,
-      SPOTIFY_CLIENT_ID: 'emulator-id',
-      SPOTIFY_CLIENT_SECRET: 'emulator-secret',
-    },
-    stop: () => {
-      child.kill('SIGTERM');
-      return new Promise((resolve) => child.once('exit', resolve));
-    },
-  };
-}
-
-/** One CLI run as its own process: wall seconds and peak RSS (bench/rss.mjs). */
-async function measure(args: string[], env: NodeJS.ProcessEnv, dir: string) {
-  const rssFile = join(dir, `rss-${process.hrtime.bigint()}`);
-  const start = performance.now();
-  const child = spawn(process.execPath, ['--import', rssHook, cli, ...args], {
-    env: { ...process.env, ...env, BENCH_RSS_FILE: rssFile },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  if (code !== 0) throw new Error(`${args.join(' ')} exited with ${code}:\n${stderr}`);
-  const seconds = (performance.now() - start) / 1000;
-  const rssMiB = Number((await readFile(rssFile, 'utf8')).split(' ')[0]) / 1024;
-  return { seconds, rssMiB };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
-
 /** End to end, without and with --report. */
 export async function endToEnd(albums: number, runs: number) {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-report-bench-'));
-  const emulator = await emulatorProcess(albums);
+  const emulator = await startEmulatorProcess(albums);
   try {
     const args = (report: boolean) => [
       'new-releases',
@@ -263,8 +210,8 @@ export async function endToEnd(albums: number, runs: number) {
       with: [],
     };
     for (let i = 0; i < runs; i++) {
-      result.without.push(await measure(args(false), emulator.env, dir));
-      result.with.push(await measure(args(true), emulator.env, dir));
+      result.without.push(await measure(process.execPath, [cli, ...args(false)], emulator.env));
+      result.with.push(await measure(process.execPath, [cli, ...args(true)], emulator.env));
     }
     const pageBytes = (await stat(join(dir, 'report.html'))).size;
     return {

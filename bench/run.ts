@@ -7,15 +7,28 @@
  * this one. Each scenario runs RUNS times; medians, min–max and ratios come from the same run.
  * Results go to bench/RESULTS.md (quick mode: bench/out/RESULTS-quick.md).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { startS3 } from '../scripts/local-s3.ts';
-import { issue13 } from './issue13.ts';
+import { join } from 'node:path';
+import { containersSection } from './containers.ts';
+import {
+  cgroupAndNginx,
+  bin as cli,
+  ensureNginx,
+  type Measured,
+  MiB,
+  measure,
+  median,
+  profiled,
+  root,
+  selfTimeByStage,
+  startBucket,
+  startEmulatorProcess,
+} from './harness.ts';
 import { reportBench } from './report.ts';
+import { startupSection } from './startup.ts';
+import { staticFloorSection } from './static-floor.ts';
 
 const quick = process.argv.includes('--quick');
 const RUNS = quick ? 1 : 3;
@@ -23,18 +36,9 @@ const SMALL = quick ? 2_000 : 10_000;
 const MEDIUM = quick ? 10_000 : 100_000;
 const LARGE = quick ? 20_000 : 1_000_000;
 const LATENCY_PAGES = quick ? 40 : 200;
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = join(root, 'dist/bin/spotify-batch.js');
-const rssHook = join(root, 'bench/rss.mjs');
 const outDir = join(root, 'bench/out');
-const MiB = 1024 * 1024;
 
-interface Sample {
-  seconds: number;
-  rssMiB: number;
-  /** The run's own `seconds` from its JSON report (no process start-up), when asked for. */
-  runSeconds?: number;
-}
+type Sample = Pick<Measured, 'seconds' | 'rssMiB' | 'runSeconds'>;
 
 interface Row {
   scenario: string;
@@ -46,77 +50,14 @@ interface Row {
 const rows: Row[] = [];
 const tmp = await mkdtemp(join(tmpdir(), 'spotify-batch-bench-'));
 
-async function startEmulatorProcess(albums: number, latency = 0) {
-  const child = spawn(
-    process.execPath,
-    [cli, 'emulator', '--albums', String(albums), '--latency', String(latency), '--prerender'],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
-  });
-  const { url } = JSON.parse(line) as { url: string };
-  return {
-    url,
-    env: {
-      SPOTIFY_API_URL: url,
-      SPOTIFY_ACCOUNTS_URL: url,
-      SPOTIFY_CLIENT_ID: 'emulator-id',
-      SPOTIFY_CLIENT_SECRET: 'emulator-secret',
-    },
-    stop: () => {
-      child.kill('SIGTERM');
-      return new Promise((resolve) => child.once('exit', resolve));
-    },
-  };
-}
-
 /**
- * Runs `node <args>` once, as its own process; returns wall time and its peak RSS. The CLI runs
- * as installed (the bin executed, so its shebang's V8 flags apply) unless BENCH_NO_SHEBANG is
- * set, which runs it as `node dist/bin/spotify-batch.js` (V8 sizes its heap itself).
+ * Runs `node <args>` once as its own process: the CLI as installed (the bin executed, so its
+ * shebang's V8 flags apply) unless BENCH_NO_SHEBANG is set, which runs it as
+ * `node dist/bin/spotify-batch.js` (V8 sizes its heap itself).
  */
-async function measureOnce(args: string[], env: NodeJS.ProcessEnv): Promise<Sample> {
-  const rssFile = join(tmp, `rss-${process.hrtime.bigint()}`);
-  const start = performance.now();
+function measureOnce(args: string[], env: NodeJS.ProcessEnv): Promise<Measured> {
   const asBin = args[0] === cli && env.BENCH_NO_SHEBANG === undefined;
-  const child = asBin
-    ? spawn(cli, args.slice(1), {
-        env: {
-          ...process.env,
-          ...env,
-          PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-          NODE_OPTIONS: `--import ${rssHook}`,
-          BENCH_RSS_FILE: rssFile,
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      })
-    : spawn(process.execPath, ['--import', rssHook, ...args], {
-        env: { ...process.env, ...env, BENCH_RSS_FILE: rssFile },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr += d;
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  const seconds = (performance.now() - start) / 1000;
-  if (code !== 0) throw new Error(`${args.join(' ')} exited with ${code}:\n${stderr}`);
-  // bench/rss.mjs writes `KiB cpuSeconds internalUndici`.
-  const rssKiB = Number((await readFile(rssFile, 'utf8')).split(' ')[0]);
-  // JSON log lines start with their time: {"time":…,"event":"report",…}.
-  const report = stderr.split('\n').find((line) => {
-    try {
-      return (JSON.parse(line) as { event?: string }).event === 'report';
-    } catch {
-      return false;
-    }
-  });
-  const runSeconds = report ? (JSON.parse(report) as { seconds: number }).seconds : undefined;
-  return { seconds, rssMiB: rssKiB / 1024, ...(runSeconds === undefined ? {} : { runSeconds }) };
+  return asBin ? measure(cli, args.slice(1), env) : measure(process.execPath, args, env);
 }
 
 async function scenario(
@@ -127,7 +68,10 @@ async function scenario(
   extra?: string,
 ): Promise<Row> {
   const samples: Sample[] = [];
-  for (let i = 0; i < RUNS; i++) samples.push(await measureOnce(args, env));
+  for (let i = 0; i < RUNS; i++) {
+    const { seconds, rssMiB, runSeconds } = await measureOnce(args, env);
+    samples.push({ seconds, rssMiB, ...(runSeconds === undefined ? {} : { runSeconds }) });
+  }
   const row: Row = { scenario: name, command, samples, ...(extra ? { extra } : {}) };
   rows.push(row);
   const m = median(samples.map((s) => s.seconds));
@@ -137,11 +81,6 @@ async function scenario(
   return row;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 const med = (row: Row, key: keyof Sample) => median(row.samples.map((s) => s[key] ?? Number.NaN));
 const range = (row: Row, key: keyof Sample, digits: number) => {
   const xs = row.samples.map((s) => s[key] ?? Number.NaN);
@@ -204,9 +143,8 @@ for (const albums of [SMALL, MEDIUM, LARGE]) {
         },
       );
       // --- 2. to S3 ---------------------------------------------------------------------------
-      const s3 = await startS3();
+      const s3 = await startBucket();
       try {
-        await s3.createBucket('bench');
         await scenario(
           `pipeline → S3 (default parts: 5 MiB × queue 2), ${albums.toLocaleString('en')} albums`,
           'spotify-batch new-releases --out s3://bench/albums.csv --concurrency 8',
@@ -270,63 +208,13 @@ const latencyRows: { concurrency: number; row: Row; ideal: number }[] = [];
 const profileAlbums = quick ? 20_000 : 200_000;
 const profile = await (async () => {
   const emulator = await startEmulatorProcess(profileAlbums);
-  const dir = join(outDir, 'cpu-prof');
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
   try {
-    await measureOnce(
-      ['--cpu-prof', '--cpu-prof-dir', dir, ...pipelineArgs('/dev/null', ['--concurrency', '8'])],
-      emulator.env,
-    );
+    const args = ['new-releases', '--out', '/dev/null', '--quiet', '--concurrency', '8'];
+    return selfTimeByStage((await profiled(args, emulator.env)).profile);
   } finally {
     await emulator.stop();
   }
-  const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile')) as string;
-  return summarizeProfile(JSON.parse(await readFile(join(dir, file), 'utf8')));
 })();
-
-interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string } }[];
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/** Self time per stage, by where the sampled function lives. */
-function summarizeProfile(p: CpuProfile): [string, number][] {
-  const byId = new Map(p.nodes.map((n) => [n.id, n.callFrame]));
-  const totals = new Map<string, number>();
-  p.samples.forEach((id, i) => {
-    const frame = byId.get(id);
-    const dt = p.timeDeltas[i] ?? 0;
-    totals.set(
-      category(frame?.url ?? '', frame?.functionName ?? ''),
-      (totals.get(category(frame?.url ?? '', frame?.functionName ?? '')) ?? 0) + dt,
-    );
-  });
-  const all = [...totals.values()].reduce((a, b) => a + b, 0);
-  return [...totals.entries()]
-    .map(([k, v]) => [k, (100 * v) / all] as [string, number])
-    .sort((a, b) => b[1] - a[1]);
-}
-
-function category(url: string, fn: string): string {
-  if (fn === '(idle)') return 'idle (waiting for the network)';
-  if (fn === '(garbage collector)') return 'garbage collector';
-  if (fn === '(program)') return 'V8/native (program)';
-  if (url.includes('/undici/')) return 'HTTP client (undici)';
-  if (url.includes('/csv-stringify/')) return 'serialize (csv-stringify)';
-  if (url.includes('/stream-json/') || url.includes('/stream-chain/')) return 'parse (stream-json)';
-  // JSON.parse is inlined into parseJsonBody, so most of this line is JSON.parse itself.
-  if (url.includes('/dist/src/sources/'))
-    return 'source (ours: client, paging, JSON.parse of pages)';
-  if (url.includes('/dist/src/transforms/')) return 'transforms (ours: album → rows, coalesce)';
-  if (url.includes('/dist/src/sinks/')) return 'sink (ours)';
-  if (url.includes('node:internal/streams') || url.includes('node:stream')) return 'Node streams';
-  if (url === '' && fn === 'parse') return 'parse (JSON.parse)';
-  if (url.startsWith('node:')) return 'Node internals (net, timers, buffers)';
-  if (url === '') return `V8 builtins`;
-  return 'other';
-}
 
 // --- 5. formats ---------------------------------------------------------------------------------
 const FORMAT_ALBUMS = quick ? 10_000 : 100_000;
@@ -429,8 +317,25 @@ const stateBench = JSON.parse(
   bytesPerIdInMemory: number;
 };
 
-// --- issue 13: start-up, the static floor, containers, Parquet row groups (bench/issue13.ts) ---
-const issue13Md = await issue13({ quick, runs: RUNS, small: SMALL, medium: MEDIUM, large: LARGE });
+// --- start-up, the static floor, containers (bench/startup.ts, static-floor.ts, containers.ts) --
+const sections = [await startupSection(quick)];
+const { nginx, reason: noNginx } = ensureNginx();
+sections.push(
+  nginx === undefined
+    ? `## Throughput against a static floor\n\nNot measured here: ${noNginx}.\n`
+    : await staticFloorSection(quick, MEDIUM, nginx),
+);
+const containers = cgroupAndNginx();
+sections.push(
+  containers.reason !== undefined
+    ? `## Memory in a container\n\nNot measured here: ${containers.reason}.\n`
+    : await containersSection(
+        { quick, runs: RUNS, small: SMALL, medium: MEDIUM, large: LARGE },
+        containers.nginx,
+        containers.cgroups,
+      ),
+);
+const footprintMd = sections.join('\n');
 
 // --- --report: the page's aggregates at LARGE albums, drawing it, end to end (bench/report.ts) --
 const reportMd = await reportBench({ quick, runs: RUNS, large: LARGE, withLibraries: !quick });
@@ -481,7 +386,7 @@ const md = `# Benchmark results
 ${quick ? '**Quick mode (smoke run): sizes are small and runs = 1; not the published numbers.**\n\n' : ''}Produced by \`npm run bench${quick ? ' -- --quick' : ''}\` (bench/run.ts). Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB; Node ${node}; commit ${commit}; ${new Date().toISOString().slice(0, 10)}.
 Each scenario ran ${RUNS}× as its own process; peak RSS is that process's own high-water mark (VmHWM). The emulator runs in another process with every page rendered ahead; S3 is s3rver on loopback (writing to disk). CSV at ${LARGE.toLocaleString('en')} albums: ${csvRows.toLocaleString('en')} rows, ${(csvBytes / MiB).toFixed(1)} MiB.
 
-${issue13Md}
+${footprintMd}
 ## Memory and throughput (emulator source)
 
 ${table([small, sizes[MEDIUM] as Row, large, capped[SMALL] as Row, capped[MEDIUM] as Row, capped[LARGE] as Row, floor, naive, s3Row, s3Capped, naiveS3])}

@@ -55,6 +55,14 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Environment that points the CLI at a Spotify source on `url` (nginx here, or the emulator). */
+export const spotifyEnv = (url: string): Record<string, string> => ({
+  SPOTIFY_API_URL: url,
+  SPOTIFY_ACCOUNTS_URL: url,
+  SPOTIFY_CLIENT_ID: 'emulator-id',
+  SPOTIFY_CLIENT_SECRET: 'emulator-secret',
+});
+
 export interface StaticSource {
   url: string;
   env: Record<string, string>;
@@ -145,12 +153,7 @@ http {
   }
   return {
     url,
-    env: {
-      SPOTIFY_API_URL: url,
-      SPOTIFY_ACCOUNTS_URL: url,
-      SPOTIFY_CLIENT_ID: 'emulator-id',
-      SPOTIFY_CLIENT_SECRET: 'emulator-secret',
-    },
+    env: spotifyEnv(url),
     stop: async () => {
       child.kill('SIGQUIT');
       await exited;

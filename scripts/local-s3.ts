@@ -1,3 +1,4 @@
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import {
   ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { SignatureV4 } from '@smithy/signature-v4';
 import S3rver from 's3rver';
 import { Waiters } from '../src/emulator/wait.ts';
 
@@ -314,6 +316,110 @@ function errorCode(status: number, kind: S3RequestKind): [string, string] {
   );
 }
 
+/** SHA-256 and HMAC-SHA-256 from node:crypto in the shape @smithy/signature-v4 asks for. */
+class Sha256 {
+  readonly #hash: Hash | Hmac;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.#hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.#hash.update(bytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.#hash.digest());
+  }
+}
+
+function bytes(data: string | ArrayBuffer | ArrayBufferView): Buffer {
+  if (typeof data === 'string') return Buffer.from(data);
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return Buffer.from(data);
+}
+
+const AUTHORIZATION =
+  /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/;
+
+/**
+ * Checks a request signed with AWS Signature Version 4 in its `Authorization` header, as S3
+ * does, and says what S3 would answer when it is wrong: `InvalidAccessKeyId` for a key id
+ * other than `accessKeyId`, `SignatureDoesNotMatch` when re-signing the request with
+ * `secretAccessKey` (the same x-amz-date, region, service and signed headers) gives another
+ * signature. s3rver itself checks only the key id ("Signature version 4 calculation is
+ * unimplemented").
+ *
+ * The payload is taken as the client declared it in `x-amz-content-sha256` (a hash,
+ * `UNSIGNED-PAYLOAD` or `STREAMING-…`): that value is what the header signature covers, so a
+ * wrong secret is caught without reading the body. Not checked: that the body matches its
+ * declared hash, a streaming upload's chunk signatures, the clock skew, and requests signed in
+ * the query string (presigned URLs) or not signed at all, which go to s3rver as they are.
+ */
+export async function verifySigV4(
+  request: { method: string; url: string; headers: IncomingMessage['headers'] },
+  credentials: { accessKeyId: string; secretAccessKey: string },
+): Promise<{ code: string; message: string } | undefined> {
+  const authorization = request.headers.authorization;
+  if (!authorization?.startsWith('AWS4-HMAC-SHA256 ')) return undefined;
+  const denied = {
+    code: 'AccessDenied',
+    message: `the Authorization header is malformed: ${authorization}`,
+  };
+  const parsed = AUTHORIZATION.exec(authorization);
+  if (!parsed) return denied;
+  const [, keyId = '', , region = '', service = '', signedList = '', signature = ''] = parsed;
+  if (keyId !== credentials.accessKeyId)
+    return {
+      code: 'InvalidAccessKeyId',
+      message: 'The AWS Access Key Id you provided does not exist in our records.',
+    };
+  const amzDate = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(
+    String(request.headers['x-amz-date'] ?? ''),
+  );
+  if (!amzDate) return denied;
+  const [, year, month, day, hour, minute, second] = amzDate.map(Number);
+  const signingDate = new Date(
+    Date.UTC(year ?? 0, (month ?? 1) - 1, day ?? 0, hour ?? 0, minute ?? 0, second ?? 0),
+  );
+  const signed = signedList.split(';');
+  const headers: Record<string, string> = {};
+  for (const name of signed) {
+    const value = request.headers[name];
+    if (value === undefined) return denied;
+    headers[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const at = request.url.indexOf('?');
+  const path = at === -1 ? request.url : request.url.slice(0, at);
+  const query: Record<string, string | string[]> = {};
+  for (const [name, value] of new URLSearchParams(at === -1 ? '' : request.url.slice(at + 1))) {
+    const seen = query[name];
+    query[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
+  }
+  const signer = new SignatureV4({
+    credentials,
+    region,
+    service,
+    sha256: Sha256,
+    // S3 signs the path as sent, without normalizing or encoding it again.
+    uriEscapePath: false,
+    applyChecksum: false,
+  });
+  const resigned = await signer.sign(
+    { method: request.method, protocol: 'http:', hostname: '', path, query, headers },
+    {
+      signingDate,
+      signableHeaders: new Set(signed),
+      signingRegion: region,
+      signingService: service,
+    },
+  );
+  const expected = /Signature=([0-9a-f]{64})/.exec(String(resigned.headers.authorization))?.[1];
+  if (expected === signature) return undefined;
+  return {
+    code: 'SignatureDoesNotMatch',
+    message:
+      'The request signature we calculated does not match the signature you provided. Check your key and signing method.',
+  };
+}
+
 const xmlEscape = (text: string) => text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
@@ -321,9 +427,13 @@ const xmlEscape = (text: string) => text.replace(/[<>&"']/g, (c) => `&#${c.charC
  * AbortMultipartUpload and ListMultipartUploads, implemented on s3rver's own upload folders
  * (`<dir>/<bucket>/._S3rver_uploads/<uploadId>`, removed by s3rver when an upload completes);
  * plus fault injection by request kind ({@link LocalS3.fault}) and a log of every request.
+ * It checks SigV4 signatures as S3 does ({@link verifySigV4}), which s3rver does not: a wrong
+ * secret is refused with 403 SignatureDoesNotMatch.
  */
 export async function startS3(): Promise<LocalS3> {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-s3-'));
+  /** The one key s3rver knows; every SigV4-signed request must be signed with its secret. */
+  const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
   const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir });
   const uploadsDir = (bucket: string) => join(dir, bucket, '._S3rver_uploads');
   const requests: string[] = [];
@@ -458,6 +568,15 @@ export async function startS3(): Promise<LocalS3> {
       waiters.notify();
     });
     waiters.notify();
+    // Like S3, a request is authenticated before anything else happens to it.
+    const refused = await verifySigV4(
+      { method: ctx.method, url: ctx.req.url ?? ctx.path, headers: ctx.req.headers },
+      credentials,
+    );
+    if (refused) {
+      await answerError(ctx, call.kind, 403, refused.code, refused.message);
+      return;
+    }
     if (call.kind === 'part') withParts.add(call.uploadId ?? '');
     const fault = pick(call);
     if (fault) {
@@ -564,7 +683,6 @@ export async function startS3(): Promise<LocalS3> {
   (server as unknown as { middleware: unknown[] }).middleware.unshift(middleware);
   const { port } = (await server.run()) as { port: number };
   const endpoint = `http://127.0.0.1:${port}`;
-  const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
   const client = new S3Client({
     endpoint,
     forcePathStyle: true,

@@ -9,28 +9,22 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type LocalS3, type S3Call, startS3 } from '../scripts/local-s3.ts';
+import { test } from 'node:test';
+import type { S3Call } from '../scripts/local-s3.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { emulator, localS3 } from './helpers/servers.ts';
 import { untilExit, untilSettled } from './helpers/wait.ts';
 
-let s3: LocalS3;
-let good: Emulator;
+const s3 = localS3();
+const good = emulator({ seed: 1, albums: 600 });
 /** Another catalogue; DE fails on its last page, after SE and US were pulled completely. */
-let failing: Emulator;
-const PAGES = 12; // 600 albums, 50 per page
-
-before(async () => {
-  s3 = await startS3();
-  good = await startEmulator({ seed: 1, albums: 600 });
-  failing = await startEmulator({
-    seed: 2,
-    albums: 600,
-    faults: [{ kind: '404', market: 'DE', offset: 550 }],
-  });
+const failing = emulator({
+  seed: 2,
+  albums: 600,
+  faults: [{ kind: '404', market: 'DE', offset: 550 }],
 });
-after(() => Promise.all([s3.stop(), good.stop(), failing.stop()]));
+const PAGES = 12; // 600 albums, 50 per page
 
 /** Every file below `dir` (hidden ones too: a leftover `.partial` must show) with its bytes. */
 async function snapshot(dir: string): Promise<Map<string, Buffer>> {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once as onceEvent } from 'node:events';
-import { after, before, test } from 'node:test';
+import { Readable } from 'node:stream';
+import { after, test } from 'node:test';
 import {
   AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -15,32 +16,26 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { type LocalS3, type S3RequestKind, startS3 } from '../scripts/local-s3.ts';
+import type { S3RequestKind } from '../scripts/local-s3.ts';
 import { startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { localS3 } from './helpers/servers.ts';
 import { untilSettled } from './helpers/wait.ts';
 
 const BUCKET = 'faults';
 const PART = 5 * 1024 * 1024;
-let s3: LocalS3;
-/** A client that does not retry, so one command is one request. */
-let once: S3Client;
-
-before(async () => {
-  s3 = await startS3();
-  await s3.createBucket(BUCKET);
-  once = new S3Client({
+const s3 = localS3(BUCKET);
+/** A client that does not retry, so one command is one request (made at first use, in a test). */
+let onceClient: S3Client | undefined;
+const once = () =>
+  (onceClient ??= new S3Client({
     endpoint: s3.endpoint,
     forcePathStyle: true,
     region: 'us-east-1',
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     maxAttempts: 1,
-  });
-});
-after(async () => {
-  once.destroy();
-  await s3.stop();
-});
+  }));
+after(() => onceClient?.destroy());
 
 interface SdkError {
   name: string;
@@ -224,6 +219,86 @@ for (const c of cases) {
   });
 }
 
+/** A one-attempt client with these credentials and checksum setting. */
+const clientWith = (
+  credentials: { accessKeyId: string; secretAccessKey: string },
+  requestChecksumCalculation: 'WHEN_REQUIRED' | 'WHEN_SUPPORTED' = 'WHEN_REQUIRED',
+) =>
+  new S3Client({
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials,
+    requestChecksumCalculation,
+    maxAttempts: 1,
+    // Quiet: the SDK warns on the console when a streaming request fails (a wrong secret here).
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+  });
+
+test('SigV4 signatures are checked: the right secret passes whatever the payload hash, a wrong one gets SignatureDoesNotMatch', async (t) => {
+  const right = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+  const wrong = { accessKeyId: 'S3RVER', secretAccessKey: 'not-the-secret' };
+  // The three ways the SDK declares a payload in x-amz-content-sha256: its hash (a string
+  // body), UNSIGNED-PAYLOAD (a stream, checksums when required) and
+  // STREAMING-UNSIGNED-PAYLOAD-TRAILER (a stream with a trailing checksum).
+  const bodies = [
+    ['hash', 'WHEN_REQUIRED', () => 'hello'],
+    ['unsigned', 'WHEN_REQUIRED', () => Readable.from([Buffer.from('hello')])],
+    ['streaming', 'WHEN_SUPPORTED', () => Readable.from([Buffer.from('hello')])],
+  ] as const;
+  for (const [name, checksums, body] of bodies) {
+    // A key that needs encoding in the path and a prefix that needs it in the query.
+    const key = `sig/${name}/a b=ü+&.csv`;
+    for (const [credentials, allowed] of [
+      [wrong, false],
+      [right, true],
+    ] as const) {
+      const client = clientWith(credentials, checksums);
+      t.after(() => client.destroy());
+      const sent = client.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body(), ContentLength: 5 }),
+      );
+      if (allowed) await sent;
+      else {
+        const error = await failure(sent);
+        assert.equal(error.name, 'SignatureDoesNotMatch', `${name}: ${error.message}`);
+        assert.equal(error.$metadata?.httpStatusCode, 403);
+      }
+      const listed = await client
+        .send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `sig/${name}/a b=ü+&` }))
+        .then(
+          (result) => (result.Contents ?? []).map((o) => o.Key),
+          (error: SdkError) => error.name,
+        );
+      assert.deepEqual(listed, allowed ? [key] : 'SignatureDoesNotMatch', name);
+    }
+  }
+});
+
+test('a wrong secret or key id is refused on the calls the local S3 answers itself, and changes nothing', async (t) => {
+  const { UploadId } = await s3.client.send(
+    new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'sig/upload.csv' }),
+  );
+  const cases = [
+    ['not-the-secret', 'S3RVER', 'SignatureDoesNotMatch'],
+    ['S3RVER', 'AKIAWRONGWRONGWRONG0', 'InvalidAccessKeyId'],
+  ] as const;
+  for (const [secretAccessKey, accessKeyId, code] of cases) {
+    const client = clientWith({ accessKeyId, secretAccessKey });
+    t.after(() => client.destroy());
+    const error = await failure(
+      client.send(
+        new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'sig/upload.csv', UploadId }),
+      ),
+    );
+    assert.equal(error.name, code);
+    assert.ok((await s3.openUploads(BUCKET)).includes(UploadId ?? ''), 'the upload is still open');
+  }
+  await s3.client.send(
+    new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'sig/upload.csv', UploadId }),
+  );
+});
+
 test('the error body is S3 XML with the code and message', async (t) => {
   t.after(() => s3.clearFaults());
   s3.fault({ kind: 'put', status: 403 });
@@ -235,7 +310,7 @@ test('the error body is S3 XML with the code and message', async (t) => {
     /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<Error><Code>AccessDenied<\/Code><Message>Access Denied<\/Message><RequestId>\w+<\/RequestId><\/Error>$/,
   );
   s3.fault({ kind: 'put', status: 500, code: 'Custom', message: 'a <b> & "c"' });
-  const custom = await failure(put('raw.csv', once));
+  const custom = await failure(put('raw.csv', once()));
   assert.equal(custom.name, 'Custom');
   assert.equal(custom.message, 'a <b> & "c"');
 });
@@ -247,10 +322,10 @@ test('nth and times: the 2nd and 3rd matching requests fail, the rest go through
   const outcomes: string[] = [];
   for (let i = 0; i < 5; i++) {
     // Requests for other keys and other kinds do not count as occurrences.
-    await put('other.csv', once);
+    await put('other.csv', once());
     await s3.client.send(new HeadBucketCommand({ Bucket: BUCKET }));
     outcomes.push(
-      await put('nth.csv', once).then(
+      await put('nth.csv', once()).then(
         () => 'ok',
         (error: SdkError) => error.name,
       ),
@@ -276,13 +351,13 @@ test('faults are checked in order; the first that fires acts, all count the requ
   t.after(() => s3.clearFaults());
   const first = s3.fault({ kind: 'put', status: 403 });
   const second = s3.fault({ kind: 'put', status: 500, times: 2 });
-  assert.equal((await failure(put('order.csv', once))).name, 'AccessDenied');
-  assert.equal((await failure(put('order.csv', once))).name, 'InternalError');
-  await put('order.csv', once);
+  assert.equal((await failure(put('order.csv', once()))).name, 'AccessDenied');
+  assert.equal((await failure(put('order.csv', once()))).name, 'InternalError');
+  await put('order.csv', once());
   assert.deepEqual([first.fired, first.matched, second.fired, second.matched], [1, 3, 1, 3]);
   second.remove();
   s3.fault({ kind: 'put', status: 500 }).remove();
-  await put('order.csv', once);
+  await put('order.csv', once());
   assert.equal(second.matched, 3, 'a removed fault sees nothing');
 });
 
@@ -290,7 +365,7 @@ test('reset: the connection drops without an answer; the SDK retries it', async 
   t.after(() => s3.clearFaults());
   const from = s3.calls.length;
   const fault = s3.fault({ kind: 'put', reset: true });
-  const error = await failure(put('reset.csv', once));
+  const error = await failure(put('reset.csv', once()));
   assert.equal(error.$metadata?.httpStatusCode, undefined, 'no HTTP answer');
   assert.match(`${error.name} ${error.message}`, /ECONNRESET|EPIPE|socket hang up/i);
   assert.equal(await s3.getObject(BUCKET, 'reset.csv'), undefined);
@@ -305,7 +380,7 @@ test('delayMs: the request waits, then goes through', async (t) => {
   t.after(() => s3.clearFaults());
   const fault = s3.fault({ kind: 'put', delayMs: 300 });
   const started = performance.now();
-  await put('slow.csv', once, 'slow');
+  await put('slow.csv', once(), 'slow');
   // A lower bound only: the sleep guarantees it, however loaded the machine is.
   assert.ok(performance.now() - started >= 300);
   assert.equal(fault.fired, 1);
@@ -365,12 +440,12 @@ test('holdParts(match) holds only the parts it matches; waitFor sees arrivals, h
 });
 
 test("a part held across its upload's abort is refused (NoSuchUpload), and the upload stays unlisted", async () => {
-  const { UploadId } = await once.send(
+  const { UploadId } = await once().send(
     new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'held-aborted.csv' }),
   );
   const release = s3.holdParts();
   const part = failure(
-    once.send(
+    once().send(
       new UploadPartCommand({
         Bucket: BUCKET,
         Key: 'held-aborted.csv',
@@ -381,7 +456,7 @@ test("a part held across its upload's abort is refused (NoSuchUpload), and the u
     ),
   );
   await s3.waitFor((_, s) => s.heldParts >= 1, { signal: untilSettled(part, 'the part was held') });
-  await once.send(
+  await once().send(
     new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'held-aborted.csv', UploadId }),
   );
   release();

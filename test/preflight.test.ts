@@ -7,30 +7,18 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { test } from 'node:test';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { emulator, localS3, tempDir } from './helpers/servers.ts';
 
 const BUCKET = 'preflight';
-let s3: LocalS3;
-let emulator: Emulator;
-let dir: string;
+const s3 = localS3(BUCKET);
+const spotify = emulator({ seed: 42, albums: 500 });
+const dir = tempDir('spotify-batch-preflight-');
 
-before(async () => {
-  s3 = await startS3();
-  await s3.createBucket(BUCKET);
-  emulator = await startEmulator({ seed: 42, albums: 500 });
-  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-preflight-'));
-});
-after(async () => {
-  await Promise.all([s3.stop(), emulator.stop()]);
-  await rm(dir, { recursive: true, force: true });
-});
-
-const env = () => ({ ...emulatorEnv(emulator), ...s3.env });
+const env = () => ({ ...emulatorEnv(spotify), ...s3.env });
 /** API requests the emulator has answered (the token endpoint not counted). */
-const apiRequests = () => emulator.stats.apiRequests;
+const apiRequests = () => spotify.stats.apiRequests;
 
 /** Runs `check` and then the pull with the same options; both must fail alike. */
 async function checkAndRun(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
@@ -74,6 +62,26 @@ test('wrong S3 credentials fail the pull before its first page, and check with t
   assert.equal(pull.status, 5, pull.stderr);
   assert.match(pull.stderr, /InvalidAccessKeyId|access key/i);
   assert.equal(pullRequests, 0, 'requests to Spotify before the S3 error');
+  assert.deepEqual(await s3.openUploads(BUCKET), []);
+});
+
+test('a wrong S3 secret fails the pull before its second request to Spotify, and check with the same status', async () => {
+  const { check, pull, pullRequests } = await checkAndRun(
+    ['--out', `s3://${BUCKET}/secret/a.csv`, '--max-items', '400'],
+    { AWS_SECRET_ACCESS_KEY: 'not-the-secret' },
+  );
+  for (const result of [check, pull]) {
+    assert.equal(result.status, 5, result.stderr);
+    assert.equal(
+      result.stderr,
+      `spotify-batch: error: S3 rejected the AWS credentials (SignatureDoesNotMatch) writing s3://${BUCKET}/secret/a.csv\n`,
+    );
+  }
+  assert.ok(pullRequests <= 1, `${pullRequests} requests to Spotify before the S3 error`);
+  assert.deepEqual(
+    (await s3.listKeys(BUCKET)).filter((k) => k.startsWith('secret/')),
+    [],
+  );
   assert.deepEqual(await s3.openUploads(BUCKET), []);
 });
 

@@ -4,26 +4,19 @@
  * AbortMultipartUpload sent exactly once when a multipart upload had been created.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
-import { type LocalS3, type S3FaultRule, startS3 } from '../scripts/local-s3.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import type { LocalS3, S3FaultRule } from '../scripts/local-s3.ts';
+import type { Emulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 import { runToBuffer } from './helpers/run.ts';
+import { emulator, localS3 } from './helpers/servers.ts';
 
 const BUCKET = 'faults';
-let s3: LocalS3;
-let small: Emulator;
+const s3 = localS3(BUCKET);
+const small = emulator({ seed: 42, albums: 230 });
 /** About 11 MiB of CSV: three parts of 5 MiB. */
-let medium: Emulator;
-
-before(async () => {
-  s3 = await startS3();
-  await s3.createBucket(BUCKET);
-  small = await startEmulator({ seed: 42, albums: 230 });
-  medium = await startEmulator({ seed: 9, albums: 36_000, cachePages: true });
-});
-after(() => Promise.all([s3.stop(), small.stop(), medium.stop()]));
+const medium = emulator({ seed: 9, albums: 36_000, cachePages: true });
 
 interface Outcome {
   status: number | null;

@@ -1,25 +1,17 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
+import { test } from 'node:test';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { run } from '../src/pipeline.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 import { runToBuffer } from './helpers/run.ts';
-import { quietSpell, untilSettled } from './helpers/wait.ts';
+import { emulator, localS3 } from './helpers/servers.ts';
+import { untilSettled, watchedStats, whenAll } from './helpers/wait.ts';
 
 const BUCKET = 'spotify-bucket';
-let s3: LocalS3;
-let small: Emulator;
-let large: Emulator;
-
-before(async () => {
-  s3 = await startS3();
-  await s3.createBucket(BUCKET);
-  small = await startEmulator({ seed: 42, albums: 230 });
-  // About 20 MiB of CSV: four 5 MiB parts.
-  large = await startEmulator({ seed: 8, albums: 64_000, cachePages: true });
-});
-after(() => Promise.all([s3.stop(), small.stop(), large.stop()]));
+const s3 = localS3(BUCKET);
+const small = emulator({ seed: 42, albums: 230 });
+// About 20 MiB of CSV: four 5 MiB parts.
+const large = emulator({ seed: 8, albums: 64_000, cachePages: true });
 
 const env = (emulator: Emulator) => ({ ...emulatorEnv(emulator), ...s3.env });
 
@@ -153,25 +145,43 @@ test('an unreachable endpoint is one clear line, exit 5', async () => {
 });
 
 test('an S3 that stops taking data stops the Spotify fetching (backpressure)', async () => {
-  const paced = await startEmulator({ seed: 8, albums: 64_000, cachePages: true });
+  const pages = 1280;
+  const paced = await startEmulator({ seed: 8, albums: pages * 50, cachePages: true });
+  const from = s3.calls.length;
   const release = s3.holdParts();
+  const concurrency = 4;
+  const { stats, waitFor } = watchedStats();
   const running = run(
-    { out: `s3://${BUCKET}/slow.csv`, s3PartSize: 5 * 1024 * 1024, s3QueueSize: 1, concurrency: 4 },
-    { env: { ...emulatorEnv(paced), ...s3.env } },
+    { out: `s3://${BUCKET}/slow.csv`, s3PartSize: 5 * 1024 * 1024, s3QueueSize: 1, concurrency },
+    { env: { ...emulatorEnv(paced), ...s3.env }, stats },
   );
   try {
-    const signal = untilSettled(running, 'S3 held its first part');
+    const signal = untilSettled(running, 'the source stopped');
     await s3.waitFor((_, s) => s.heldParts >= 1, { signal });
-    // Then fetching stops: no request in flight, and none for a while (see quietSpell).
-    await quietSpell(paced, 1_000, { signal });
+    // Then the source stops: it has pushed a page nobody reads and asks for nothing more. Its
+    // window is full (a page yielded leaves concurrency - 1 requests ahead of it) and every
+    // request it sent was answered. Nothing else can make it fetch while S3 holds the part: a
+    // Readable whose buffer is full asks for more only when read. An S3 that did not hold the
+    // pipeline back would let it fetch on: a request past 3/4 of the pages fails the test.
+    const tripwire = Math.floor(pages * 0.75);
+    await whenAll(
+      () =>
+        paced.stats.apiRequests >= tripwire ||
+        (paced.stats.inFlight === 0 &&
+          paced.stats.apiRequests === stats.requests &&
+          stats.requests - stats.pages === concurrency - 1),
+      [paced, s3, { waitFor }],
+      { signal },
+    );
     const seen = paced.stats.apiRequests;
+    // Buffered: the held part, stream buffers and the source's window.
+    assert.ok(seen < tripwire, `fetched ${seen} of ${pages} pages while S3 took nothing`);
     assert.equal(s3.heldParts, 1, 'one part is waiting in S3');
-    // Buffered: the held part, the next part being filled, stream buffers and the source's window.
-    assert.ok(seen < 1280 * 0.75, `fetched ${seen} of 1280 pages while S3 took nothing`);
+    assert.equal(s3.count('part', from), 1, 'S3 took no part');
     release();
     const report = await running;
-    assert.equal(report.albums, 64_000);
-    assert.equal(paced.stats.apiRequests, 1280);
+    assert.equal(report.albums, pages * 50);
+    assert.equal(paced.stats.apiRequests, pages);
   } finally {
     release();
     await running.catch(() => {});

@@ -9,7 +9,7 @@ import { liveSource } from '../src/sources/albums.ts';
 import { rawLine, replaySource } from '../src/sources/replay.ts';
 import { runToBuffer } from './helpers/run.ts';
 import { emulators } from './helpers/servers.ts';
-import { quietSpell, untilSettled } from './helpers/wait.ts';
+import { untilSettled } from './helpers/wait.ts';
 
 const emulator = emulators();
 
@@ -28,9 +28,11 @@ test('pages fetched concurrently with random latency come out in API order', asy
   assert.ok(jittery.stats.maxInFlight <= 16);
 });
 
-test('a stalled consumer stops the fetching', async () => {
+test('a stalled consumer stops the fetching: one request per page read beyond a full window', async () => {
   const e = await emulator({ seed: 1, albums: 10_000 });
   const controller = new AbortController();
+  const stats = createStats();
+  const concurrency = 4;
   const source = liveSource({
     apiUrl: e.url,
     accountsUrl: e.url,
@@ -40,27 +42,45 @@ test('a stalled consumer stops the fetching', async () => {
     markets: [],
     query: 'tag:new',
     limit: 50,
-    concurrency: 4,
+    concurrency,
     maxItems: Number.POSITIVE_INFINITY,
     maxRetries: 0,
     retryDelay: 100,
     maxRetryAfter: 60,
     maxRateLimitWait: 60,
     requestTimeout: 5000,
-    stats: createStats(),
+    stats,
     signal: controller.signal,
   });
-  // Read one page, then stop reading: 200 pages are available.
-  await once(source, 'readable');
-  assert.ok(source.read());
-  // Let the source do whatever it does unprompted, until it has nothing in flight and asks for
-  // nothing more (see quietSpell).
-  await quietSpell(e, 1_000);
-  const seen = e.stats.apiRequests;
-  // First page, a full window of 4 ahead of the consumer, and one page refilling the buffer.
-  assert.ok(seen <= 6, `the source kept fetching: ${seen} requests`);
-  source.destroy();
-  await once(source, 'close');
+  /**
+   * Reads one page, then awaits the source's buffer-full point: the next page pushed (the
+   * 'readable' a read of the last buffered page asks for; the buffer holds one page), after
+   * which a Readable asks its generator for nothing until it is read again. Then awaits the
+   * emulator answering every request the source had sent by that point, and checks that none
+   * was sent meanwhile: what the source fetches is what its reads asked for.
+   */
+  const readOneThenFill = async () => {
+    assert.ok(source.read(), 'a page was buffered');
+    await once(source, 'readable');
+    const sent = stats.requests;
+    await e.waitFor((s) => s.apiRequests >= sent && s.inFlight === 0);
+    assert.equal(e.stats.apiRequests, sent, 'requests arrived that the source had not sent');
+    assert.equal(stats.requests, sent, 'the source sent requests while its buffer was full');
+    return sent;
+  };
+  try {
+    await once(source, 'readable');
+    // 200 pages are available. Page 1 read: a window of 4 fetched ahead, page 2 fills the buffer.
+    assert.equal(await readOneThenFill(), 1 + concurrency);
+    // Each further page read moves the window by exactly one request.
+    assert.equal(await readOneThenFill(), 2 + concurrency);
+    assert.equal(await readOneThenFill(), 3 + concurrency);
+  } finally {
+    const closed = once(source, 'close');
+    source.destroy();
+    await closed;
+  }
+  assert.equal(e.stats.apiRequests, 3 + concurrency, 'requests after the source was destroyed');
 });
 
 test('live and replay are one source shape: a raw landing replays as the live pages', async () => {

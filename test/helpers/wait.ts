@@ -4,8 +4,8 @@
  * a time.
  */
 import type { ChildProcess } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Emulator } from '../../src/emulator/server.ts';
+import { createStats, type RunStats } from '../../src/core/stats.ts';
+import { Waiters } from '../../src/emulator/wait.ts';
 
 /** Aborts when `child` exits (or has exited). */
 export function untilExit(child: ChildProcess | undefined, what: string): AbortSignal {
@@ -51,31 +51,51 @@ export function stderrMatches(child: ChildProcess | undefined, pattern: RegExp):
 }
 
 /**
- * Resolves once `emulator` has no request in flight and then received none for
- * `ms` — the one wait kept on a clock, for tests that show fetching *stopped*: an absence has
- * no event to await. It cannot fail a correct run (there is no limit on how long it waits for
- * the quiet spell, and every request restarts it); the test first awaits the state the quiet
- * spell is checked in, and asserts counts, not times.
+ * Counters for a run to fill (`RunContext.stats`), watched: `waitFor(condition)` re-checks
+ * `condition` after every counter the run changes, so a test can await a state of the run's
+ * stages (pages pushed by the source, requests its client sent) as it awaits the servers'.
  */
-export async function quietSpell(
-  emulator: Emulator,
-  ms: number,
+export function watchedStats(): {
+  stats: RunStats;
+  waitFor(
+    condition: (stats: RunStats) => boolean,
+    options?: { signal?: AbortSignal },
+  ): Promise<void>;
+} {
+  const counters = createStats();
+  const waiters = new Waiters(() => counters);
+  const stats = new Proxy(counters, {
+    set(target, name, value) {
+      const done = Reflect.set(target, name, value);
+      waiters.notify();
+      return done;
+    },
+  });
+  return { stats, waitFor: (condition, options) => waiters.waitFor(condition, options) };
+}
+
+/** Anything with a `waitFor(condition)` hook: the emulator, the local S3, {@link watchedStats}. */
+interface Watched {
+  waitFor(condition: () => boolean, options: { signal?: AbortSignal }): Promise<void>;
+}
+
+/**
+ * Resolves once `condition` holds, re-checked on every change any of `watched` reports: for a
+ * condition across servers and the run (each re-checks it on its own events, so the last change
+ * that makes it hold is seen wherever it happens). With `signal`, rejects when it aborts first.
+ */
+export async function whenAll(
+  condition: () => boolean,
+  watched: Watched[],
   options: { signal?: AbortSignal } = {},
 ): Promise<void> {
-  for (;;) {
-    await emulator.waitFor((s) => s.inFlight === 0, options);
-    const seen = emulator.stats.apiRequests;
-    const controller = new AbortController();
-    const moved = emulator
-      .waitFor((s) => s.apiRequests > seen, { signal: controller.signal })
-      .then(
-        () => true,
-        () => false,
-      );
-    const still = sleep(ms, false, { signal: controller.signal }).catch(() => true);
-    const changed = await Promise.race([moved, still]);
+  const controller = new AbortController();
+  const signal = options.signal
+    ? AbortSignal.any([options.signal, controller.signal])
+    : controller.signal;
+  try {
+    await Promise.race(watched.map((w) => w.waitFor(() => condition(), { signal })));
+  } finally {
     controller.abort();
-    options.signal?.throwIfAborted();
-    if (!changed) return;
   }
 }
