@@ -31,7 +31,10 @@ export interface CheckReport {
   manifest: string | null;
   /** The one page asked for (limit 1): Spotify's `total` for the first market. */
   spotify: { url: string; total: number | null };
-  /** Places proven writable (a directory, or an S3 key through a created-and-aborted upload). */
+  /**
+   * Every place the run writes but stdout, each in a folder (or under an S3 key prefix) proven
+   * writable: a directory, or a created-and-aborted upload.
+   */
   writable: string[];
 }
 
