@@ -5,6 +5,7 @@
  * Spotify emulator (for offline tests) is the `spotify-batch/emulator` entry point.
  */
 
+export { type CheckReport, check } from './check.ts';
 export {
   type ErrorCode,
   type ErrorContext,
@@ -28,10 +29,9 @@ export {
   type OutputReport,
   type RunContext,
   type RunReport,
+  resolveOptions,
   run,
 } from './pipeline.ts';
-export { type CheckReport, check } from './plan/check.ts';
-export { resolveOptions } from './plan/plan.ts';
 export { fetchPages, type LiveSourceOptions, liveSource, type Page } from './sources/albums.ts';
 export { replaySource } from './sources/replay.ts';
 export { type UnlockReport, unlock } from './state/unlock.ts';

@@ -24,8 +24,7 @@
 import { SpotifyBatchError, usageError } from './core/errors.ts';
 import { type Options, wholeNumber } from './core/options.ts';
 import type { RunEvent } from './core/stats.ts';
-import { type RunReport, run } from './pipeline.ts';
-import { resolveOptions } from './plan/plan.ts';
+import { type RunReport, resolveOptions, run } from './pipeline.ts';
 
 export interface LambdaEvent {
   options?: Options;

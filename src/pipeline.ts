@@ -3,12 +3,17 @@ import { Commit } from './commit/commit.ts';
 import { incompleteReason, manifestBody } from './commit/manifest.ts';
 import { publishRun } from './commit/publish.ts';
 import { abortReason, type SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
-import type { NormalizedOptions, Options } from './core/options.ts';
+import {
+  type NormalizedOptions,
+  normalizeOptions,
+  normalizeS3Options,
+  type Options,
+} from './core/options.ts';
 import type { SourcePage } from './core/records.ts';
 import type { StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
 import { packageVersion } from './core/version.ts';
-import { type Plan, planOutputs, resolveOptions, runVars, target } from './plan/plan.ts';
+import { type Plan, planOutputs, runVars, target } from './plan/plan.ts';
 import { preflight, refuseOverwrite } from './plan/preflight.ts';
 import { type FolderChanges, folderChanges } from './plan/previous.ts';
 import { type Branch, runBranches } from './pull/branches.ts';
@@ -25,8 +30,8 @@ import type { RunReporter } from './report/index.ts';
 import { Destinations } from './sinks/open.ts';
 import { liveSource } from './sources/albums.ts';
 import { clientConfig, SpotifyClient } from './sources/client.ts';
-import { replaySource } from './sources/replay.ts';
-import { acquireLease, type LoadedState, loadState } from './state/state.ts';
+import { readRunMarkets, replaySource } from './sources/replay.ts';
+import { acquireLease, type LoadedState, loadState, stateLines } from './state/state.ts';
 import { AlbumsTransform } from './transforms/albums.ts';
 import type { Encoding, OutputReport } from './transforms/encode.ts';
 import { checkRows } from './transforms/rows.ts';
@@ -57,6 +62,34 @@ interface Staged {
   encoding: Encoding;
   market: string | null;
   rows: () => number;
+}
+
+/**
+ * The options of a run, normalized with what only its inputs can tell: a replay with no
+ * --market takes the markets its raw landing lists, so it plans what the live run planned —
+ * one output per market for `{market}`, and in one output the market column and the
+ * cross-market dedupe. The list is read from the first line of each input (every raw line
+ * carries its run's markets), not by a pass over the inputs, which may be large gzipped S3
+ * objects. Routing pages to per-market outputs as they arrive was the alternative; it cannot
+ * pick one output's columns before its first row, nor list the outputs before a page is read.
+ * Options already normalized are taken as they are (`normalizeOptions` alone does no I/O).
+ */
+export async function resolveOptions(
+  options: Options | NormalizedOptions,
+  env: NodeJS.ProcessEnv,
+): Promise<NormalizedOptions> {
+  if ('perMarket' in options) return options;
+  const from = options.from ?? [];
+  if (from.length === 0 || (options.markets ?? []).length > 0) {
+    return normalizeOptions(options, env);
+  }
+  const destinations = new Destinations(normalizeS3Options(options, env), env, process.stdout);
+  try {
+    const markets = await readRunMarkets(from, (location) => destinations.read(location));
+    return normalizeOptions(options, env, markets);
+  } finally {
+    await destinations.close();
+  }
 }
 
 /**
@@ -193,16 +226,22 @@ export async function run(
     }
     // A reader that left early (`| head`) ends the run cleanly, with nothing else published
     // (the state neither: the data it goes with was cut short).
+    const written = { dropped: 0, kept: 0 };
     const published = await publishRun(
       commit,
       destinations,
-      plan,
+      plan.manifest,
       done.outputClosed ? [] : [...done.staged.map((s) => s.sink), ...sideSinks(side)],
       {
         state:
           state === undefined || done.outputClosed
             ? undefined
-            : { loaded: state, added, today: vars.date, ttlDays: o.stateTtlDays },
+            : {
+                location: state.location,
+                version: state.version,
+                open: target(plan, state.location),
+                lines: stateLines(state.entries, added, vars.date, o.stateTtlDays, written),
+              },
         signal,
         folder:
           previous === undefined || done.outputClosed
@@ -244,7 +283,7 @@ export async function run(
       stagedLocation: done.staged[0]?.sink.location ?? '-',
       failed: done.failed,
       outputClosed: done.outputClosed,
-      stateCounts: state === undefined ? undefined : stateCounts,
+      stateCounts: state === undefined ? undefined : { ...stateCounts, ...written },
     });
   } catch (error) {
     // A signal or another market's failure explains the errors it caused downstream.
@@ -300,8 +339,8 @@ async function pullMarket(market: string | undefined, m: MarketContext): Promise
       opened.push({ sink, encoding: table.encoding, market: market ?? null, rows: table.rows });
       branches.push({ rows: table.rows$, stages: table.encoding.stages, sink });
     }
-    // Pages, live or replayed (a replay's markets come from its raw lines: src/plan/plan.ts
-    // resolveOptions); one stage makes them albums the same way for both. With {market}
+    // Pages, live or replayed (a replay's markets come from its raw lines: resolveOptions
+    // above); one stage makes them albums the same way for both. With {market}
     // outputs a replay reads its inputs once per market, `workers` markets at a time, as the
     // live run fetches them: one pass routed to every market would hold every market's
     // outputs open at once (185 S3 uploads and their part buffers), since a raw landing

@@ -207,3 +207,48 @@ test('the state (written in place) in a folder only the report makes: check and 
     await rm(cwd, { recursive: true, force: true });
   }
 });
+
+/** `check --log-format json`'s report (its one stderr line). */
+async function checkReport(args: string[]) {
+  const result = await runCli(['check', '--log-format', 'json', ...args], { env: env() });
+  assert.equal(result.status, 0, result.stderr);
+  const line = result.stderr.trim().split('\n').at(-1) as string;
+  return JSON.parse(line) as { writable: string[]; outputs: string[] };
+}
+
+test('check lists every place as writable; an S3 prefix is probed once, whatever folders a file would need', async () => {
+  const today = new Date().toISOString().slice(0, 10);
+  const prefix = `s3://${BUCKET}/once`;
+  const mark = s3.calls.length;
+  // The data's {date} makes it a place whose folders are made; the state (and its lease) are
+  // written in place: for files two ways of opening, for S3 one prefix and one probe.
+  const report = await checkReport([
+    '--out',
+    `${prefix}/{date}.csv`,
+    '--report',
+    `${prefix}/report.html`,
+    '--state',
+    `${prefix}/daily.state`,
+  ]);
+  assert.deepEqual(report.writable, [
+    `${prefix}/${today}.csv`,
+    `${prefix}/report.html`,
+    `${prefix}/daily.state`,
+    `${prefix}/daily.state.lease`,
+  ]);
+  assert.equal(s3.count('create', mark), 1, 'one probe upload for one prefix');
+  assert.equal(s3.count('abort', mark), 1);
+  assert.deepEqual(await s3.openUploads(BUCKET), []);
+});
+
+test("check lists every output's place as writable, not one per folder: a star's tables", async () => {
+  const star = join(dir, 'star', 'dt={date}/');
+  const today = new Date().toISOString().slice(0, 10);
+  const report = await checkReport(['--model', 'star', '--out', star, '--manifest']);
+  const folder = join(dir, 'star', `dt=${today}`);
+  assert.deepEqual(report.writable, [
+    ...['dim_album', 'dim_artist', 'bridge_album_artist'].map((t) => join(folder, `${t}.csv`)),
+    join(folder, '_manifest.json'),
+  ]);
+  assert.deepEqual(report.outputs, report.writable.slice(0, 3));
+});

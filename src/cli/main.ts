@@ -128,7 +128,7 @@ async function pullSetup(
   if (args._[0] === 'replay') flags.refuseLiveOnly(args);
   const env = loadEnvFile(args['env-file']);
   // Loaded here: a replay may read its inputs' first lines for their markets (S3 included).
-  const { resolveOptions } = await import('../plan/plan.ts');
+  const { resolveOptions } = await import('../pipeline.ts');
   const o = await resolveOptions(flags.toOptions(args), env);
   if (o.out === '-' && (o.format === 'parquet' || o.gzip) && process.stdout.isTTY && !args.force) {
     throw usageError(
@@ -194,7 +194,7 @@ async function checkCommand(args: PullArgs): Promise<void> {
   const log = logFor(args, 'check');
   try {
     const { o, env } = await pullSetup(args);
-    const { check } = await import('../plan/check.ts');
+    const { check } = await import('../check.ts');
     const report = await check(o, { env });
     if (args['log-format'] === 'json') {
       process.stderr.write(

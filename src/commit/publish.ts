@@ -2,18 +2,18 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { abortReason, SpotifyBatchError } from '../core/errors.ts';
 import type { SinkResult, StagedSink } from '../core/sink.ts';
-import { type Plan, target } from '../plan/plan.ts';
-import type { Destinations } from '../sinks/open.ts';
-import { type LoadedState, stateLines } from '../state/state.ts';
-import type { StateEntries } from '../transforms/state.ts';
+import type { Destinations, OpenOptions } from '../sinks/open.ts';
 import type { Commit } from './commit.ts';
 
-/** The incremental state to write with the run: what was read, and this run's new albums. */
+/** The incremental state to write with the run (its lines made by src/state/state.ts). */
 export interface StateUpdate {
-  loaded: LoadedState;
-  added: StateEntries;
-  today: string;
-  ttlDays: number;
+  location: string;
+  /** Its version when the run read it (null: there was none): it is written only over that. */
+  version: string | null;
+  /** How it is opened (its place in the plan). */
+  open: OpenOptions;
+  /** The new state, made as it is written. */
+  lines: Iterable<string>;
 }
 
 export interface PublishedRun {
@@ -23,8 +23,6 @@ export interface PublishedRun {
   state: SinkResult | undefined;
   /** Why the state was not written although the data was (the next run emits them again). */
   stateError: string | null;
-  /** Ids the state dropped by age, and kept. */
-  written: { dropped: number; kept: number };
   endedAt: Date;
 }
 
@@ -36,7 +34,8 @@ export interface PublishedRun {
 export async function publishRun(
   commit: Commit,
   destinations: Destinations,
-  plan: Plan,
+  /** Where the manifest goes (written last, beside the data), when the run writes one. */
+  manifestAt: string | undefined,
   outputs: StagedSink[],
   {
     state,
@@ -63,32 +62,27 @@ export async function publishRun(
 ): Promise<PublishedRun> {
   // The lease keeps other runs of this tool out; a state changed by anything else since it
   // was read fails the run here, before any output is published.
-  if (
-    state !== undefined &&
-    (await destinations.version(state.loaded.location)) !== state.loaded.version
-  ) {
+  if (state !== undefined && (await destinations.version(state.location)) !== state.version) {
     throw new SpotifyBatchError(
       'ERR_LOCKED',
-      `option --state: ${state.loaded.location} changed while this run was going; nothing was published`,
-      { context: { path: state.loaded.location } },
+      `option --state: ${state.location} changed while this run was going; nothing was published`,
+      { context: { path: state.location } },
     );
   }
   // What is removed was decided from the manifest read at the start: another writer since then
   // (a second run of this folder) would make that decision wrong.
   if (
     folder !== undefined &&
-    plan.manifest !== undefined &&
-    (await destinations.version(plan.manifest)) !== folder.manifestVersion
+    manifestAt !== undefined &&
+    (await destinations.version(manifestAt)) !== folder.manifestVersion
   ) {
     throw new SpotifyBatchError(
       'ERR_LOCKED',
-      `the manifest ${plan.manifest} changed while this run was going (another run of this folder?); nothing was published`,
-      { context: { path: plan.manifest } },
+      `the manifest ${manifestAt} changed while this run was going (another run of this folder?); nothing was published`,
+      { context: { path: manifestAt } },
     );
   }
-  const written = { dropped: 0, kept: 0 };
-  const stateSink =
-    state === undefined ? undefined : await stageState(commit, plan, state, written, signal);
+  const stateSink = state === undefined ? undefined : await stageState(commit, state, signal);
   // Every output staged before the commit point (the last parts of rejects, raw and the report
   // may still be uploading, and a signal still cancels them), and a signal that came in while
   // they were staged still wins. After this line, publishing runs to its end (a part-way
@@ -101,43 +95,33 @@ export async function publishRun(
     after: stateSink ? [stateSink] : [],
     remove: folder?.remove ?? [],
     manifest:
-      manifest === undefined || plan.manifest === undefined
+      manifest === undefined || manifestAt === undefined
         ? undefined
         : {
-            location: plan.manifest,
+            location: manifestAt,
             render: (results, after) => {
               endedAt = new Date();
               return manifest(results, after[0], endedAt);
             },
           },
   });
-  if (manifest === undefined || plan.manifest === undefined) endedAt = new Date();
+  if (manifest === undefined || manifestAt === undefined) endedAt = new Date();
   return {
     results: published.results,
     state: published.after[0],
     stateError: stateSink === undefined ? null : (published.afterError?.message ?? null),
-    written,
     endedAt,
   };
 }
 
-/** Stages the new state (kept ids and this run's new ones) as one more output of the commit. */
+/** Stages the new state as one more output of the commit. */
 async function stageState(
   commit: Commit,
-  plan: Plan,
-  { loaded, added, today, ttlDays }: StateUpdate,
-  counts: { dropped: number; kept: number },
+  { location, version, open, lines }: StateUpdate,
   signal: AbortSignal,
 ): Promise<StagedSink> {
-  const sink = await commit.open(loaded.location, {
-    ...target(plan, loaded.location),
-    // Written only over the version read at the start (or where there was none).
-    expect: loaded.version,
-  });
-  await pipeline(
-    Readable.from(stateLines(loaded.entries, added, today, ttlDays, counts)),
-    sink.writable,
-    { signal },
-  );
+  // Written only over the version read at the start (or where there was none).
+  const sink = await commit.open(location, { ...open, expect: version });
+  await pipeline(Readable.from(lines), sink.writable, { signal });
   return sink;
 }

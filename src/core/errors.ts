@@ -111,3 +111,29 @@ export function abortReason(reason: unknown): SpotifyBatchError {
   const detail = reason instanceof Error ? reason.message : String(reason);
   return new SpotifyBatchError('ERR_INTERRUPTED', `run aborted (${detail})`, { cause: reason });
 }
+
+/** Disk and permission failures that name the path and end the run with the sink status (5). */
+export function fileError(cause: unknown, path: string, doing: string): SpotifyBatchError {
+  const err = cause as NodeJS.ErrnoException;
+  const why =
+    {
+      ENOSPC: 'no space left on the device',
+      EDQUOT: 'disk quota exceeded',
+      EACCES: 'permission denied',
+      EPERM: 'operation not permitted',
+      EROFS: 'read-only file system',
+      EISDIR: 'is a directory',
+      ENOTDIR: 'a parent is not a directory',
+      ENOENT: 'no such directory',
+    }[err.code ?? ''] ?? err.message;
+  return new SpotifyBatchError('ERR_SINK', `cannot ${doing} ${path}: ${why}`, {
+    cause,
+    context: { path },
+  });
+}
+
+/** A write whose reader went away (`| head`): the run ends cleanly, not with an error. */
+export function isBrokenPipe(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'EPIPE';
+}

@@ -1,18 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { dirname, resolve } from 'node:path';
-import { manifestLocation } from '../commit/manifest.ts';
+import { dirname, posix, resolve } from 'node:path';
 import { usageError } from '../core/errors.ts';
 import {
   expandOut,
   type NormalizedOptions,
-  normalizeOptions,
-  normalizeS3Options,
-  type Options,
   type OutVars,
   parseDestination,
 } from '../core/options.ts';
-import { Destinations } from '../sinks/open.ts';
-import { readRunMarkets } from '../sources/replay.ts';
 import { contentType } from '../transforms/encode.ts';
 import { STAR_TABLE_NAMES, type StarTable } from '../transforms/star.ts';
 
@@ -25,34 +19,6 @@ export function runVars(now: Date, date?: string): OutVars {
     date: date ?? now.toISOString().slice(0, 10),
     runId: `${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`,
   };
-}
-
-/**
- * The options of a run, normalized with what only its inputs can tell: a replay with no
- * --market takes the markets its raw landing lists, so it plans what the live run planned —
- * one output per market for `{market}`, and in one output the market column and the
- * cross-market dedupe. The list is read from the first line of each input (every raw line
- * carries its run's markets), not by a pass over the inputs, which may be large gzipped S3
- * objects. Routing pages to per-market outputs as they arrive was the alternative; it cannot
- * pick one output's columns before its first row, nor list the outputs before a page is read.
- * Options already normalized are taken as they are (`normalizeOptions` alone does no I/O).
- */
-export async function resolveOptions(
-  options: Options | NormalizedOptions,
-  env: NodeJS.ProcessEnv,
-): Promise<NormalizedOptions> {
-  if ('perMarket' in options) return options;
-  const from = options.from ?? [];
-  if (from.length === 0 || (options.markets ?? []).length > 0) {
-    return normalizeOptions(options, env);
-  }
-  const destinations = new Destinations(normalizeS3Options(options, env), env, process.stdout);
-  try {
-    const markets = await readRunMarkets(from, (location) => destinations.read(location));
-    return normalizeOptions(options, env, markets);
-  } finally {
-    await destinations.close();
-  }
 }
 
 /** One data output of a run. */
@@ -161,6 +127,19 @@ export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
   const made = new Set(targets.filter((t) => t.createDirs).map((t) => dirname(t.location)));
   for (const t of targets) if (t.flag !== '--state') t.createDirs ||= made.has(dirname(t.location));
   return { outputs, rejects, raw, manifest, report, state, targets };
+}
+
+/**
+ * `_manifest.json` beside the data: in the directory (or key prefix) that holds every output —
+ * for `s3://b/dt={date}/market={market}/albums.csv`, in `s3://b/dt=…/`.
+ */
+function manifestLocation(out: string, vars: OutVars): string {
+  const marker = '\u0000';
+  const expanded = expandOut(out, { ...vars, market: marker });
+  const fixed = expanded.includes(marker) ? expanded.slice(0, expanded.indexOf(marker)) : expanded;
+  const dir = fixed.slice(0, fixed.lastIndexOf('/') + 1);
+  if (/^s3:\/\//i.test(fixed)) return `${dir}_manifest.json`;
+  return posix.join(dir === '' ? '.' : dir, '_manifest.json');
 }
 
 /** The raw landing is gzipped unless its name says plain NDJSON. */

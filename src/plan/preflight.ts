@@ -1,5 +1,6 @@
 import { dirname } from 'node:path';
 import { SpotifyBatchError } from '../core/errors.ts';
+import { parseDestination } from '../core/options.ts';
 import type { Destinations } from '../sinks/open.ts';
 import { assertLeaseFree } from '../state/state.ts';
 import type { Plan, Target } from './plan.ts';
@@ -10,7 +11,10 @@ const PROBES_AT_ONCE = 8;
 
 /** What a preflight proved. */
 export interface Preflight {
-  /** Places proven writable (a directory, or an S3 key through a created-and-aborted upload). */
+  /**
+   * Every place of the plan but stdout, in the plan's order, once its folder was proven writable
+   * (a directory, or an S3 key prefix through a created-and-aborted upload).
+   */
   writable: string[];
   /** The plan, with the raw landing moved beside one that is already there. */
   plan: Plan;
@@ -33,13 +37,14 @@ export async function preflight(
   { newOnly, runId }: { newOnly: boolean; runId: string },
 ): Promise<Preflight> {
   const plan = await landRaw(planned, destinations, runId);
-  const writable: string[] = [];
-  // One probe per directory or key prefix: 185 markets need not make 185 uploads. A prefix is
-  // probed once per way of opening it (a folder made for a partition, or one that must exist).
+  // One probe per directory or key prefix: 185 markets need not make 185 uploads. A directory
+  // is probed once per way of opening it (made for a partition, or one that must exist); an S3
+  // prefix once, as S3 has no folders to make.
+  const places = plan.targets.filter((t) => t.location !== '-');
   const probes = new Map<string, Target>();
-  for (const target of plan.targets) {
-    const key = `${dirname(target.location)}\0${target.createDirs}`;
-    if (target.location !== '-' && !probes.has(key)) probes.set(key, target);
+  for (const target of places) {
+    const key = probeKey(target);
+    if (!probes.has(key)) probes.set(key, target);
   }
   // A few at a time: a partitioned layout (dt=…/market=…/) has a folder per market. A failure
   // stops new probes, and is thrown once those in flight are undone (no upload left open).
@@ -50,7 +55,6 @@ export async function preflight(
       for (let t = queue.shift(); t !== undefined && !failure; t = queue.shift()) {
         try {
           await destinations.probe(t.location, t);
-          writable.push(t.location);
         } catch (error) {
           failure ??= { error };
         }
@@ -58,11 +62,19 @@ export async function preflight(
     }),
   );
   if (failure) throw failure.error;
+  // Every probe passed: each place is in a folder (or under a prefix) proven writable.
+  const writable = places.map((t) => t.location);
   if (plan.state !== undefined) await assertLeaseFree(destinations, plan.state, new Date());
   if (newOnly) await refuseOverwrite(destinations, plan.outputs);
   const previous =
     plan.manifest === undefined ? undefined : await readPrevious(destinations, plan.manifest);
   return { writable, plan, previous };
+}
+
+/** Places that one probe proves together. */
+function probeKey({ location, createDirs }: Target): string {
+  const folder = dirname(location);
+  return parseDestination(location).kind === 's3' ? folder : `${folder}\0${createDirs}`;
 }
 
 /** The raw landing is append-only: a name that is taken gets the run id (see besideName). */

@@ -1,7 +1,11 @@
-import { type ErrorCode, SpotifyBatchError, toSpotifyBatchError } from '../core/errors.ts';
+import {
+  type ErrorCode,
+  fileError,
+  isBrokenPipe,
+  SpotifyBatchError,
+  toSpotifyBatchError,
+} from '../core/errors.ts';
 import type { EventListener } from '../core/stats.ts';
-import { fileError } from '../sinks/file.ts';
-import { isBrokenPipe } from '../sinks/stdout.ts';
 
 /** A market that failed under `onMarketError: 'skip'`. */
 export interface MarketFailure {

@@ -91,7 +91,8 @@ export function summarize({
   stagedLocation: string;
   failed: MarketFailure[];
   outputClosed: boolean;
-  stateCounts: { new: number; seen: number } | undefined;
+  /** Albums new and seen, and ids the state dropped by age and kept as written. */
+  stateCounts: { new: number; seen: number; dropped: number; kept: number } | undefined;
 }): RunReport {
   const first: SinkResult = outputs[0] ?? { location: stagedLocation };
   const { bytes, ...counts } = stats;
@@ -126,8 +127,8 @@ export function summarize({
             location: plan.state,
             new: stateCounts.new,
             seen: stateCounts.seen,
-            droppedByTtl: published.written.dropped,
-            ids: published.written.kept,
+            droppedByTtl: stateCounts.dropped,
+            ids: stateCounts.kept,
             version: published.state?.version ?? null,
             error: published.stateError,
           },

@@ -3,28 +3,8 @@ import { type FileHandle, lstat, mkdir, open, realpath, rename, rm, stat } from 
 import { basename, dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { SpotifyBatchError } from '../core/errors.ts';
+import { fileError, SpotifyBatchError } from '../core/errors.ts';
 import type { SinkResult, StagedSink } from '../core/sink.ts';
-
-/** Disk and permission failures that name the path and end the run with the sink status (5). */
-export function fileError(cause: unknown, path: string, doing: string): SpotifyBatchError {
-  const err = cause as NodeJS.ErrnoException;
-  const why =
-    {
-      ENOSPC: 'no space left on the device',
-      EDQUOT: 'disk quota exceeded',
-      EACCES: 'permission denied',
-      EPERM: 'operation not permitted',
-      EROFS: 'read-only file system',
-      EISDIR: 'is a directory',
-      ENOTDIR: 'a parent is not a directory',
-      ENOENT: 'no such directory',
-    }[err.code ?? ''] ?? err.message;
-  return new SpotifyBatchError('ERR_SINK', `cannot ${doing} ${path}: ${why}`, {
-    cause,
-    context: { path },
-  });
-}
 
 /** A file's version for conditional writes (size and modification time), or null if absent. */
 export async function fileVersion(path: string): Promise<string | null> {

@@ -3,11 +3,11 @@ import { constants, createReadStream } from 'node:fs';
 import { access, link, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
-import { SpotifyBatchError } from '../core/errors.ts';
+import { fileError, SpotifyBatchError } from '../core/errors.ts';
 import { type Destination, parseDestination, type S3Options } from '../core/options.ts';
 import type { StagedSink } from '../core/sink.ts';
 import type { EventListener } from '../core/stats.ts';
-import { FileSink, fileError, fileVersion } from './file.ts';
+import { FileSink, fileVersion } from './file.ts';
 import type { S3Store } from './s3.ts';
 import { StdoutSink } from './stdout.ts';
 

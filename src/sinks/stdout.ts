@@ -21,8 +21,3 @@ export class StdoutSink implements StagedSink {
 
   async discard(): Promise<void> {}
 }
-
-export function isBrokenPipe(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === 'EPIPE';
-}

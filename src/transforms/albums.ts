@@ -48,7 +48,8 @@ export interface AlbumsOptions {
   stats: RunStats;
   /**
    * The output model's check of one album (src/transforms/rows.ts `checkRows`, star.ts
-   * `checkStar`): throws ERR_BAD_RECORD for an album it could not make its rows from.
+   * `checkStar`): throws ERR_BAD_RECORD for an album it could not make its rows from, without
+   * making them (the rows stage does, once).
    */
   check: (item: SourceItem) => void;
   /** Keep an album's first valid occurrence only (e.g. across markets). */

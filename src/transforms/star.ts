@@ -1,7 +1,7 @@
 import { PassThrough, type Readable, Writable } from 'node:stream';
 import type { SourceItem } from '../core/records.ts';
 import type { RunStats } from '../core/stats.ts';
-import { projectAlbum, projectRows, type Row } from './rows.ts';
+import { albumCheck, projectAlbum, projectRows, type Row } from './rows.ts';
 
 /**
  * The star schema: two dimensions keyed by Spotify id and the bridge between them (grain: one
@@ -37,10 +37,10 @@ const ARTIST_COLUMNS = [...STAR_TABLES.dim_artist, 'artist_position'] as const;
  * The star model's check of an album (for the albums stage, which also drops an album seen
  * before: a star always dedupes, its dim_album is keyed by id): its rows can be made.
  */
-export function checkStar(item: SourceItem): void {
-  projectAlbum(item, STAR_TABLES.dim_album);
-  projectRows(item, ARTIST_COLUMNS);
-}
+export const checkStar: (item: SourceItem) => void = albumCheck(
+  STAR_TABLES.dim_album,
+  ARTIST_COLUMNS,
+);
 
 /**
  * One album's rows in the three tables; an artist already seen adds only bridge rows. Throws
@@ -48,9 +48,9 @@ export function checkStar(item: SourceItem): void {
  */
 export function albumToStar(item: SourceItem, seenArtists: Set<string>): StarRows {
   const out: StarRows = { dim_album: [], dim_artist: [], bridge_album_artist: [] };
-  const id = (item.album as { id: string }).id;
   // An album without artists still belongs in dim_album: it was released.
   out.dim_album.push(projectAlbum(item, STAR_TABLES.dim_album));
+  const id = (item.album as { id: string }).id;
   const rows = projectRows(item, ARTIST_COLUMNS);
   for (const [artistId, name, url, uri, position] of rows as string[][]) {
     if (!seenArtists.has(artistId as string)) {

@@ -1,10 +1,11 @@
-import type { NormalizedOptions, Options } from '../core/options.ts';
-import { createStats } from '../core/stats.ts';
-import { Destinations } from '../sinks/open.ts';
-import { firstPageUrl, toPage } from '../sources/albums.ts';
-import { clientConfig, SpotifyClient } from '../sources/client.ts';
-import { planOutputs, resolveOptions, runVars } from './plan.ts';
-import { type Preflight, preflight } from './preflight.ts';
+import type { NormalizedOptions, Options } from './core/options.ts';
+import { createStats } from './core/stats.ts';
+import { resolveOptions } from './pipeline.ts';
+import { planOutputs, runVars } from './plan/plan.ts';
+import { type Preflight, preflight } from './plan/preflight.ts';
+import { Destinations } from './sinks/open.ts';
+import { firstPageUrl, toPage } from './sources/albums.ts';
+import { clientConfig, SpotifyClient } from './sources/client.ts';
 
 /** What `spotify-batch check` found: the plan, and that each part of it works. */
 export interface CheckReport {
@@ -30,7 +31,10 @@ export interface CheckReport {
   manifest: string | null;
   /** The one page asked for (limit 1): Spotify's `total` for the first market. */
   spotify: { url: string; total: number | null };
-  /** Places proven writable (a directory, or an S3 key through a created-and-aborted upload). */
+  /**
+   * Every place the run writes but stdout, each in a folder (or under an S3 key prefix) proven
+   * writable: a directory, or a created-and-aborted upload.
+   */
   writable: string[];
 }
 
