@@ -33,6 +33,7 @@ import { checkRows } from './transforms/rows.ts';
 import { checkStar, STAR_TABLES } from './transforms/star.ts';
 import { type StateCounts, type StateEntries, StateTracker, unclaim } from './transforms/state.ts';
 import { Tap } from './transforms/tap.ts';
+import { AwaitTurn, Turns } from './transforms/turn.ts';
 
 export type { MarketFailure } from './pull/markets.ts';
 export type { RunReport, StateReport } from './pull/summary.ts';
@@ -147,11 +148,13 @@ export async function run(
           ? undefined
           : { loaded: state, added, today: vars.date, counts: stateCounts },
       reporter,
+      // Markets pulled side by side claim the state's albums in --market order (src/transforms/turn.ts).
+      turns: state === undefined || workers < 2 ? undefined : new Turns(markets.length),
     };
     const done = await pullMarkets(
       markets,
       workers,
-      (market) => pullMarket(market, market$),
+      (market, index) => pullMarket(market, index, market$),
       (caught, market) =>
         triage(caught, {
           market,
@@ -280,6 +283,7 @@ interface MarketContext {
     | { loaded: LoadedState; added: StateEntries; today: string; counts: StateCounts }
     | undefined;
   reporter: RunReporter | undefined;
+  turns: Turns | undefined;
 }
 
 /**
@@ -287,7 +291,11 @@ interface MarketContext {
  * staged sinks. On failure, what it staged is discarded and the state forgets its albums
  * before the error goes on to the triage.
  */
-async function pullMarket(market: string | undefined, m: MarketContext): Promise<Staged[]> {
+async function pullMarket(
+  market: string | undefined,
+  index: number,
+  m: MarketContext,
+): Promise<Staged[]> {
   const { o, plan, commit, stats, signal, side, state, reporter } = m;
   const locations = plan.outputs.filter((p) => p.market === market).map((p) => p.location);
   const opened: Staged[] = [];
@@ -338,6 +346,7 @@ async function pullMarket(market: string | undefined, m: MarketContext): Promise
       }),
     ];
     if (state !== undefined) {
+      if (m.turns !== undefined) through.push(new AwaitTurn(m.turns.before(index)));
       through.push(
         new StateTracker({
           known: state.loaded.entries,
@@ -361,6 +370,8 @@ async function pullMarket(market: string | undefined, m: MarketContext): Promise
     // Nothing of this market is published: the state must not record its albums.
     if (state !== undefined) unclaim(claimed, state.added, state.counts);
     throw caught;
+  } finally {
+    m.turns?.done(index);
   }
 }
 
