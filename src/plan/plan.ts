@@ -12,7 +12,7 @@ import {
   parseDestination,
 } from '../core/options.ts';
 import { Destinations } from '../sinks/open.ts';
-import { readRunMarkets } from '../sources/replay.ts';
+import { expandFrom, readRunMarkets } from '../sources/replay.ts';
 import { contentType } from '../transforms/encode.ts';
 import { STAR_TABLE_NAMES, type StarTable } from '../transforms/star.ts';
 
@@ -42,14 +42,16 @@ export async function resolveOptions(
   env: NodeJS.ProcessEnv,
 ): Promise<NormalizedOptions> {
   if ('perMarket' in options) return options;
-  const from = options.from ?? [];
-  if (from.length === 0 || (options.markets ?? []).length > 0) {
-    return normalizeOptions(options, env);
-  }
+  if ((options.from ?? []).length === 0) return normalizeOptions(options, env);
   const destinations = new Destinations(normalizeS3Options(options, env), env, process.stdout);
   try {
-    const markets = await readRunMarkets(from, (location) => destinations.read(location));
-    return normalizeOptions(options, env, markets);
+    // Patterns and prefixes (`s3://lake/raw/dt=*/pages.ndjson.gz`) become the inputs they name.
+    const from = await expandFrom(options.from ?? [], (prefix) => destinations.list(prefix));
+    const markets =
+      (options.markets ?? []).length > 0
+        ? undefined
+        : await readRunMarkets(from, (location) => destinations.read(location));
+    return normalizeOptions({ ...options, from }, env, markets);
   } finally {
     await destinations.close();
   }
