@@ -148,7 +148,7 @@ export async function run(
           ? undefined
           : { loaded: state, added, today: vars.date, counts: stateCounts },
       reporter,
-      // Markets pulled side by side claim the state's albums in --market order (src/transforms/turn.ts).
+      // Side by side, markets still claim the state's albums in --market order (transforms/turn.ts).
       turns: state === undefined || workers < 2 ? undefined : new Turns(markets.length),
     };
     const done = await pullMarkets(
