@@ -422,6 +422,63 @@ export async function verifySigV4(
 
 const xmlEscape = (text: string) => text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+const xml = (text: string) => text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/**
+ * ListObjectsV2 answered from s3rver's own store: s3rver makes its continuation tokens with DES,
+ * which Node's OpenSSL 3 no longer has, so any listing of more than `max-keys` (1,000) keys was
+ * a 500. The token here is the last key listed, base64url-encoded.
+ */
+async function listObjectsV2(ctx: KoaContext, bucket: string): Promise<void> {
+  interface Store {
+    getBucket(bucket: string): Promise<unknown>;
+    listObjects(
+      bucket: string,
+      options: { prefix?: string; startAfter?: string; maxKeys?: number; delimiter?: string },
+    ): Promise<{
+      objects: { key: string; lastModifiedDate: Date; size: number; metadata: { etag: string } }[];
+      commonPrefixes: string[];
+      isTruncated: boolean;
+    }>;
+  }
+  const store = (ctx as unknown as { store: Store }).store;
+  const q = (name: string) => (ctx.query[name] === undefined ? undefined : String(ctx.query[name]));
+  ctx.set('content-type', 'application/xml');
+  if ((await store.getBucket(bucket)) === null) {
+    ctx.status = 404;
+    ctx.body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>${xml(bucket)}</BucketName></Error>`;
+    return;
+  }
+  const token = q('continuation-token');
+  const maxKeys = Math.min(1000, Number(q('max-keys') ?? 1000));
+  const prefix = q('prefix') ?? '';
+  const delimiter = q('delimiter');
+  const result = await store.listObjects(bucket, {
+    prefix,
+    maxKeys,
+    ...(delimiter === undefined ? {} : { delimiter }),
+    startAfter:
+      token === undefined
+        ? (q('start-after') ?? '')
+        : Buffer.from(token, 'base64url').toString('utf8'),
+  });
+  const last = result.objects.at(-1)?.key;
+  ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${xml(bucket)}</Name><Prefix>${xml(prefix)}</Prefix><KeyCount>${result.objects.length}</KeyCount><MaxKeys>${maxKeys}</MaxKeys><IsTruncated>${result.isTruncated}</IsTruncated>${
+    token === undefined ? '' : `<ContinuationToken>${xml(token)}</ContinuationToken>`
+  }${
+    result.isTruncated && last !== undefined
+      ? `<NextContinuationToken>${Buffer.from(last).toString('base64url')}</NextContinuationToken>`
+      : ''
+  }${result.objects
+    .map(
+      (o) =>
+        `<Contents><Key>${xml(o.key)}</Key><LastModified>${o.lastModifiedDate.toISOString()}</LastModified><ETag>${xml(o.metadata.etag)}</ETag><Size>${o.size}</Size><StorageClass>STANDARD</StorageClass></Contents>`,
+    )
+    .join(
+      '',
+    )}${result.commonPrefixes.map((p) => `<CommonPrefixes><Prefix>${xml(p)}</Prefix></CommonPrefixes>`).join('')}</ListBucketResult>`;
+}
+
 /**
  * s3rver on loopback with the two calls it lacks and this project's tests need:
  * AbortMultipartUpload and ListMultipartUploads, implemented on s3rver's own upload folders
@@ -608,6 +665,10 @@ export async function startS3(): Promise<LocalS3> {
       ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${call.bucket}</Bucket>${ids
         .map((id) => `<Upload><UploadId>${id}</UploadId></Upload>`)
         .join('')}</ListMultipartUploadsResult>`;
+      return;
+    }
+    if (call.kind === 'list' && ctx.query['list-type'] === '2') {
+      await listObjectsV2(ctx, call.bucket);
       return;
     }
     const hold = call.kind === 'part' ? holds.find((h) => h.match(call)) : undefined;

@@ -30,7 +30,7 @@ import type { RunReporter } from './report/index.ts';
 import { Destinations } from './sinks/open.ts';
 import { liveSource } from './sources/albums.ts';
 import { clientConfig, SpotifyClient } from './sources/client.ts';
-import { readRunMarkets, replaySource } from './sources/replay.ts';
+import { expandFrom, readRunMarkets, replaySource } from './sources/replay.ts';
 import { acquireLease, type LoadedState, loadState, stateLines } from './state/state.ts';
 import { AlbumsTransform } from './transforms/albums.ts';
 import type { Encoding, OutputReport } from './transforms/encode.ts';
@@ -38,6 +38,7 @@ import { checkRows } from './transforms/rows.ts';
 import { checkStar, STAR_TABLES } from './transforms/star.ts';
 import { type StateCounts, type StateEntries, StateTracker, unclaim } from './transforms/state.ts';
 import { Tap } from './transforms/tap.ts';
+import { AwaitTurn, Turns } from './transforms/turn.ts';
 
 export type { MarketFailure } from './pull/markets.ts';
 export type { RunReport, StateReport } from './pull/summary.ts';
@@ -79,14 +80,16 @@ export async function resolveOptions(
   env: NodeJS.ProcessEnv,
 ): Promise<NormalizedOptions> {
   if ('perMarket' in options) return options;
-  const from = options.from ?? [];
-  if (from.length === 0 || (options.markets ?? []).length > 0) {
-    return normalizeOptions(options, env);
-  }
+  if ((options.from ?? []).length === 0) return normalizeOptions(options, env);
   const destinations = new Destinations(normalizeS3Options(options, env), env, process.stdout);
   try {
-    const markets = await readRunMarkets(from, (location) => destinations.read(location));
-    return normalizeOptions(options, env, markets);
+    // Patterns and prefixes (`s3://lake/raw/dt=*/pages.ndjson.gz`) become the inputs they name.
+    const from = await expandFrom(options.from ?? [], (prefix) => destinations.list(prefix));
+    const markets =
+      (options.markets ?? []).length > 0
+        ? undefined
+        : await readRunMarkets(from, (location) => destinations.read(location));
+    return normalizeOptions({ ...options, from }, env, markets);
   } finally {
     await destinations.close();
   }
@@ -180,11 +183,13 @@ export async function run(
           ? undefined
           : { loaded: state, added, today: vars.date, counts: stateCounts },
       reporter,
+      // Side by side, markets still claim the state's albums in --market order (transforms/turn.ts).
+      turns: state === undefined || workers < 2 ? undefined : new Turns(markets.length),
     };
     const done = await pullMarkets(
       markets,
       workers,
-      (market) => pullMarket(market, market$),
+      (market, index) => pullMarket(market, index, market$),
       (caught, market) =>
         triage(caught, {
           market,
@@ -319,6 +324,7 @@ interface MarketContext {
     | { loaded: LoadedState; added: StateEntries; today: string; counts: StateCounts }
     | undefined;
   reporter: RunReporter | undefined;
+  turns: Turns | undefined;
 }
 
 /**
@@ -326,7 +332,11 @@ interface MarketContext {
  * staged sinks. On failure, what it staged is discarded and the state forgets its albums
  * before the error goes on to the triage.
  */
-async function pullMarket(market: string | undefined, m: MarketContext): Promise<Staged[]> {
+async function pullMarket(
+  market: string | undefined,
+  index: number,
+  m: MarketContext,
+): Promise<Staged[]> {
   const { o, plan, commit, stats, signal, side, state, reporter } = m;
   const locations = plan.outputs.filter((p) => p.market === market).map((p) => p.location);
   const opened: Staged[] = [];
@@ -377,6 +387,7 @@ async function pullMarket(market: string | undefined, m: MarketContext): Promise
       }),
     ];
     if (state !== undefined) {
+      if (m.turns !== undefined) through.push(new AwaitTurn(m.turns.before(index)));
       through.push(
         new StateTracker({
           known: state.loaded.entries,
@@ -400,6 +411,8 @@ async function pullMarket(market: string | undefined, m: MarketContext): Promise
     // Nothing of this market is published: the state must not record its albums.
     if (state !== undefined) unclaim(claimed, state.added, state.counts);
     throw caught;
+  } finally {
+    m.turns?.done(index);
   }
 }
 

@@ -24,6 +24,12 @@ export interface EmulatorOptions {
   latencyMs?: number;
   /** Extra random delay 0..jitter ms per API answer (seeded, so repeatable). @default 0 */
   latencyJitterMs?: number;
+  /**
+   * Extra delay per API answer for one market (new-releases' `country`, search's `market`; ISO
+   * codes, any case), in ms, added to `latencyMs`: e.g. `{ SE: 80 }` makes SE's pages come in
+   * after DE's, to reorder a run's markets. @default {}
+   */
+  marketLatencyMs?: Record<string, number>;
   /** A Development Mode app: 403 on new-releases, search limit at most 10. @default false */
   devMode?: boolean;
   /** Injected faults. @default [] */
@@ -112,8 +118,12 @@ export class Emulator {
     log: [],
   };
   readonly #options: Required<
-    Omit<EmulatorOptions, 'faults' | 'malformed' | 'emptyMarkets' | 'emptyQueries' | 'rateLimit'>
+    Omit<
+      EmulatorOptions,
+      'faults' | 'malformed' | 'emptyMarkets' | 'emptyQueries' | 'rateLimit' | 'marketLatencyMs'
+    >
   >;
+  readonly #marketLatency: Map<string, number>;
   readonly #rateWindow: RateWindow;
   readonly #malformed: Set<number>;
   readonly #emptyMarkets: Set<string>;
@@ -166,6 +176,15 @@ export class Emulator {
     this.#malformed = new Set(options.malformed);
     this.#emptyMarkets = new Set(options.emptyMarkets?.map((m) => m.toUpperCase()));
     this.#emptyQueries = new Set(options.emptyQueries);
+    this.#marketLatency = new Map();
+    for (const [market, ms] of Object.entries(options.marketLatencyMs ?? {})) {
+      if (!/^[A-Za-z]{2}$/.test(market) || !Number.isInteger(ms) || ms < 0) {
+        throw new RangeError(
+          `emulator option marketLatencyMs must map ISO market codes to whole ms >= 0, got ${JSON.stringify(market)}: ${ms}`,
+        );
+      }
+      this.#marketLatency.set(market.toUpperCase(), ms);
+    }
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         if (!res.headersSent)
@@ -349,8 +368,10 @@ export class Emulator {
     }
 
     // Like the real service: the token is checked on arrival; the answer takes its time.
+    const market = url.searchParams.get('country') ?? url.searchParams.get('market') ?? '';
     const delay =
       o.latencyMs +
+      (this.#marketLatency.get(market.toUpperCase()) ?? 0) +
       (o.latencyJitterMs ? hash(o.seed, this.stats.apiRequests, 99) % (o.latencyJitterMs + 1) : 0);
     if (delay > 0) await sleep(delay);
 

@@ -85,7 +85,7 @@ export interface MarketsDone<T> {
 export async function pullMarkets<T>(
   markets: (string | undefined)[],
   workers: number,
-  pull: (market: string | undefined) => Promise<T[]>,
+  pull: (market: string | undefined, index: number) => Promise<T[]>,
   judge: (caught: unknown, market: string | undefined) => Verdict,
   {
     abort,
@@ -103,7 +103,7 @@ export async function pullMarkets<T>(
         const index = next++;
         const market = markets[index];
         try {
-          staged[index] = await pull(market);
+          staged[index] = await pull(market, index);
         } catch (caught) {
           if (fatal !== undefined) continue; // stopped because another market failed
           const verdict = judge(caught, market);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { access, link, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, link, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileError, SpotifyBatchError } from '../core/errors.ts';
 import { type Destination, parseDestination, type S3Options } from '../core/options.ts';
@@ -143,6 +143,34 @@ export class Destinations {
     const version = await fileVersion(destination.path);
     if (version === null || info === undefined) return undefined;
     return { body: createReadStream(destination.path), version, modified: info.mtime };
+  }
+
+  /**
+   * Every object or file whose location starts with `prefix` (`s3://bucket/raw/dt=`,
+   * `raw/dt=`), in no particular order: S3 keys by ListObjectsV2, files by a walk of the folder
+   * the prefix names. A folder that does not exist holds nothing.
+   */
+  async list(prefix: string): Promise<string[]> {
+    // A prefix is a key cut short (`raw/`, or none): checked as the key it begins.
+    const destination = parseDestination(`${prefix}_`, '--from');
+    if (destination.kind === 's3') {
+      const { bucket } = destination;
+      const keys = await (await this.#store()).list(bucket, destination.key.slice(0, -1));
+      return keys.map((k) => `s3://${bucket}/${k}`);
+    }
+    if (destination.kind !== 'file') return [];
+    const dir = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const entries = await readdir(dir === '' ? '.' : dir, {
+      recursive: true,
+      withFileTypes: true,
+    }).catch((cause: unknown) => {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw fileError(cause, dir, 'read');
+    });
+    return entries
+      .filter((e) => e.isFile())
+      .map((e) => dir + relative(dir === '' ? '.' : dir, join(e.parentPath, e.name)))
+      .filter((location) => location.startsWith(prefix));
   }
 
   /**

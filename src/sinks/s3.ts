@@ -1,4 +1,4 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import type { ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { SpotifyBatchError } from '../core/errors.ts';
 import { nonEmpty, type S3Options } from '../core/options.ts';
 import type { EventListener } from '../core/stats.ts';
@@ -186,6 +186,32 @@ export class S3Store {
       if (code === 'NoSuchKey' || code === 'NotFound') return undefined;
       throw s3Error(error, this.#where(bucket, key));
     }
+  }
+
+  /**
+   * Every key that starts with `prefix`, in S3's order (ListObjectsV2, page after page; keys
+   * ending in `/`, folder markers, left out).
+   */
+  async list(bucket: string, prefix: string): Promise<string[]> {
+    const { ListObjectsV2Command } = this.#modules.s3;
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.#client.send(
+          new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+          this.#signal === undefined ? {} : { abortSignal: this.#signal },
+        );
+      } catch (error) {
+        throw s3Error(error, this.#where(bucket, prefix));
+      }
+      for (const { Key } of page.Contents ?? []) {
+        if (Key !== undefined && !Key.endsWith('/')) keys.push(Key);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return keys;
   }
 
   /**

@@ -180,6 +180,67 @@ async function* replayPages(
   }
 }
 
+/** Characters that make a `--from` location a pattern: `*`, `?` (`**` spans folders). */
+const WILDCARD = /[*?]/;
+
+/**
+ * A `--from` pattern as a regular expression over whole locations, one rule for files and S3
+ * keys: `*` matches within one folder level (no `/`), `?` one character but `/`, and `**`
+ * any number of levels (`s3://lake/raw/**` is every object below raw/).
+ */
+export function fromPattern(pattern: string): RegExp {
+  let source = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '*' && pattern[i + 1] === '*') {
+      i++;
+      if (pattern[i + 1] === '/') {
+        i++;
+        source += '(?:.*/)?';
+      } else source += '.*';
+    } else if (c === '*') source += '[^/]*';
+    else if (c === '?') source += '[^/]';
+    else source += c.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`);
+}
+
+/**
+ * The inputs `--from` names, in order: a location with `*` or `?` is a pattern
+ * ({@link fromPattern}) and one ending in `/` a prefix (every file or object below it); each
+ * becomes the locations that match, sorted, listed by `list` (files: a folder walk; S3:
+ * ListObjectsV2), so a pattern over S3 reads what the same pattern over files would. Other
+ * locations stay as given (a shell has already expanded a local glob). A pattern or prefix that
+ * matches nothing is a usage error, as a missing file is.
+ */
+export async function expandFrom(
+  locations: string[],
+  list: (prefix: string) => Promise<string[]>,
+): Promise<string[]> {
+  const expanded: string[] = [];
+  for (const location of locations) {
+    const wildcard = location.search(WILDCARD);
+    if (wildcard < 0 && !location.endsWith('/')) {
+      expanded.push(location);
+      continue;
+    }
+    const prefix = wildcard < 0 ? location : location.slice(0, wildcard);
+    const match = wildcard < 0 ? undefined : fromPattern(location);
+    const found = (await list(prefix))
+      .filter((l) => match === undefined || match.test(l))
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    if (found.length === 0) {
+      throw new SpotifyBatchError(
+        'ERR_CONFIG',
+        `option --from: ${wildcard < 0 ? 'nothing below' : 'nothing matches'} ${location}`,
+        { context: { path: location } },
+      );
+    }
+    expanded.push(...found);
+  }
+  return expanded;
+}
+
 /**
  * The markets of the run that wrote a raw landing, from the first line of each input (every
  * raw line lists them): what a replay with no --market takes as its own, so it has the live
