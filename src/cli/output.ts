@@ -177,10 +177,16 @@ export class Log {
     }
   }
 
-  report(r: RunReport): void {
+  /** The run's report; `stdoutClosed`: the run's stdout was closed from the start (`>&-`). */
+  report(r: RunReport, stdoutClosed = false): void {
     this.stopProgress();
-    if (this.#o.json) this.#json('report', { ok: true, ...r });
-    else if (!this.#o.quiet) this.line(summary(r));
+    if (this.#o.json)
+      this.#json('report', { ok: true, ...r, ...(stdoutClosed ? { stdoutClosed } : {}) });
+    else if (stdoutClosed) {
+      // Said even with --quiet: a scheduler's log must show that the run delivered nothing.
+      const others = r.notWritten.length ? ` (not written either: ${r.notWritten.join(', ')})` : '';
+      this.line(`${NAME}: stdout is closed: nothing was written${others}`);
+    } else if (!this.#o.quiet) this.line(summary(r));
   }
 
   /** One line for the error (the stack and causes too with --debug); JSON: the failed report. */
