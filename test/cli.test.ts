@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { CLI, emulatorEnv, runCli } from './helpers/cli.ts';
+import { stderrMatches } from './helpers/wait.ts';
 
 let emulator: Emulator;
 before(async () => {
@@ -424,7 +425,13 @@ test('--log-format json writes one JSON report on stderr', async () => {
     env: emulatorEnv(emulator),
   });
   assert.equal(result.status, 0);
-  const report = JSON.parse(result.stderr);
+  // Progress events come every 10 s: a machine that slow would show some before the report.
+  const lines = result.stderr.trim().split('\n');
+  assert.ok(
+    lines.slice(0, -1).every((l) => JSON.parse(l).event === 'progress'),
+    result.stderr,
+  );
+  const report = JSON.parse(lines.at(-1) ?? '');
   assert.equal(report.event, 'report');
   assert.equal(report.ok, true);
   assert.equal(report.albums, 60);
@@ -603,7 +610,7 @@ test('--help groups the options by task; the top-level help has examples', async
     'Options:',
     'Examples:',
   ]);
-  const section = (name: string) => help.slice(help.indexOf(`\n${name}:\n`)).split('\n\n')[0];
+  const section = (name: string) => help.slice(help.indexOf(`\n${name}:\n`)).split('\n\n')[0] ?? '';
   assert.match(section('Incremental'), /--state\b[\s\S]*--new-only[\s\S]*--date\b/);
   assert.match(section('Retries and pacing'), /--max-rate\b/);
   const replay = (await runCli(['replay', '--help'])).stdout.toString();
@@ -611,4 +618,82 @@ test('--help groups the options by task; the top-level help has examples', async
   const top = (await runCli(['--help'])).stdout.toString();
   assert.match(top, /\nExamples:\n {2}spotify-batch emulator/);
   assert.match(top, /spotify-batch new-releases --out - \| head -3/);
+});
+
+test('--log-format json: progress events at a steady interval while a long pull goes on', {
+  // Without progress events the held run would wait for ever: fail instead.
+  timeout: 60_000,
+}, async () => {
+  // Every page after the first is held: the run is under way, however fast the machine, until
+  // the test has seen progress events; then it is let go to finish.
+  const slow = await startEmulator({ seed: 11, albums: 500 });
+  const hold = slow.hold((r) => r.offset > 0);
+  try {
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'new-releases',
+        '--out',
+        '/dev/null',
+        '--log-format',
+        'json',
+        '--progress-interval',
+        '0.05',
+      ],
+      {
+        env: { PATH: process.env.PATH, ...emulatorEnv(slow) },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const closed = once(child, 'close');
+    await stderrMatches(
+      child,
+      /"event":"progress"[^\n]*\n[^\n]*"event":"progress"[^\n]*"albums":50\b/,
+    );
+    hold.release();
+    const [status] = (await closed) as [number | null];
+    assert.equal(status, 0, stderr);
+    const events = stderr
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const progress = events.filter((e) => e.event === 'progress');
+    assert.ok(progress.length >= 2, `${progress.length} progress events`);
+    const held = progress.find((e) => e.albums === 50);
+    assert.ok(held, JSON.stringify(progress));
+    assert.deepEqual(Object.keys(held).sort(), [
+      'albums',
+      'albumsPerSecond',
+      'bytes',
+      'etaSeconds',
+      'event',
+      'pages',
+      'rows',
+      'seconds',
+      'time',
+      'total',
+    ]);
+    assert.equal(held.pages, 1);
+    assert.equal(held.total, 500);
+    assert.ok(typeof held.etaSeconds === 'number' && typeof held.albumsPerSecond === 'number');
+    // Bytes count what reached the output: the first page's rows are still being gathered
+    // into a 64 KiB chunk.
+    assert.ok((held.rows as number) > 0 && typeof held.bytes === 'number', JSON.stringify(held));
+    assert.equal(events.at(-1)?.event, 'report', 'the report is still the last line');
+  } finally {
+    hold.release();
+    await slow.stop();
+  }
+});
+
+test('--progress-interval must be a number > 0', async () => {
+  const result = await runCli(['new-releases', '--log-format', 'json', '--progress-interval', '0']);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /option --progress-interval must be a number > 0, got 0/);
+  assert.equal(result.stderr.trim().split('\n').length, 1);
 });

@@ -242,8 +242,12 @@ export const pullOptions = (y: Argv) =>
     .option('progress', {
       type: 'boolean',
       describe:
-        'Live progress line on stderr; --no-progress to turn it off [default: on when stderr is a terminal, off in CI, with --quiet or JSON logs]',
+        'Progress on stderr: a live line on a terminal, or with --log-format json a progress event (pages, albums, rows, bytes, rate, ETA) every --progress-interval; --no-progress to turn it off [default: on for a terminal (not in CI) and for JSON logs, off with --quiet]',
     })
+    .option(
+      'progress-interval',
+      number('Seconds between JSON progress events, e.g. 60 [default: 10]'),
+    )
     .option('debug', {
       type: 'boolean',
       describe: 'Show stack traces and causes on errors',
@@ -312,7 +316,7 @@ const GROUPS: [heading: string, flags: string[]][] = [
       'request-timeout',
     ],
   ],
-  ['Logging:', ['log-format', 'quiet', 'progress', 'debug']],
+  ['Logging:', ['log-format', 'quiet', 'progress', 'progress-interval', 'debug']],
 ];
 
 /**
@@ -398,6 +402,15 @@ export function refuseLiveOnly(args: Record<string, unknown>): void {
       `option --${given} is for a live pull; replay fetches nothing from Spotify (it reads --from)`,
     );
   }
+}
+
+/** `--progress-interval`: seconds, more than 0 (a fraction is fine). */
+export function progressInterval(value: unknown): number | undefined {
+  const seconds = decimalNumber('option --progress-interval', raw(value));
+  if (seconds !== undefined && !(seconds > 0)) {
+    throw usageError(`option --progress-interval must be a number > 0, got ${seconds}`);
+  }
+  return seconds;
 }
 
 /** The flags as library options: numbers parsed strictly, sizes from MiB, nothing defaulted. */

@@ -125,6 +125,7 @@ interface LogArgs {
   quiet?: boolean | undefined;
   debug?: boolean | undefined;
   progress?: boolean | undefined;
+  'progress-interval'?: unknown;
 }
 
 function logFor(args: LogArgs, command: 'pull' | 'check' | 'unlock'): Log {
@@ -137,13 +138,17 @@ function logFor(args: LogArgs, command: 'pull' | 'check' | 'unlock'): Log {
   }
   const json = format === 'json';
   const quiet = args.quiet ?? false;
+  const interval = flags.progressInterval(args['progress-interval']);
   return new Log({
     json,
     quiet,
     debug: args.debug ?? false,
+    // JSON logs go to a scheduler's log, where a long pull must show it is going on.
     progress:
       command === 'pull' &&
-      (args.progress ?? (process.stderr.isTTY === true && !quiet && !json && !isCi(process.env))),
+      (args.progress ??
+        (json ? !quiet : process.stderr.isTTY === true && !quiet && !isCi(process.env))),
+    ...(interval === undefined ? {} : { progressInterval: interval }),
   });
 }
 
