@@ -15,14 +15,21 @@
  * | SPOTIFY_BATCH_COLUMNS | columns (comma list) |
  * | SPOTIFY_BATCH_VIA, SPOTIFY_BATCH_QUERY | via, query |
  * | SPOTIFY_BATCH_LIMIT, SPOTIFY_BATCH_CONCURRENCY, SPOTIFY_BATCH_MAX_ITEMS | limit, concurrency, maxItems |
- * | SPOTIFY_BATCH_REJECTS, SPOTIFY_BATCH_ON_MARKET_ERROR | rejects, onMarketError |
+ * | SPOTIFY_BATCH_DEDUPE, SPOTIFY_BATCH_MANIFEST (true/false) | dedupe, manifest |
+ * | SPOTIFY_BATCH_REJECTS, SPOTIFY_BATCH_MAX_REJECTS, SPOTIFY_BATCH_ON_MARKET_ERROR | rejects, maxRejects, onMarketError |
  * | SPOTIFY_BATCH_DATE | date (YYYY-MM-DD: a backfill's `{date}`) |
+ * | SPOTIFY_BATCH_STATE, SPOTIFY_BATCH_NEW_ONLY (true/false), SPOTIFY_BATCH_STATE_TTL | state, newOnly, stateTtlDays |
+ * | SPOTIFY_BATCH_RAW, SPOTIFY_BATCH_REPORT | raw, report |
+ * | SPOTIFY_BATCH_MAX_RATE, SPOTIFY_BATCH_MAX_RETRIES, SPOTIFY_BATCH_MAX_RETRY_AFTER, SPOTIFY_BATCH_MAX_RATE_LIMIT_WAIT | maxRate, maxRetries, maxRetryAfter, maxRateLimitWait |
+ * | SPOTIFY_BATCH_S3_SSE, SPOTIFY_BATCH_S3_SSE_KMS_KEY_ID, SPOTIFY_BATCH_S3_STORAGE_CLASS | s3Sse, s3SseKmsKeyId, s3StorageClass |
+ * | SPOTIFY_BATCH_S3_TAG | s3Tags (comma list of KEY=VALUE) |
  *
  * plus what the CLI reads (SPOTIFY_CLIENT_ID/SECRET, SPOTIFY_API_URL, AWS_REGION,
- * AWS_ENDPOINT_URL_S3, …). Every value is validated as the CLI's flags are.
+ * AWS_ENDPOINT_URL_S3, …). Every value is validated as the CLI's flags are, and the event's
+ * options must have their types (a boolean is true or false, not "false").
  */
 import { SpotifyBatchError, usageError } from './core/errors.ts';
-import { type Options, wholeNumber } from './core/options.ts';
+import { decimalNumber, type Options, wholeNumber } from './core/options.ts';
 import type { RunEvent } from './core/stats.ts';
 import { type RunReport, resolveOptions, run } from './pipeline.ts';
 
@@ -54,15 +61,19 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): Options {
   };
   const list = (name: string) => get(name)?.split(',');
   const number = (name: string) => wholeNumber(`SPOTIFY_BATCH_${name}`, get(name));
-  const gzip = get('GZIP');
-  if (gzip !== undefined && gzip !== 'true' && gzip !== 'false') {
-    throw usageError(`SPOTIFY_BATCH_GZIP must be true or false, got ${gzip}`);
-  }
+  const decimal = (name: string) => decimalNumber(`SPOTIFY_BATCH_${name}`, get(name));
+  const boolean = (name: string) => {
+    const value = get(name);
+    if (value !== undefined && value !== 'true' && value !== 'false') {
+      throw usageError(`SPOTIFY_BATCH_${name} must be true or false, got ${value}`);
+    }
+    return value === undefined ? undefined : value === 'true';
+  };
   const options = {
     out: get('OUT'),
     markets: list('MARKET'),
     format: get('FORMAT'),
-    gzip: gzip === undefined ? undefined : gzip === 'true',
+    gzip: boolean('GZIP'),
     model: get('MODEL'),
     columns: list('COLUMNS'),
     via: get('VIA'),
@@ -70,19 +81,83 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): Options {
     limit: number('LIMIT'),
     concurrency: number('CONCURRENCY'),
     maxItems: number('MAX_ITEMS'),
+    dedupe: boolean('DEDUPE'),
+    manifest: boolean('MANIFEST'),
     rejects: get('REJECTS'),
+    maxRejects: number('MAX_REJECTS'),
     onMarketError: get('ON_MARKET_ERROR'),
     date: get('DATE'),
+    state: get('STATE'),
+    newOnly: boolean('NEW_ONLY'),
+    stateTtlDays: number('STATE_TTL'),
+    raw: get('RAW'),
+    report: get('REPORT'),
+    maxRate: decimal('MAX_RATE'),
+    maxRetries: number('MAX_RETRIES'),
+    maxRetryAfter: decimal('MAX_RETRY_AFTER'),
+    maxRateLimitWait: decimal('MAX_RATE_LIMIT_WAIT'),
+    s3Sse: get('S3_SSE'),
+    s3SseKmsKeyId: get('S3_SSE_KMS_KEY_ID'),
+    s3StorageClass: get('S3_STORAGE_CLASS'),
+    s3Tags: tags(list('S3_TAG')),
   };
   return Object.fromEntries(
     Object.entries(options).filter(([, value]) => value !== undefined),
   ) as Options;
 }
 
+/** `SPOTIFY_BATCH_S3_TAG=team=data,env=prod`: KEY=VALUE pairs, as --s3-tag takes them. */
+function tags(pairs: string[] | undefined): Record<string, string> | undefined {
+  if (pairs === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw usageError(`SPOTIFY_BATCH_S3_TAG must be KEY=VALUE pairs, got ${pair}`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+/** The type each option of an event must have (JSON has no other way to say `false`). */
+const BOOLEAN_OPTIONS = ['gzip', 'dedupe', 'manifest', 'newOnly', 'force', 'csvEscapeFormulas'];
+const NUMBER_OPTIONS = [
+  'limit',
+  'concurrency',
+  'maxItems',
+  'maxRejects',
+  'stateTtlDays',
+  'maxRate',
+  'maxRetries',
+  'retryDelay',
+  'maxRetryAfter',
+  'maxRateLimitWait',
+  'requestTimeout',
+  'parquetRowGroupRows',
+  's3PartSize',
+  's3QueueSize',
+];
+
+/** An event's option of the wrong type (`"newOnly": "false"`, which is truthy) is refused. */
+export function checkEventOptions(options: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(options)) {
+    const type = BOOLEAN_OPTIONS.includes(key)
+      ? 'boolean'
+      : NUMBER_OPTIONS.includes(key)
+        ? 'number'
+        : undefined;
+    if (type !== undefined && typeof value !== type) {
+      throw usageError(
+        `the event's options.${key} must be a ${type}, got ${JSON.stringify(value)}`,
+      );
+    }
+  }
+}
+
 export async function handler(
   event: LambdaEvent = {},
   context?: LambdaContext,
 ): Promise<RunReport> {
+  checkEventOptions({ ...event.options });
   const merged = { ...optionsFromEnv(process.env), ...event.options };
   // A function writes somewhere: stdout would go to its log.
   if (merged.out === undefined || merged.out === '-') {

@@ -2,11 +2,15 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { CLI, emulatorEnv, runCli } from './helpers/cli.ts';
+import { stderrMatches } from './helpers/wait.ts';
 
 let emulator: Emulator;
 before(async () => {
@@ -15,7 +19,46 @@ before(async () => {
 after(() => emulator.stop());
 
 const usage: [string, string[], RegExp][] = [
-  ['an unknown flag', ['new-releases', '--bogus'], /Unknown argument: bogus/],
+  [
+    'an unknown flag',
+    ['new-releases', '--bogus'],
+    /^spotify-batch: error: unknown option --bogus \(see spotify-batch --help\)\n$/,
+  ],
+  [
+    'an unknown short flag: no suggestion of an alias as a flag (--o)',
+    ['new-releases', '-x'],
+    /^spotify-batch: error: unknown option -x \(see spotify-batch --help\)\n$/,
+  ],
+  [
+    'a stray word',
+    ['new-releases', 'albums.csv'],
+    /^spotify-batch: error: unexpected argument albums\.csv \(see spotify-batch --help\)\n$/,
+  ],
+  [
+    '--s3-tag with no output on S3',
+    ['new-releases', '--out', 'x.csv', '--s3-tag', 'team=data'],
+    /^spotify-batch: error: option --s3-tag applies to S3 objects, and no output of this run goes to s3:\/\/\n$/,
+  ],
+  [
+    '--s3-sse to stdout',
+    ['new-releases', '--s3-sse', 'AES256'],
+    /^spotify-batch: error: option --s3-sse applies to S3 objects, and no output of this run goes to s3:\/\/\n$/,
+  ],
+  [
+    '--s3-part-size with only file outputs',
+    ['new-releases', '--out', 'x.csv', '--raw', 'r.ndjson.gz', '--s3-part-size', '8'],
+    /^spotify-batch: error: option --s3-part-size applies to S3 objects, and no output of this run goes to s3:\/\/\n$/,
+  ],
+  [
+    '--raw raw.json (gzip bytes under a .json name)',
+    ['new-releases', '--raw', 'raw.json'],
+    /^spotify-batch: error: option --raw: the raw landing is NDJSON, gzipped unless named \.ndjson or \.jsonl: name it raw\.ndjson\.gz \(or raw\.ndjson, plain\), or pass --force\n$/,
+  ],
+  [
+    '--out under a path that is a file',
+    ['new-releases', '--out', `${fileURLToPath(import.meta.url)}/x.csv`],
+    /^spotify-batch: error: option --out: \/\S+\/cli\.test\.ts is not a directory\n$/,
+  ],
   [
     '--max-items 0',
     ['new-releases', '--max-items', '0'],
@@ -77,8 +120,16 @@ const usage: [string, string[], RegExp][] = [
     ['new-releases', '-c', '0x10'],
     /option --concurrency must be a whole number, got "0x10"/,
   ],
-  ['a bare --out', ['new-releases', '--out'], /Not enough arguments following: out/],
-  ['a bare -c', ['new-releases', '-c'], /Not enough arguments following: c/],
+  [
+    'a bare --out',
+    ['new-releases', '--out'],
+    /^spotify-batch: error: option --out needs a value \(see spotify-batch --help\)\n$/,
+  ],
+  [
+    'a bare -c',
+    ['new-releases', '-c'],
+    /^spotify-batch: error: option --concurrency needs a value/,
+  ],
   ["--out ''", ['new-releases', '--out', ''], /option --out is empty/],
   ['a bare --market', ['new-releases', '--market'], /option --market needs a value/],
   ["--market ''", ['new-releases', '--market', ''], /option --market needs a value/],
@@ -158,7 +209,7 @@ const usage: [string, string[], RegExp][] = [
   [
     'a mistyped flag',
     ['new-releases', '--markets', 'SE'],
-    /Unknown argument: markets \(did you mean --market\?\)/,
+    /unknown option --markets \(did you mean --market\?\)/,
   ],
   [
     'a mistyped choice',
@@ -219,7 +270,9 @@ const usage: [string, string[], RegExp][] = [
 ];
 for (const [name, args, message] of usage) {
   test(`usage error, exit 2, one line: ${name}`, async () => {
-    const result = await runCli(args, { env: emulatorEnv(emulator) });
+    // In an empty directory: a rule that fails to refuse writes nothing into the repository.
+    const cwd = await mkdtemp(join(tmpdir(), 'spotify-batch-usage-'));
+    const result = await runCli(args, { env: emulatorEnv(emulator), cwd });
     assert.equal(result.status, 2, result.stderr);
     assert.match(result.stderr, message);
     assert.match(result.stderr, /^spotify-batch: error: [^\n]+\n$/, 'one line');
@@ -372,7 +425,13 @@ test('--log-format json writes one JSON report on stderr', async () => {
     env: emulatorEnv(emulator),
   });
   assert.equal(result.status, 0);
-  const report = JSON.parse(result.stderr);
+  // Progress events come every 10 s: a machine that slow would show some before the report.
+  const lines = result.stderr.trim().split('\n');
+  assert.ok(
+    lines.slice(0, -1).every((l) => JSON.parse(l).event === 'progress'),
+    result.stderr,
+  );
+  const report = JSON.parse(lines.at(-1) ?? '');
   assert.equal(report.event, 'report');
   assert.equal(report.ok, true);
   assert.equal(report.albums, 60);
@@ -452,4 +511,189 @@ test('completion --help says what the command does (not the script)', async () =
   const text = result.stdout.toString();
   assert.match(text, /Print a bash\/zsh completion script/);
   assert.doesNotMatch(text, /_spotify_batch|complete -o|compdef/);
+});
+
+test('completion offers the real flags, never an alias as a long flag (--o)', async () => {
+  const result = await runCli(['--get-yargs-completions', 'spotify-batch', 'new-releases', '--']);
+  assert.equal(result.status, 0, result.stderr);
+  const offered = result.stdout.toString().trim().split('\n');
+  assert.ok(offered.includes('--out') && offered.includes('--market'), offered.join(' '));
+  assert.deepEqual(
+    offered.filter((o) => /^--[^-]$/.test(o)),
+    [],
+  );
+});
+
+test('an --api-url that is not the Web API: one line with the status, the URL and a short excerpt', async () => {
+  const body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error>\n  <Code>NoSuchKey</Code>\n  <Message>The specified key does not exist.</Message>\n  <RequestId>' +
+    'x'.repeat(400) +
+    '</RequestId>\n</Error>\n';
+  const server = createServer((_req, res) => {
+    res.writeHead(404, { 'content-type': 'application/xml' });
+    res.end(body);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const result = await runCli(['new-releases', '--api-url', url], { env: emulatorEnv(emulator) });
+    assert.equal(result.status, 4, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^spotify-batch: error: HTTP 404 from ${url}/v1/browse/new-releases\\?[^ ]+ \\(offset 0\\), not a Spotify API answer \\(is --api-url right\\?\\): "NoSuchKey The specified key does not exist\\. x+…"\\n$`,
+      ),
+    );
+    assert.ok(result.stderr.length < 300, `${result.stderr.length} characters`);
+  } finally {
+    server.close();
+  }
+});
+
+test('check finds outputs it cannot write: /proc/x.csv, /dev/full (the run’s own status, 5)', async () => {
+  for (const [out, message] of [
+    [
+      '/proc/x.csv',
+      /^spotify-batch: error: cannot write \/proc\/x\.csv: \/proc takes no new files\n$/,
+    ],
+    [
+      '/dev/full',
+      /^spotify-batch: error: cannot write \/dev\/full: no space left on the device\n$/,
+    ],
+  ] as const) {
+    for (const command of ['check', 'new-releases']) {
+      const before = emulator.stats.apiRequests;
+      const result = await runCli([command, '--out', out], { env: emulatorEnv(emulator) });
+      assert.equal(result.status, 5, `${command} --out ${out}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+      assert.equal(emulator.stats.apiRequests, before, 'nothing fetched');
+    }
+  }
+});
+
+test('stdout closed (>&-): the run says nothing was written, with the status of a closed pipe (0)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-closed-'));
+  const state = join(dir, 'state.tsv');
+  const child = spawn(
+    'sh',
+    ['-c', `exec "$0" "$1" new-releases --state "$2" >&-`, process.execPath, CLI, state],
+    {
+      env: { PATH: process.env.PATH, ...emulatorEnv(emulator) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const [status] = (await once(child, 'close')) as [number | null];
+  assert.equal(status, 0, stderr);
+  assert.equal(
+    stderr,
+    `spotify-batch: stdout is closed: nothing was written (not written either: ${state})\n`,
+  );
+  assert.deepEqual(await readdir(dir), []);
+});
+
+test('--help groups the options by task; the top-level help has examples', async () => {
+  const help = (await runCli(['new-releases', '--help'])).stdout.toString();
+  const headings = help.split('\n').filter((line) => /^[A-Z][A-Za-z0-9 ]+:$/.test(line));
+  assert.deepEqual(headings, [
+    'Output:',
+    'Source and markets:',
+    'Incremental:',
+    'Raw and report:',
+    'S3:',
+    'Retries and pacing:',
+    'Logging:',
+    'Options:',
+    'Examples:',
+  ]);
+  const section = (name: string) => help.slice(help.indexOf(`\n${name}:\n`)).split('\n\n')[0] ?? '';
+  assert.match(section('Incremental'), /--state\b[\s\S]*--new-only[\s\S]*--date\b/);
+  assert.match(section('Retries and pacing'), /--max-rate\b/);
+  const replay = (await runCli(['replay', '--help'])).stdout.toString();
+  assert.ok(!replay.includes('Retries and pacing:'), 'replay lists no group of live-only flags');
+  const top = (await runCli(['--help'])).stdout.toString();
+  assert.match(top, /\nExamples:\n {2}spotify-batch emulator/);
+  assert.match(top, /spotify-batch new-releases --out - \| head -3/);
+});
+
+test('--log-format json: progress events at a steady interval while a long pull goes on', {
+  // Without progress events the held run would wait for ever: fail instead.
+  timeout: 60_000,
+}, async () => {
+  // Every page after the first is held: the run is under way, however fast the machine, until
+  // the test has seen progress events; then it is let go to finish.
+  const slow = await startEmulator({ seed: 11, albums: 500 });
+  const hold = slow.hold((r) => r.offset > 0);
+  try {
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'new-releases',
+        '--out',
+        '/dev/null',
+        '--log-format',
+        'json',
+        '--progress-interval',
+        '0.05',
+      ],
+      {
+        env: { PATH: process.env.PATH, ...emulatorEnv(slow) },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const closed = once(child, 'close');
+    await stderrMatches(
+      child,
+      /"event":"progress"[^\n]*\n[^\n]*"event":"progress"[^\n]*"albums":50\b/,
+    );
+    hold.release();
+    const [status] = (await closed) as [number | null];
+    assert.equal(status, 0, stderr);
+    const events = stderr
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const progress = events.filter((e) => e.event === 'progress');
+    assert.ok(progress.length >= 2, `${progress.length} progress events`);
+    const held = progress.find((e) => e.albums === 50);
+    assert.ok(held, JSON.stringify(progress));
+    assert.deepEqual(Object.keys(held).sort(), [
+      'albums',
+      'albumsPerSecond',
+      'bytes',
+      'etaSeconds',
+      'event',
+      'pages',
+      'rows',
+      'seconds',
+      'time',
+      'total',
+    ]);
+    assert.equal(held.pages, 1);
+    assert.equal(held.total, 500);
+    assert.ok(typeof held.etaSeconds === 'number' && typeof held.albumsPerSecond === 'number');
+    // Bytes count what reached the output: the first page's rows are still being gathered
+    // into a 64 KiB chunk.
+    assert.ok((held.rows as number) > 0 && typeof held.bytes === 'number', JSON.stringify(held));
+    assert.equal(events.at(-1)?.event, 'report', 'the report is still the last line');
+  } finally {
+    hold.release();
+    await slow.stop();
+  }
+});
+
+test('--progress-interval must be a number > 0', async () => {
+  const result = await runCli(['new-releases', '--log-format', 'json', '--progress-interval', '0']);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /option --progress-interval must be a number > 0, got 0/);
+  assert.equal(result.stderr.trim().split('\n').length, 1);
 });

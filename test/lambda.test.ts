@@ -150,3 +150,52 @@ test('SPOTIFY_BATCH_DATE (or the event’s date) backfills a past day’s {date}
     /option --date must be a calendar day YYYY-MM-DD, got "2026-02-30"/,
   );
 });
+
+test('the environment sets state, new-only, raw, report and max-rate, validated like the flags', async () => {
+  const incremental = withEnv({
+    SPOTIFY_BATCH_OUT: 's3://lambda-bucket/incr/{run_id}/albums.csv',
+    SPOTIFY_BATCH_STATE: 's3://lambda-bucket/incr/state.tsv',
+    SPOTIFY_BATCH_NEW_ONLY: 'true',
+    SPOTIFY_BATCH_RAW: 's3://lambda-bucket/incr/raw/{run_id}.ndjson.gz',
+    SPOTIFY_BATCH_REPORT: 's3://lambda-bucket/incr/report/{run_id}.html',
+    SPOTIFY_BATCH_MAX_RATE: '50',
+  });
+  const first = reportOf(await invokeLambda(incremental));
+  assert.equal(first.state?.location, 's3://lambda-bucket/incr/state.tsv');
+  assert.equal(first.state?.new, 230);
+  assert.ok(first.rate !== null && first.rate <= 50, `rate ${first.rate}`);
+  for (const location of [first.raw, first.report]) {
+    const key = location?.replace('s3://lambda-bucket/', '') ?? 'none';
+    assert.ok(await s3.getObject('lambda-bucket', key), `${location} written`);
+  }
+  assert.match(first.raw ?? '', /^s3:\/\/lambda-bucket\/incr\/raw\/.+\.ndjson\.gz$/);
+  // New-only: the next run writes only what the state has not seen, here nothing.
+  const second = reportOf(await invokeLambda(incremental));
+  assert.equal(second.state?.new, 0);
+  assert.equal(second.state?.seen, 230);
+  assert.equal(second.rows, 0);
+  for (const [vars, message] of [
+    [{ SPOTIFY_BATCH_NEW_ONLY: 'yes' }, /SPOTIFY_BATCH_NEW_ONLY must be true or false, got yes/],
+    [{ SPOTIFY_BATCH_MAX_RATE: 'fast' }, /SPOTIFY_BATCH_MAX_RATE must be a number, got "fast"/],
+    [{ SPOTIFY_BATCH_MAX_RATE: '0' }, /option --max-rate must be a number > 0, got 0/],
+    [{ SPOTIFY_BATCH_NEW_ONLY: 'true' }, /option --new-only needs --state LOCATION/],
+    [
+      { SPOTIFY_BATCH_RAW: 's3://lambda-bucket/raw.json' },
+      /option --raw: the raw landing is NDJSON/,
+    ],
+    [
+      { SPOTIFY_BATCH_REPORT: 's3://lambda-bucket/report.txt' },
+      /option --report: the page is HTML/,
+    ],
+  ] as const) {
+    assert.match(await failure(invokeLambda(withEnv(vars))), message);
+  }
+  assert.match(
+    await failure(
+      invokeLambda(incremental, {
+        options: { newOnly: 'false' } as unknown as { newOnly: boolean },
+      }),
+    ),
+    /the event's options\.newOnly must be a boolean, got "false"/,
+  );
+});

@@ -1,6 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { usageError } from '../core/errors.ts';
 import { DEFAULTS, decimalNumber, MiB, type Options, wholeNumber } from '../core/options.ts';
+import { didYouMean } from '../core/suggest.ts';
 
 /** A list flag given with no value (`--market` at the end of a line) is a mistake, not "none". */
 function list(flag: string, values: (string | number)[] | undefined): string[] | undefined {
@@ -241,14 +242,95 @@ export const pullOptions = (y: Argv) =>
     .option('progress', {
       type: 'boolean',
       describe:
-        'Live progress line on stderr; --no-progress to turn it off [default: on when stderr is a terminal, off in CI, with --quiet or JSON logs]',
+        'Progress on stderr: a live line on a terminal, or with --log-format json a progress event (pages, albums, rows, bytes, rate, ETA) every --progress-interval; --no-progress to turn it off [default: on for a terminal (not in CI) and for JSON logs, off with --quiet]',
     })
+    .option(
+      'progress-interval',
+      number('Seconds between JSON progress events, e.g. 60 [default: 10]'),
+    )
     .option('debug', {
       type: 'boolean',
       describe: 'Show stack traces and causes on errors',
     });
 
 export type PullArgs = Awaited<ReturnType<typeof pullOptions>['argv']>;
+
+/** The pull's flags by task, in the order `--help` lists them. */
+const GROUPS: [heading: string, flags: string[]][] = [
+  [
+    'Output:',
+    [
+      'out',
+      'format',
+      'gzip',
+      'force',
+      'model',
+      'columns',
+      'manifest',
+      'rejects',
+      'max-rejects',
+      'parquet-row-group',
+      'csv-escape-formulas',
+    ],
+  ],
+  [
+    'Source and markets:',
+    [
+      'market',
+      'via',
+      'query',
+      'max-items',
+      'dedupe',
+      'on-market-error',
+      'limit',
+      'concurrency',
+      'env-file',
+      'api-url',
+      'accounts-url',
+    ],
+  ],
+  ['Incremental:', ['state', 'new-only', 'state-ttl', 'date']],
+  ['Raw and report:', ['raw', 'report']],
+  [
+    'S3:',
+    [
+      's3-endpoint',
+      's3-region',
+      's3-force-path-style',
+      's3-sse',
+      's3-sse-kms-key-id',
+      's3-storage-class',
+      's3-tag',
+      's3-part-size',
+      's3-queue-size',
+    ],
+  ],
+  [
+    'Retries and pacing:',
+    [
+      'max-retries',
+      'retry-delay',
+      'max-retry-after',
+      'max-rate-limit-wait',
+      'max-rate',
+      'request-timeout',
+    ],
+  ],
+  ['Logging:', ['log-format', 'quiet', 'progress', 'progress-interval', 'debug']],
+];
+
+/**
+ * The pull's flags grouped by task for `--help` (a flat list of 50 is hard to find one in);
+ * `omit`: flags the command hides, so a group of only those is not printed empty.
+ */
+export function grouped<T>(y: Argv<T>, omit: readonly string[] = []): Argv<T> {
+  let built = y;
+  for (const [heading, flags] of GROUPS) {
+    const shown = flags.filter((flag) => !omit.includes(flag));
+    if (shown.length > 0) built = built.group(shown, heading);
+  }
+  return built;
+}
 
 /** `spotify-batch unlock`: the state, and only what reaching it takes. */
 export const unlockOptions = (y: Argv) =>
@@ -298,16 +380,18 @@ export const LIVE_ONLY = [
 /** `replay`'s flags: --from first (the one thing it needs), then the pull's without the live-only. */
 export const replayOptions = (y: Argv) => {
   let built = pullOptions(
-    y.option('from', {
-      type: 'string',
-      array: true,
-      demandOption: 'name what to replay: --from LOCATION (repeatable)',
-      describe:
-        'Raw landing files (--raw), a JSON array of albums, a saved paging response, or NDJSON of albums; files or s3:// keys, gzipped or not (repeatable)',
-    }),
+    y
+      .option('from', {
+        type: 'string',
+        array: true,
+        demandOption: 'name what to replay: --from LOCATION (repeatable)',
+        describe:
+          'Raw landing files (--raw), a JSON array of albums, a saved paging response, or NDJSON of albums; files or s3:// keys, gzipped or not (repeatable)',
+      })
+      .group(['from'], 'Input:'),
   );
   for (const flag of LIVE_ONLY) built = built.hide(flag);
-  return built;
+  return grouped(built, LIVE_ONLY);
 };
 
 /** A live-only flag given to `replay` is a usage error, not silently ignored. */
@@ -318,6 +402,15 @@ export function refuseLiveOnly(args: Record<string, unknown>): void {
       `option --${given} is for a live pull; replay fetches nothing from Spotify (it reads --from)`,
     );
   }
+}
+
+/** `--progress-interval`: seconds, more than 0 (a fraction is fine). */
+export function progressInterval(value: unknown): number | undefined {
+  const seconds = decimalNumber('option --progress-interval', raw(value));
+  if (seconds !== undefined && !(seconds > 0)) {
+    throw usageError(`option --progress-interval must be a number > 0, got ${seconds}`);
+  }
+  return seconds;
 }
 
 /** The flags as library options: numbers parsed strictly, sizes from MiB, nothing defaulted. */
@@ -404,4 +497,51 @@ export function checkScalars(args: Record<string, unknown>): void {
       throw usageError(`option --${key} takes a value (there is no --no-${key})`);
     }
   }
+}
+
+/** What yargs knows of the pull's flags (getOptions is public, though not in its types). */
+function known(): { key: Record<string, unknown>; alias: Record<string, string[]> } {
+  return (
+    pullOptions(yargs([])) as unknown as {
+      getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]> };
+    }
+  ).getOptions();
+}
+
+/** The long name of a flag typed as an alias (`c` → `concurrency`), else the name itself. */
+function longName(name: string): string {
+  const { alias } = known();
+  return Object.keys(alias).find((flag) => flag.length > 1 && alias[flag]?.includes(name)) ?? name;
+}
+
+/**
+ * yargs' own usage messages, in the project's words: `-x` is an unknown option (suggesting
+ * only real long flags, never an alias such as `--o`), `--out` with nothing after it needs a
+ * value. Undefined for the messages that need no rewording.
+ */
+export function usageMessage(message: string, args: string[]): string | undefined {
+  const missing = /^Not enough arguments following: (\S+)$/.exec(message)?.[1];
+  if (missing !== undefined) return `option --${longName(missing)} needs a value`;
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message)?.[1];
+  if (unknown === undefined) return undefined;
+  const flagNames = Object.keys(known().key).filter((k) => k.length > 1 && !/[A-Z]/.test(k));
+  const words = unknown.split(', ').map((name) => {
+    const typed = args.find(
+      (a) => a === `--${name}` || a.startsWith(`--${name}=`) || a === `--no-${name}`,
+    );
+    if (typed !== undefined) {
+      return `unknown option --${name}${didYouMean(name, flagNames).replace('mean ', 'mean --')}`;
+    }
+    // A one-letter flag (`-x`, or inside `-xq`): a suggestion from one letter is a guess.
+    if (name.length === 1 && args.some((a) => /^-[^-]/.test(a) && a.includes(name))) {
+      return `unknown option -${name}`;
+    }
+    return `unexpected argument ${name}`;
+  });
+  return words.join('; ');
+}
+
+/** yargs' completions without the one-letter aliases it also offers as long flags (`--o`). */
+export function realCompletions(offered: string[]): string[] {
+  return offered.filter((word) => !/^--[^-]$/.test(word));
 }

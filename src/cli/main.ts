@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { fstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { parseEnv } from 'node:util';
 import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
 import { type NormalizedOptions, normalizeS3Options } from '../core/options.ts';
@@ -73,6 +74,31 @@ function installExitHandlers(
 }
 
 /**
+ * Stdout closed by the shell (`>&-`): Node opens /dev/null, read-write, in its place at start-up
+ * (as a spawner does for an ignored stdout), where a redirect (`> /dev/null`) opens it write-only.
+ * Linux tells the two apart (/proc/self/fdinfo); elsewhere the output goes to /dev/null unseen.
+ */
+function stdoutIsClosed(): boolean {
+  try {
+    const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/fdinfo/1', 'utf8'))?.[1];
+    if (flags === undefined || (Number.parseInt(flags, 8) & 3) !== 2) return false;
+    const out = fstatSync(1);
+    return out.isCharacterDevice() && out.rdev === statSync('/dev/null').rdev;
+  } catch {
+    return false;
+  }
+}
+
+/** A stdout whose reader is gone: every write fails as a closed pipe's does (EPIPE). */
+function brokenPipe(): Writable {
+  return new Writable({
+    write(_chunk, _encoding, callback) {
+      callback(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    },
+  });
+}
+
+/**
  * `--env-file`: its variables count for everything this process reads — the tool, and the AWS
  * SDK's own chains (profiles, region, endpoint, credentials) — as with `node --env-file`;
  * variables already set in the environment win.
@@ -99,6 +125,7 @@ interface LogArgs {
   quiet?: boolean | undefined;
   debug?: boolean | undefined;
   progress?: boolean | undefined;
+  'progress-interval'?: unknown;
 }
 
 function logFor(args: LogArgs, command: 'pull' | 'check' | 'unlock'): Log {
@@ -111,13 +138,17 @@ function logFor(args: LogArgs, command: 'pull' | 'check' | 'unlock'): Log {
   }
   const json = format === 'json';
   const quiet = args.quiet ?? false;
+  const interval = flags.progressInterval(args['progress-interval']);
   return new Log({
     json,
     quiet,
     debug: args.debug ?? false,
+    // JSON logs go to a scheduler's log, where a long pull must show it is going on.
     progress:
       command === 'pull' &&
-      (args.progress ?? (process.stderr.isTTY === true && !quiet && !json && !isCi(process.env))),
+      (args.progress ??
+        (json ? !quiet : process.stderr.isTTY === true && !quiet && !isCi(process.env))),
+    ...(interval === undefined ? {} : { progressInterval: interval }),
   });
 }
 
@@ -152,19 +183,22 @@ async function newReleases(args: PullArgs): Promise<void> {
   try {
     const { o, env } = await pullSetup(args);
     toStdout = o.out === '-';
+    // Nobody reads a closed stdout: the run ends as when a reader goes away before the first byte.
+    const closed = toStdout && stdoutIsClosed();
     log.startProgress(stats, o.maxItems);
     const report = await run(o, {
       signal: controller.signal,
       env,
       onEvent: (event) => log.event(event),
       stats,
+      ...(closed ? { stdout: brokenPipe() } : {}),
     });
     if (controller.signal.aborted) {
       log.line(
         `${NAME}: the signal came while the outputs were being published: the run completed`,
       );
     }
-    log.report(report);
+    log.report(report, closed);
     if (report.state?.error) {
       log.line(
         `${NAME}: error: the data was published but the state ${report.state.location} was not written (${report.state.error}): the next run will write this run's ${report.state.new} new albums again`,
@@ -434,7 +468,7 @@ function commandLine(
         'new-releases',
         'Pull the new-releases list (or a search) and write the rows',
         (y) =>
-          flags.pullOptions(y).epilog(
+          flags.grouped(flags.pullOptions(y)).epilog(
             `${examples([
               ['$0 new-releases --out - | head -3', 'CSV on stdout'],
               ['$0 new-releases --out albums.csv', 'a file: appears only when complete'],
@@ -485,7 +519,7 @@ function commandLine(
         'Dry run: a token, one page, every destination proven writable, and the plan',
         (y) =>
           flags
-            .pullOptions(y)
+            .grouped(flags.pullOptions(y))
             .epilog(
               `${examples([
                 [
@@ -543,7 +577,20 @@ function commandLine(
       .completion(
         'completion',
         'Print a bash/zsh completion script (spotify-batch completion >> ~/.bashrc)',
+        // yargs offers each one-letter alias as a long flag too (--o, --m): only real flags.
+        ((_current, _argv, defaults, done) =>
+          defaults((_error, offered) =>
+            done(flags.realCompletions(offered ?? [])),
+          )) satisfies import('yargs').FallbackCompletionFunction,
       )
+      .example([
+        ['$0 emulator --port 8090', 'an offline Spotify'],
+        ['$0 new-releases --out - | head -3', 'CSV on stdout'],
+        ['$0 new-releases --out albums.parquet', 'a file'],
+        ['$0 check --out s3://my-bucket/a.csv', 'a dry run'],
+        ['$0 replay --from raw.ndjson.gz -o a.csv', 'saved pages'],
+        ['$0 <command> --help', 'options by task'],
+      ])
       .demandCommand(
         1,
         'name a command: new-releases, replay, check, unlock, markets, emulator or completion (or --version)',
@@ -568,18 +615,9 @@ function commandLine(
         if (error && error.name !== 'YError') process.exit(log.error(error).exitStatus);
         message ||= error?.message ?? 'bad arguments';
         if (message.startsWith('Did you mean')) message = `unknown command ${args[0]}: ${message}`;
-        // yargs' messages can span lines; one line, with the way to more help.
-        const flag = /Unknown arguments?: (\S+?),?$/m.exec(message)?.[1];
-        const known = Object.keys(
-          // yargs' own list of the pull options (getOptions is public, but not in its types).
-          (
-            flags.pullOptions(yargs([])) as unknown as {
-              getOptions(): { key: Record<string, unknown> };
-            }
-          ).getOptions().key,
-        );
-        const hint = flag ? didYouMean(flag, known).replace('mean ', 'mean --') : '';
-        log.error(usageError(`${message.replace(/\s*\n+\s*/g, '; ')}${hint} (see ${NAME} --help)`));
+        // yargs' messages can span lines: one line, in the project's words, and where to look.
+        const text = flags.usageMessage(message, args) ?? message.replace(/\s*\n+\s*/g, '; ');
+        log.error(usageError(`${text} (see ${NAME} --help)`));
         process.exit(ExitStatus.usage);
       })
   );

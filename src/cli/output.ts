@@ -135,9 +135,11 @@ const CLEAR_LINE = '\r\u001b[2K';
 export interface LogOptions {
   json: boolean;
   quiet: boolean;
-  /** Draw a live progress line (a terminal only). */
+  /** Progress: a live line on a terminal, or (JSON logs) a `progress` event every interval. */
   progress: boolean;
   debug: boolean;
+  /** Seconds between JSON `progress` events. @default 10 */
+  progressInterval?: number;
 }
 
 /**
@@ -177,10 +179,16 @@ export class Log {
     }
   }
 
-  report(r: RunReport): void {
+  /** The run's report; `stdoutClosed`: the run's stdout was closed from the start (`>&-`). */
+  report(r: RunReport, stdoutClosed = false): void {
     this.stopProgress();
-    if (this.#o.json) this.#json('report', { ok: true, ...r });
-    else if (!this.#o.quiet) this.line(summary(r));
+    if (this.#o.json)
+      this.#json('report', { ok: true, ...r, ...(stdoutClosed ? { stdoutClosed } : {}) });
+    else if (stdoutClosed) {
+      // Said even with --quiet: a scheduler's log must show that the run delivered nothing.
+      const others = r.notWritten.length ? ` (not written either: ${r.notWritten.join(', ')})` : '';
+      this.line(`${NAME}: stdout is closed: nothing was written${others}`);
+    } else if (!this.#o.quiet) this.line(summary(r));
   }
 
   /** One line for the error (the stack and causes too with --debug); JSON: the failed report. */
@@ -212,11 +220,23 @@ export class Log {
     return err;
   }
 
-  /** Redraws the progress line every 250 ms on a terminal, cut to its width. */
+  /**
+   * Redraws the progress line every 250 ms on a terminal, cut to its width; with JSON logs, a
+   * `progress` event every interval, so a container's log shows a long pull going on.
+   */
   startProgress(stats: RunStats, maxItems = Number.POSITIVE_INFINITY): void {
     if (!this.#o.progress) return;
     const started = performance.now();
-    this.#progress = () => progressLine(stats, (performance.now() - started) / 1000, maxItems);
+    const seconds = () => (performance.now() - started) / 1000;
+    if (this.#o.json) {
+      this.#timer = setInterval(
+        () => this.#json('progress', progress(stats, seconds(), maxItems)),
+        (this.#o.progressInterval ?? 10) * 1000,
+      );
+      this.#timer.unref();
+      return;
+    }
+    this.#progress = () => progressLine(stats, seconds(), maxItems);
     this.#timer = setInterval(() => this.#draw(), 250);
     this.#timer.unref();
   }
@@ -225,6 +245,7 @@ export class Log {
     if (this.#timer === undefined) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
+    if (this.#progress === undefined) return; // JSON events: no line to erase
     this.#progress = undefined;
     write(CLEAR_LINE);
   }
@@ -237,15 +258,36 @@ export class Log {
   }
 }
 
+/** The numbers of a `progress` event (JSON logs); total and ETA are null until known. */
+export function progress(stats: RunStats, seconds: number, maxItems = Number.POSITIVE_INFINITY) {
+  const { total, rate } = pace(stats, seconds, maxItems);
+  return {
+    pages: stats.pages,
+    albums: stats.albums,
+    rows: stats.rows,
+    bytes: stats.bytes,
+    total: total ?? null,
+    seconds: Math.round(seconds * 10) / 10,
+    albumsPerSecond: Math.round(rate * 10) / 10,
+    etaSeconds:
+      total !== undefined && rate > 0 ? Math.ceil(Math.max(0, total - stats.albums) / rate) : null,
+  };
+}
+
+/** How many albums the run will take (Spotify's total, or --max-items if fewer), and the rate. */
+function pace(stats: RunStats, seconds: number, maxItems: number) {
+  const rate = seconds > 0 ? stats.albums / seconds : 0;
+  const listed = stats.totalAlbums ?? (Number.isFinite(maxItems) ? maxItems : undefined);
+  return { total: listed === undefined ? undefined : Math.min(listed, maxItems), rate };
+}
+
 /** Albums so far, of how many the run will take (Spotify's total, or --max-items if fewer). */
 export function progressLine(
   stats: RunStats,
   seconds: number,
   maxItems = Number.POSITIVE_INFINITY,
 ): string {
-  const rate = seconds > 0 ? stats.albums / seconds : 0;
-  const listed = stats.totalAlbums ?? (Number.isFinite(maxItems) ? maxItems : undefined);
-  const total = listed === undefined ? undefined : Math.min(listed, maxItems);
+  const { total, rate } = pace(stats, seconds, maxItems);
   const of = total === undefined ? '' : ` of ${total.toLocaleString('en')}`;
   const eta =
     total !== undefined && rate > 0 ? ` · ETA ${duration((total - stats.albums) / rate)}` : '';

@@ -582,6 +582,7 @@ export function normalizeOptions(
       throw usageError('option --raw keeps what Spotify sent: it needs a live pull, not a replay');
     }
   }
+  if (raw !== undefined) checkRawName(raw, options.force);
   if (options.from !== undefined && from.length === 0) {
     throw usageError('option --from needs at least one file or s3:// key');
   }
@@ -615,6 +616,7 @@ export function normalizeOptions(
   if (options.s3SseKmsKeyId && options.s3Sse !== 'aws:kms') {
     throw usageError('option --s3-sse-kms-key-id needs --s3-sse aws:kms');
   }
+  refuseS3OnlyFlags(options);
   const typed = options.markets ?? [];
   const markets = parseMarkets(typed.length === 0 && from.length > 0 ? inputMarkets : typed);
   const perMarket = out.includes('{market}');
@@ -753,6 +755,47 @@ export function normalizeOptions(
         : integer('max-rejects', options.maxRejects, 0, 0, Number.MAX_SAFE_INTEGER),
     s3: normalizeS3Options(options, env),
   };
+}
+
+/**
+ * `--raw` is gzipped unless its name ends in .ndjson or .jsonl. A name with another extension
+ * and no .gz (`raw.json`) would hold gzip bytes under a name that says otherwise, the trap
+ * `--out` refuses too: refused unless `force`. Names without an extension (`raw`) are gzip.
+ */
+function checkRawName(raw: string, force = false): void {
+  const name = raw.split('/').at(-1) ?? '';
+  const extension = /\.([A-Za-z0-9]+)$/.exec(name)?.[1]?.toLowerCase();
+  if (force || extension === undefined || ['gz', 'ndjson', 'jsonl'].includes(extension)) return;
+  const stem = name.slice(0, -extension.length - 1);
+  throw usageError(
+    `option --raw: the raw landing is NDJSON, gzipped unless named .ndjson or .jsonl: name it ${stem}.ndjson.gz (or ${stem}.ndjson, plain), or pass --force`,
+  );
+}
+
+/** The flags that set how S3 objects are uploaded and stored: they do nothing elsewhere. */
+const S3_OBJECT_FLAGS = [
+  ['s3Tags', '--s3-tag'],
+  ['s3Sse', '--s3-sse'],
+  ['s3SseKmsKeyId', '--s3-sse-kms-key-id'],
+  ['s3StorageClass', '--s3-storage-class'],
+  ['s3PartSize', '--s3-part-size'],
+  ['s3QueueSize', '--s3-queue-size'],
+] as const;
+
+/**
+ * An S3 object setting given to a run that writes no S3 object (tags on a file) would be
+ * silently ignored: the run was meant to go elsewhere, or the flag is a leftover. Refused.
+ */
+function refuseS3OnlyFlags(options: Options): void {
+  const places = [options.out, options.rejects, options.raw, options.report, options.state];
+  if (places.some((place) => place !== undefined && /^s3:\/\//i.test(place))) return;
+  for (const [key, flag] of S3_OBJECT_FLAGS) {
+    const value = options[key];
+    if (value === undefined || (key === 's3Tags' && Object.keys(value).length === 0)) continue;
+    throw usageError(
+      `option ${flag} applies to S3 objects, and no output of this run goes to s3://`,
+    );
+  }
 }
 
 /**

@@ -15,7 +15,10 @@ function distance(a: string, b: string): number {
   return previous[b.length] as number;
 }
 
-/** ` (did you mean X?)` for the closest choice within a third of its length, else ''. */
+/**
+ * ` (did you mean X?)` for the closest choice within a third of its length, else ''. A value
+ * must keep some of its letters: one letter (`x` → `o`) is a guess, not a typo.
+ */
 export function didYouMean(value: string, choices: readonly string[]): string {
   let best: string | undefined;
   let bestDistance = Number.POSITIVE_INFINITY;
@@ -26,7 +29,9 @@ export function didYouMean(value: string, choices: readonly string[]): string {
       bestDistance = d;
     }
   }
-  return best !== undefined && bestDistance <= Math.max(1, Math.floor(best.length / 3))
+  return best !== undefined &&
+    bestDistance < value.length &&
+    bestDistance <= Math.max(1, Math.floor(best.length / 3))
     ? ` (did you mean ${best}?)`
     : '';
 }

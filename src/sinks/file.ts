@@ -1,10 +1,94 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, lstat, mkdir, open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import {
+  type FileHandle,
+  lstat,
+  mkdir,
+  open,
+  realpath,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fileError, SpotifyBatchError } from '../core/errors.ts';
 import type { SinkResult, StagedSink } from '../core/sink.ts';
+
+/** `dir` must be a directory: missing, or a file, is a usage error naming the flag. */
+async function assertDirectory(dir: string, flag: string, target: string): Promise<void> {
+  const info = await stat(dir).catch(() => undefined);
+  if (info?.isDirectory()) return;
+  throw new SpotifyBatchError(
+    'ERR_CONFIG',
+    `option ${flag}: ${info === undefined ? `directory ${dir} does not exist` : `${dir} is not a directory`}`,
+    { context: { path: target } },
+  );
+}
+
+/**
+ * Devices that discard what they are given, or refuse it all (/dev/full): a byte written to one
+ * of them is a harmless probe. Any other device (a terminal, a disk) is never written to here.
+ */
+const BIT_BUCKETS = ['/dev/null', '/dev/zero', '/dev/full'];
+
+/**
+ * Proves a file output writable without leaving anything: a file is created and removed where
+ * the run would stage it (root passes access(2) checks that /proc or a read-only mount then
+ * refuse); a device the run writes in place is opened for writing, and a bit bucket takes a
+ * byte (so /dev/full fails here, as the run would). A named pipe is not opened: that would wait
+ * for its reader. `createDirs`: the nearest existing directory is probed instead.
+ */
+export async function probeFile(
+  path: string,
+  { flag, createDirs }: { flag: string; createDirs: boolean },
+): Promise<void> {
+  let dir = dirname(path);
+  if (createDirs) {
+    while (!(await stat(dir).catch(() => undefined)) && dirname(dir) !== dir) dir = dirname(dir);
+  }
+  await assertDirectory(dir, flag, path);
+  const info = await stat(path).catch(() => undefined);
+  if (info?.isDirectory()) {
+    throw new SpotifyBatchError(
+      'ERR_CONFIG',
+      `option ${flag}: ${path} is a directory, expected a file path`,
+      { context: { path } },
+    );
+  }
+  if (info?.isCharacterDevice() || info?.isBlockDevice()) {
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(path, constants.O_WRONLY);
+      const bucket = await Promise.all(
+        BIT_BUCKETS.map((device) => stat(device).catch(() => undefined)),
+      );
+      if (bucket.some((device) => device?.rdev === info.rdev)) await handle.write(Buffer.of(10));
+    } catch (cause) {
+      throw fileError(cause, path, 'write');
+    } finally {
+      await handle?.close();
+    }
+    return;
+  }
+  if (info !== undefined && !info.isFile()) return; // a named pipe or socket: written in place
+  const probe = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.probe`);
+  try {
+    await writeFile(probe, '', { flag: 'wx' });
+  } catch (cause) {
+    // The directory exists (checked above): ENOENT means it takes no new files (/proc, /sys).
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new SpotifyBatchError('ERR_SINK', `cannot write ${path}: ${dir} takes no new files`, {
+        cause,
+        context: { path },
+      });
+    }
+    throw fileError(cause, path, 'write');
+  }
+  await rm(probe, { force: true });
+}
 
 /** A file's version for conditional writes (size and modification time), or null if absent. */
 export async function fileVersion(path: string): Promise<string | null> {
@@ -119,12 +203,7 @@ export class FileSink implements StagedSink {
         throw fileError(cause, dir, 'create directory');
       }
     }
-    const info = await stat(dir).catch(() => undefined);
-    if (!info?.isDirectory()) {
-      throw new SpotifyBatchError('ERR_CONFIG', `option ${flag}: directory ${dir} does not exist`, {
-        context: { path: target },
-      });
-    }
+    await assertDirectory(dir, flag, target);
     const targetInfo = await stat(target).catch(() => undefined);
     if (targetInfo?.isDirectory()) {
       throw new SpotifyBatchError(

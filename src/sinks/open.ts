@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { access, link, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { link, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileError, SpotifyBatchError } from '../core/errors.ts';
 import { type Destination, parseDestination, type S3Options } from '../core/options.ts';
 import type { StagedSink } from '../core/sink.ts';
 import type { EventListener } from '../core/stats.ts';
-import { FileSink, fileVersion } from './file.ts';
+import { FileSink, fileVersion, probeFile } from './file.ts';
 import type { S3Store } from './s3.ts';
 import { StdoutSink } from './stdout.ts';
 
@@ -93,27 +93,7 @@ export class Destinations {
       await (await this.#store()).probe({ ...destination, contentType });
       return;
     }
-    if (destination.kind !== 'file') return;
-    let dir = dirname(destination.path);
-    if (createDirs) {
-      while (!(await stat(dir).catch(() => undefined)) && dirname(dir) !== dir) dir = dirname(dir);
-    }
-    const info = await stat(dir).catch(() => undefined);
-    if (!info?.isDirectory()) {
-      throw new SpotifyBatchError('ERR_CONFIG', `option ${flag}: directory ${dir} does not exist`, {
-        context: { path: location },
-      });
-    }
-    await access(dir, constants.W_OK).catch((cause: unknown) => {
-      throw fileError(cause, dir, 'write into');
-    });
-    if ((await stat(destination.path).catch(() => undefined))?.isDirectory()) {
-      throw new SpotifyBatchError(
-        'ERR_CONFIG',
-        `option ${flag}: ${destination.path} is a directory, expected a file path`,
-        { context: { path: location } },
-      );
-    }
+    if (destination.kind === 'file') await probeFile(destination.path, { flag, createDirs });
   }
 
   /** The version at `location` (S3 ETag; a file's size and mtime), or null when nothing is there. */

@@ -244,7 +244,9 @@ export class SpotifyClient {
     const retryable = status >= 500 || status === 408;
     throw new SpotifyBatchError(
       'ERR_SPOTIFY_HTTP',
-      `Spotify answered HTTP ${status} for ${where}${message ? `: ${message}` : ''}`,
+      isSpotifyError(text)
+        ? `Spotify answered HTTP ${status} for ${where}${message ? `: ${message}` : ''}`
+        : foreignAnswer(status, url, offset, text),
       { context: { ...context, status }, retryable },
     );
   }
@@ -328,8 +330,33 @@ export function spotifyMessage(text: string): string | undefined {
   } catch {
     // not JSON: fall through
   }
-  const trimmed = text.trim().slice(0, 200);
+  const trimmed = oneLine(text).slice(0, 200);
   return trimmed || undefined;
+}
+
+/** A body in Spotify's JSON error shape (or any JSON): what the Web API answers with. */
+function isSpotifyError(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return text.trim() === '';
+  }
+}
+
+/** Text on one line: control characters and runs of white space as one space. */
+const oneLine = (text: string) => text.replace(/[\s\p{Cc}]+/gu, ' ').trim();
+
+/**
+ * An error answer that is not the Web API's JSON (an XML or HTML page: a proxy, a bucket, a
+ * wrong --api-url): one line with the status, the URL and a short excerpt of the body's text.
+ */
+function foreignAnswer(status: number, url: string, offset: number | undefined, text: string) {
+  const words = oneLine(text.replace(/<[^>]*>/g, ' '));
+  const excerpt = words.length > 80 ? `${words.slice(0, 80).trimEnd()}…` : words;
+  // A 5xx page may come from Spotify's own front servers; a 4xx page is not Spotify's.
+  const hint = status < 500 ? ', not a Spotify API answer (is --api-url right?)' : '';
+  return `HTTP ${status} from ${url}${offset === undefined ? '' : ` (offset ${offset})`}${hint}${excerpt ? `: "${excerpt}"` : ''}`;
 }
 
 function forbiddenMessage(where: string, message: string | undefined): string {
