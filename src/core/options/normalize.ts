@@ -1,0 +1,47 @@
+import type { Options } from '../options.ts';
+import { type MarketsConfig, normalizeMarkets } from './markets.ts';
+import { normalizeOutputs, type OutputsConfig } from './outputs.ts';
+import { normalizePacing, type PacingConfig } from './pacing.ts';
+import { normalizeReport, type ReportConfig } from './report.ts';
+import { normalizeS3Options, type S3Options } from './s3.ts';
+import { normalizeSource, requireCredentials, type SourceConfig } from './source.ts';
+import { normalizeState, type StateConfig } from './state.ts';
+
+/** Options validated and defaulted, per concern: each stage takes its own part. */
+export interface NormalizedOptions {
+  source: SourceConfig;
+  markets: MarketsConfig;
+  outputs: OutputsConfig;
+  state: StateConfig;
+  report: ReportConfig;
+  pacing: PacingConfig;
+  s3: S3Options;
+}
+
+/**
+ * Validates options and fills every default, once. Environment variables are read from `env`
+ * (not `process.env` directly) so tests and the library API can pass their own. A replay with
+ * no --market takes `inputMarkets`, the markets its raw input lists (src/plan/plan.ts
+ * `resolveOptions` reads them).
+ */
+export function normalizeOptions(
+  options: Options,
+  env: NodeJS.ProcessEnv = process.env,
+  inputMarkets: string[] = [],
+): NormalizedOptions {
+  const state = normalizeState(options);
+  const markets = normalizeMarkets(options, inputMarkets);
+  const outputs = normalizeOutputs(options, { markets, state });
+  const source = normalizeSource(options, env);
+  const report = normalizeReport(options.report, { source, markets, outputs, state });
+  const pacing = normalizePacing(options);
+  const s3 = normalizeS3Options(options, env);
+  // Last: a mistyped flag is worth reporting before missing secrets.
+  requireCredentials(source);
+  return { source, markets, outputs, state, report, pacing, s3 };
+}
+
+/** Options already normalized (a library user may pass either to `run()`). */
+export function isNormalized(options: Options | NormalizedOptions): options is NormalizedOptions {
+  return 'outputs' in options;
+}
