@@ -127,13 +127,7 @@ export async function run(
           reporter.event(event);
           context.onEvent?.(event);
         };
-  const client = new SpotifyClient({
-    ...o.source.spotify,
-    ...o.pacing,
-    stats,
-    signal,
-    onEvent,
-  });
+  const client = new SpotifyClient({ ...o.source.spotify, ...o.pacing, stats, signal, onEvent });
   /** Phase two has begun: from here on the run finishes publishing whatever happens. */
   let committing = false;
   try {
@@ -147,8 +141,8 @@ export async function run(
       source: o.source,
       markets: o.markets.list,
       outputs: o.outputs,
-      // A star's dim_album is keyed by id: it always dedupes.
       dedupe: o.markets.dedupe || o.outputs.model === 'star',
+      newOnly: o.state.newOnly,
       plan,
       commit,
       destinations,
@@ -161,13 +155,7 @@ export async function run(
       state:
         state === undefined
           ? undefined
-          : {
-              loaded: state,
-              added,
-              today: vars.date,
-              counts: stateCounts,
-              newOnly: o.state.newOnly,
-            },
+          : { loaded: state, added, today: vars.date, counts: stateCounts },
       reporter,
     };
     const done = await pullMarkets(
@@ -290,8 +278,10 @@ interface MarketContext {
   /** Every market of the run: the one output of a run without `{market}` holds them all. */
   markets: string[];
   outputs: OutputsConfig;
-  /** Keep only the first row per (album, artist). */
+  /** Keep only the first row per (album, artist); a star's dim_album is keyed by id: always. */
   dedupe: boolean;
+  /** With a state: only albums it does not know go on. */
+  newOnly: boolean;
   plan: Plan;
   commit: Commit;
   destinations: Destinations;
@@ -303,13 +293,7 @@ interface MarketContext {
   /** This market's share of the page window. */
   window: number;
   state:
-    | {
-        loaded: LoadedState;
-        added: StateEntries;
-        today: string;
-        counts: StateCounts;
-        newOnly: boolean;
-      }
+    | { loaded: LoadedState; added: StateEntries; today: string; counts: StateCounts }
     | undefined;
   reporter: RunReporter | undefined;
 }
@@ -379,7 +363,7 @@ async function pullMarket(market: string | undefined, m: MarketContext): Promise
           added: state.added,
           today: state.today,
           counts: state.counts,
-          newOnly: state.newOnly,
+          newOnly: m.newOnly,
           claimed,
         }),
       );
