@@ -12,7 +12,7 @@ import { checkPlaceholders, choice, integer, sideLocation, unbounded } from './c
 import type { MarketsConfig } from './markets.ts';
 import type { StateConfig } from './state.ts';
 
-/** What the run writes and how: its places beside the state and the report, and the bytes. */
+/** The data outputs and the files beside them (rejects, raw landing, manifest), and their bytes. */
 export interface OutputsConfig {
   /** May hold `{date}`, `{run_id}`, `{market}` (see {@link expandOut}). */
   out: string;
@@ -53,10 +53,9 @@ export function normalizeOutputs(
   { markets, state }: { markets: MarketsConfig; state: StateConfig },
 ): OutputsConfig {
   const out = options.out ?? DEFAULTS.out;
-  if (out.trim() === '') {
-    throw usageError('option --out is empty: give - (stdout), a file path or s3://bucket/key');
-  }
-  checkPlaceholders('--out', out);
+  const model = choice('--model', options.model, ['flat', 'star'] as const) ?? DEFAULTS.model;
+  const { perMarket } = markets;
+  const sample = checkOut(out, model, perMarket, options.columns);
   const rejects = sideLocation('--rejects', options.rejects, 'a file path or s3:// key');
   const raw = sideLocation('--raw', options.raw, 'a file path or s3:// key');
   if (raw !== undefined && options.from !== undefined) {
@@ -65,28 +64,6 @@ export function normalizeOutputs(
   if (options.maxRejects !== undefined && rejects === undefined) {
     throw usageError('option --max-rejects needs --rejects FILE');
   }
-  const { perMarket } = markets;
-  if (perMarket && out !== '-' && parseDestination(out).kind === 'stdout') {
-    throw usageError('option --out: {market} needs a file path or s3:// key');
-  }
-  const model = choice('--model', options.model, ['flat', 'star'] as const) ?? DEFAULTS.model;
-  if (model === 'star') {
-    if (!out.endsWith('/')) {
-      throw usageError(
-        `option --model star writes three tables: --out must be a folder or prefix ending in /, got ${out}`,
-      );
-    }
-    if (perMarket) throw usageError('option --model star: {market} in --out is not supported');
-    if (options.columns !== undefined)
-      throw usageError('option --columns does not apply to --model star');
-  } else if (out.endsWith('/')) {
-    throw usageError(
-      `option --out: ${out} names a folder; name a file (e.g. ${out === 's3://' ? 's3://my-bucket/' : out}albums.csv), or use --model star for tables in a folder`,
-    );
-  }
-  // Validate the shape now, with sample values, so a bad --out fails before any request.
-  const sample = expandOut(out, { date: '2026-01-01', runId: 'run', market: 'SE' });
-  parseDestination(model === 'star' ? `${sample}dim_album.csv` : sample);
   const explicitFormat = choice('--format', options.format, ['csv', 'ndjson', 'parquet'] as const);
   const { format, gzip } = outputFormat(out, model, explicitFormat, options.gzip, options.force);
   if (options.csvEscapeFormulas && format !== 'csv') {
@@ -123,6 +100,42 @@ export function normalizeOutputs(
     manifest,
     digest: manifest || options.report !== undefined,
   };
+}
+
+/**
+ * `--out`, checked now with sample values so a mistake fails before any request: a file, an S3
+ * key or stdout for the flat model, a folder or prefix ending in / for a star's three tables.
+ * Returns the sample location.
+ */
+function checkOut(
+  out: string,
+  model: 'flat' | 'star',
+  perMarket: boolean,
+  columns: string[] | undefined,
+): string {
+  if (out.trim() === '') {
+    throw usageError('option --out is empty: give - (stdout), a file path or s3://bucket/key');
+  }
+  checkPlaceholders('--out', out);
+  if (perMarket && out !== '-' && parseDestination(out).kind === 'stdout') {
+    throw usageError('option --out: {market} needs a file path or s3:// key');
+  }
+  if (model === 'star') {
+    if (!out.endsWith('/')) {
+      throw usageError(
+        `option --model star writes three tables: --out must be a folder or prefix ending in /, got ${out}`,
+      );
+    }
+    if (perMarket) throw usageError('option --model star: {market} in --out is not supported');
+    if (columns !== undefined) throw usageError('option --columns does not apply to --model star');
+  } else if (out.endsWith('/')) {
+    throw usageError(
+      `option --out: ${out} names a folder; name a file (e.g. ${out === 's3://' ? 's3://my-bucket/' : out}albums.csv), or use --model star for tables in a folder`,
+    );
+  }
+  const sample = expandOut(out, { date: '2026-01-01', runId: 'run', market: 'SE' });
+  parseDestination(model === 'star' ? `${sample}dim_album.csv` : sample);
+  return sample;
 }
 
 /**
