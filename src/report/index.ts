@@ -91,9 +91,9 @@ export class RunReporter {
   async render(r: RenderInput): Promise<string> {
     this.stop();
     const { stats } = r;
-    const o = this.#settings;
+    const settings = this.#settings;
     const timeline = this.#timeline.snapshot();
-    const state = r.state && { ...r.state, newOnly: o.newOnly };
+    const state = r.state && { ...r.state, newOnly: settings.newOnly };
     const data = dataCharts(this.#aggregator.snapshot(), state);
     const time = timeCharts(timeline);
     // Loaded here, not above: only a run with --report pays for Vega.
@@ -105,14 +105,14 @@ export class RunReporter {
       stagedAt: new Date().toISOString(),
       stagedSeconds: Math.round(performance.now() - this.#started) / 1000,
       source: {
-        via: o.via,
-        query: o.query,
-        api: o.apiUrl,
-        markets: o.markets,
+        via: settings.via,
+        query: settings.query,
+        api: settings.apiUrl,
+        markets: settings.markets,
       },
-      model: o.model,
-      format: o.format,
-      gzip: o.gzip,
+      model: settings.model,
+      format: settings.format,
+      gzip: settings.gzip,
       numbers: {
         pages: stats.pages,
         albums: stats.albums,
