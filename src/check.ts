@@ -1,11 +1,12 @@
-import type { NormalizedOptions, Options } from './core/options.ts';
+import type { NormalizedOptions } from './core/options/normalize.ts';
+import type { Options } from './core/options.ts';
 import { createStats } from './core/stats.ts';
 import { resolveOptions } from './pipeline.ts';
 import { planOutputs, runVars } from './plan/plan.ts';
 import { type Preflight, preflight } from './plan/preflight.ts';
 import { Destinations } from './sinks/open.ts';
 import { firstPageUrl, toPage } from './sources/albums.ts';
-import { clientConfig, SpotifyClient } from './sources/client.ts';
+import { SpotifyClient } from './sources/client.ts';
 
 /** What `spotify-batch check` found: the plan, and that each part of it works. */
 export interface CheckReport {
@@ -49,27 +50,30 @@ export async function check(
   { env = process.env }: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<CheckReport> {
   const o = await resolveOptions(options, env);
-  const vars = runVars(new Date(), o.date);
+  const { source, outputs } = o;
+  const { via, query } = source;
+  const vars = runVars(new Date(), o.state.date);
   const plan = planOutputs(o, vars);
-  const markets: (string | undefined)[] = o.markets.length > 0 ? o.markets : [undefined];
-  const urls = markets.map((m) => firstPageUrl(o.apiUrl, o.via, o.limit, o.query, m));
+  const markets: (string | undefined)[] = o.markets.list.length > 0 ? o.markets.list : [undefined];
+  const urls = markets.map((m) => firstPageUrl(source.spotify.apiUrl, via, source.limit, query, m));
   // In the pull's order: the preflight first (it runs before the pull's first page).
   const destinations = new Destinations(o.s3, env, process.stdout);
   let proven: Preflight;
   try {
-    proven = await preflight(plan, destinations, { newOnly: o.newOnly, runId: vars.runId });
+    proven = await preflight(plan, destinations, { newOnly: o.state.newOnly, runId: vars.runId });
   } finally {
     await destinations.close();
   }
   const controller = new AbortController();
   const client = new SpotifyClient({
-    ...clientConfig(o),
+    ...source.spotify,
+    ...o.pacing,
     stats: createStats(),
     signal: controller.signal,
   });
   let spotify: CheckReport['spotify'];
   try {
-    const url = firstPageUrl(o.apiUrl, o.via, 1, o.query, markets[0]);
+    const url = firstPageUrl(source.spotify.apiUrl, via, 1, query, markets[0]);
     const page = toPage(await client.getJson(url, 0), url, 0);
     spotify = { url, total: page.total ?? null };
   } finally {
@@ -77,11 +81,11 @@ export async function check(
     await client.close().catch(() => {});
   }
   return {
-    source: { via: o.via, query: o.via === 'search' ? o.query : null, urls },
-    markets: o.markets,
-    model: o.model,
-    format: o.format,
-    gzip: o.gzip,
+    source: { via, query: via === 'search' ? query : null, urls },
+    markets: o.markets.list,
+    model: outputs.model,
+    format: outputs.format,
+    gzip: outputs.gzip,
     outputs: plan.outputs.map((p) => p.location),
     rejects: plan.rejects ?? null,
     // Where this run's raw would land (beside a raw landing that is already there).

@@ -12,16 +12,15 @@ export {
   ExitStatus,
   SpotifyBatchError,
 } from './core/errors.ts';
-export {
-  DEFAULTS,
-  type Format,
-  type NormalizedOptions,
-  normalizeOptions,
-  normalizeS3Options,
-  type Options,
-  type S3Options,
-  type Via,
-} from './core/options.ts';
+export type { MarketsConfig } from './core/options/markets.ts';
+export { type NormalizedOptions, normalizeOptions } from './core/options/normalize.ts';
+export type { OutputsConfig } from './core/options/outputs.ts';
+export type { PacingConfig } from './core/options/pacing.ts';
+export type { ReportConfig } from './core/options/report.ts';
+export { normalizeS3Options, type S3Options } from './core/options/s3.ts';
+export type { SourceConfig, SpotifyAccess } from './core/options/source.ts';
+export type { StateConfig } from './core/options/state.ts';
+export { DEFAULTS, type Format, type Options, type Via } from './core/options.ts';
 export type { SourceItem, SourcePage } from './core/records.ts';
 export { createStats, type EventListener, type RunEvent, type RunStats } from './core/stats.ts';
 export {

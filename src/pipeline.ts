@@ -4,11 +4,15 @@ import { incompleteReason, manifestBody } from './commit/manifest.ts';
 import { publishRun } from './commit/publish.ts';
 import { abortReason, type SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
 import {
+  isNormalized,
   type NormalizedOptions,
   normalizeOptions,
-  normalizeS3Options,
-  type Options,
-} from './core/options.ts';
+} from './core/options/normalize.ts';
+import type { OutputsConfig } from './core/options/outputs.ts';
+import type { ReportedSettings } from './core/options/report.ts';
+import { normalizeS3Options } from './core/options/s3.ts';
+import type { SourceConfig } from './core/options/source.ts';
+import type { Options } from './core/options.ts';
 import type { SourcePage } from './core/records.ts';
 import type { StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
@@ -29,7 +33,7 @@ import { type RunReport, summarize } from './pull/summary.ts';
 import type { RunReporter } from './report/index.ts';
 import { Destinations } from './sinks/open.ts';
 import { liveSource } from './sources/albums.ts';
-import { clientConfig, SpotifyClient } from './sources/client.ts';
+import { SpotifyClient } from './sources/client.ts';
 import { expandFrom, readRunMarkets, replaySource } from './sources/replay.ts';
 import { acquireLease, type LoadedState, loadState, stateLines } from './state/state.ts';
 import { AlbumsTransform } from './transforms/albums.ts';
@@ -79,7 +83,7 @@ export async function resolveOptions(
   options: Options | NormalizedOptions,
   env: NodeJS.ProcessEnv,
 ): Promise<NormalizedOptions> {
-  if ('perMarket' in options) return options;
+  if (isNormalized(options)) return options;
   if ((options.from ?? []).length === 0) return normalizeOptions(options, env);
   const destinations = new Destinations(normalizeS3Options(options, env), env, process.stdout);
   try {
@@ -110,7 +114,7 @@ export async function run(
   const env = context.env ?? process.env;
   const o = await resolveOptions(options, env);
   const stats = context.stats ?? createStats();
-  const vars = runVars(startedAt, o.date);
+  const vars = runVars(startedAt, o.state.date);
   // The run's own controller: a failure anywhere stops every request of the shared client.
   const controller = new AbortController();
   const signal = context.signal
@@ -129,7 +133,7 @@ export async function run(
   // that cancelled a probe explains its error.
   // It also reads the folder's previous manifest and moves the raw landing beside a taken one.
   const { plan, previous } = await preflight(planned, destinations, {
-    newOnly: o.newOnly,
+    newOnly: o.state.newOnly,
     runId: vars.runId,
   }).catch((error: unknown) => {
     throw signal.aborted ? abortReason(signal.reason) : error;
@@ -144,12 +148,14 @@ export async function run(
   const state = plan.state === undefined ? undefined : await loadState(destinations, plan.state);
   // Asked again under the lease: a run that published this partition since the preflight's look
   // (and released the lease) would otherwise be overwritten with only the albums new since.
-  if (o.newOnly) await refuseOverwrite(destinations, plan.outputs);
+  if (o.state.newOnly) await refuseOverwrite(destinations, plan.outputs);
   const added: StateEntries = new Map();
   const stateCounts: StateCounts = { new: 0, seen: 0 };
   // --report: its aggregates fill in during this run's own pass; Vega loads only to draw it.
   const reporter =
-    plan.report === undefined ? undefined : await startReporter(o, vars.date, stats, started);
+    plan.report === undefined
+      ? undefined
+      : await startReporter(o.report.settings, vars.date, stats, started);
   const onEvent: EventListener | undefined =
     reporter === undefined
       ? context.onEvent
@@ -157,18 +163,22 @@ export async function run(
           reporter.event(event);
           context.onEvent?.(event);
         };
-  const client = new SpotifyClient({ ...clientConfig(o), stats, signal, onEvent });
+  const client = new SpotifyClient({ ...o.source.spotify, ...o.pacing, stats, signal, onEvent });
   /** Phase two has begun: from here on the run finishes publishing whatever happens. */
   let committing = false;
   try {
-    const side = await openSideOutputs(commit, plan, o.maxRejects, o.markets, stats);
-    const markets: (string | undefined)[] = o.perMarket ? o.markets : [undefined];
+    const side = await openSideOutputs(commit, plan, o.outputs.maxRejects, o.markets.list, stats);
+    const markets: (string | undefined)[] = o.markets.perMarket ? o.markets.list : [undefined];
     // Per-market outputs run up to `concurrency` markets at once (the shared client still
     // bounds the requests in flight); each gets its share of one page window, so parsed pages
     // waiting to be consumed stay near `concurrency` in all, not concurrency².
-    const workers = Math.min(o.concurrency, markets.length);
-    const market$ = {
-      o,
+    const workers = Math.min(o.pacing.concurrency, markets.length);
+    const market$: MarketContext = {
+      source: o.source,
+      markets: o.markets.list,
+      outputs: o.outputs,
+      dedupe: o.markets.dedupe || o.outputs.model === 'star',
+      newOnly: o.state.newOnly,
       plan,
       commit,
       destinations,
@@ -177,7 +187,7 @@ export async function run(
       signal,
       side,
       startedAt,
-      window: Math.max(1, Math.floor(o.concurrency / workers)),
+      window: Math.max(1, Math.floor(o.pacing.concurrency / workers)),
       state:
         state === undefined
           ? undefined
@@ -194,7 +204,7 @@ export async function run(
         triage(caught, {
           market,
           toStdout: plan.outputs.find((p) => p.market === market)?.location === '-',
-          onMarketError: o.onMarketError,
+          onMarketError: o.markets.onMarketError,
           aborted: signal.aborted ? abortReason(signal.reason) : undefined,
         }),
       { abort: (failure) => controller.abort(failure), onEvent: context.onEvent },
@@ -220,7 +230,6 @@ export async function run(
         await reporter.render({
           runId: vars.runId,
           startedAt,
-          options: o,
           stats,
           outputs: describe(done.staged.map((s) => ({ location: s.sink.location }))),
           ...placesOf(plan),
@@ -245,7 +254,7 @@ export async function run(
                 location: state.location,
                 version: state.version,
                 open: target(plan, state.location),
-                lines: stateLines(state.entries, added, vars.date, o.stateTtlDays, written),
+                lines: stateLines(state.entries, added, vars.date, o.state.ttlDays, written),
               },
         signal,
         folder:
@@ -259,7 +268,7 @@ export async function run(
           ? undefined
           : (results, stateResult, endedAt) =>
               manifestBody({
-                ...manifestOf(o, plan, stats, vars),
+                ...manifestOf(o.source, o.markets.list, o.outputs, { plan, stats, vars }),
                 startedAt,
                 endedAt,
                 failed: done.failed,
@@ -309,7 +318,14 @@ export async function run(
 
 /** What each market's pull shares with the others. */
 interface MarketContext {
-  o: NormalizedOptions;
+  source: SourceConfig;
+  /** Every market of the run: the one output of a run without `{market}` holds them all. */
+  markets: string[];
+  outputs: OutputsConfig;
+  /** Keep only the first row per (album, artist); a star's dim_album is keyed by id: always. */
+  dedupe: boolean;
+  /** With a state: only albums it does not know go on. */
+  newOnly: boolean;
   plan: Plan;
   commit: Commit;
   destinations: Destinations;
@@ -337,12 +353,12 @@ async function pullMarket(
   index: number,
   m: MarketContext,
 ): Promise<Staged[]> {
-  const { o, plan, commit, stats, signal, side, state, reporter } = m;
+  const { source, outputs, plan, commit, stats, signal, side, state, reporter } = m;
   const locations = plan.outputs.filter((p) => p.market === market).map((p) => p.location);
   const opened: Staged[] = [];
   const claimed: [string, boolean][] = [];
   try {
-    const fanout = await fanOut(o, locations, stats);
+    const fanout = await fanOut(outputs, locations, stats);
     const branches: Branch[] = [];
     for (const table of fanout.tables) {
       const sink = await commit.open(table.location, target(plan, table.location));
@@ -355,18 +371,22 @@ async function pullMarket(
     // live run fetches them: one pass routed to every market would hold every market's
     // outputs open at once (185 S3 uploads and their part buffers), since a raw landing
     // interleaves the markets that were fetched together.
-    const pagesOf = market === undefined ? o.markets : [market];
-    const source =
-      o.from.length > 0
-        ? replaySource(o.from, (location) => m.destinations.read(location), {
+    const pagesOf = market === undefined ? m.markets : [market];
+    const { from, via, query, limit, maxItems } = source;
+    const pages =
+      from.length > 0
+        ? replaySource(from, (location) => m.destinations.read(location), {
             markets: pagesOf,
             stats,
             fetchedAt: m.startedAt.toISOString(),
-            maxItems: o.maxItems,
+            maxItems,
           })
         : liveSource({
-            ...o,
-            ...(o.perMarket ? { concurrency: m.window } : {}),
+            via,
+            query,
+            limit,
+            maxItems,
+            concurrency: m.window,
             markets: pagesOf,
             stats,
             signal,
@@ -380,9 +400,8 @@ async function pullMarket(
       ...(reporter === undefined ? [] : [new Tap<SourcePage>((page) => reporter.listed(page), 1)]),
       new AlbumsTransform({
         stats,
-        check: o.model === 'star' ? checkStar : checkRows(o.columns),
-        // A star's dim_album is keyed by id: it always dedupes.
-        dedupe: o.dedupe || o.model === 'star',
+        check: outputs.model === 'star' ? checkStar : checkRows(outputs.columns),
+        dedupe: m.dedupe,
         onReject: side.onReject,
       }),
     ];
@@ -394,14 +413,14 @@ async function pullMarket(
           added: state.added,
           today: state.today,
           counts: state.counts,
-          newOnly: o.newOnly,
+          newOnly: m.newOnly,
           claimed,
         }),
       );
     }
     // And the albums that go on to the rows (after --new-only): everything else it charts.
     if (reporter !== undefined) through.push(new Tap((item) => reporter.add(item)));
-    await runBranches(source, through, fanout.head, branches, signal);
+    await runBranches(pages, through, fanout.head, branches, signal);
     return opened;
   } catch (caught) {
     await commit.discard(
@@ -441,36 +460,37 @@ function tellChanges(
 
 /** The `--report` aggregates, loaded only by a run that asks for a report. */
 async function startReporter(
-  o: NormalizedOptions,
+  settings: ReportedSettings,
   date: string,
   stats: RunStats,
   started: number,
 ): Promise<RunReporter> {
   const { RunReporter } = await import('./report/index.ts');
-  return new RunReporter({ date, markets: o.markets, apiUrl: o.apiUrl, stats, started });
+  return new RunReporter({ settings, date, stats, started });
 }
 
-/** What the manifest says of the run from its options, plan and counters. */
+/** What the manifest says of the run from its source, markets, outputs, plan and counters. */
 function manifestOf(
-  o: NormalizedOptions,
-  plan: Plan,
-  stats: RunStats,
-  vars: { runId: string; date: string },
+  source: SourceConfig,
+  markets: string[],
+  outputs: OutputsConfig,
+  { plan, stats, vars }: { plan: Plan; stats: RunStats; vars: { runId: string; date: string } },
 ) {
+  const star = outputs.model === 'star';
   return {
     runId: vars.runId,
     date: vars.date,
     version: packageVersion(),
-    source: { via: o.via, query: o.query, apiUrl: o.apiUrl },
-    markets: o.markets,
+    source: { via: source.via, query: source.query, apiUrl: source.spotify.apiUrl },
+    markets,
     counts: stats,
-    incomplete: incompleteReason(o.maxItems, o.markets.length, stats),
-    format: o.format,
-    gzip: o.gzip,
-    columns: o.model === 'star' ? STAR_TABLES : o.columns,
+    incomplete: incompleteReason(source.maxItems, markets.length, stats),
+    format: outputs.format,
+    gzip: outputs.gzip,
+    columns: star ? STAR_TABLES : outputs.columns,
     raw: plan.raw ?? null,
     report: plan.report,
-    starRows: o.model === 'star' ? stats.rows : undefined,
+    starRows: star ? stats.rows : undefined,
   };
 }
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
-import { normalizeS3Options } from '../src/core/options.ts';
+import { normalizeS3Options } from '../src/core/options/s3.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { Destinations } from '../src/sinks/open.ts';
 import { acquireLease, type Here, holderStatus, LEASE_EXPIRY_HOURS } from '../src/state/state.ts';

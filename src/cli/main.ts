@@ -3,7 +3,8 @@ import { fstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { parseEnv } from 'node:util';
 import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
-import { type NormalizedOptions, normalizeS3Options } from '../core/options.ts';
+import type { NormalizedOptions } from '../core/options/normalize.ts';
+import { normalizeS3Options } from '../core/options/s3.ts';
 import { didYouMean } from '../core/suggest.ts';
 import { packageVersion } from '../core/version.ts';
 import type { EmulatorArgs } from './emulator.ts';
@@ -161,9 +162,10 @@ async function pullSetup(
   // Loaded here: a replay may read its inputs' first lines for their markets (S3 included).
   const { resolveOptions } = await import('../pipeline.ts');
   const o = await resolveOptions(flags.toOptions(args), env);
-  if (o.out === '-' && (o.format === 'parquet' || o.gzip) && process.stdout.isTTY && !args.force) {
+  const { out, format, gzip } = o.outputs;
+  if (out === '-' && (format === 'parquet' || gzip) && process.stdout.isTTY && !args.force) {
     throw usageError(
-      `${o.format === 'parquet' ? 'Parquet' : 'gzip'} is binary: redirect stdout to a file or a pipe, or pass --force to write it to the terminal`,
+      `${format === 'parquet' ? 'Parquet' : 'gzip'} is binary: redirect stdout to a file or a pipe, or pass --force to write it to the terminal`,
     );
   }
   return { o, env };
@@ -182,10 +184,10 @@ async function newReleases(args: PullArgs): Promise<void> {
   let toStdout = false;
   try {
     const { o, env } = await pullSetup(args);
-    toStdout = o.out === '-';
+    toStdout = o.outputs.out === '-';
     // Nobody reads a closed stdout: the run ends as when a reader goes away before the first byte.
     const closed = toStdout && stdoutIsClosed();
-    log.startProgress(stats, o.maxItems);
+    log.startProgress(stats, o.source.maxItems);
     const report = await run(o, {
       signal: controller.signal,
       env,

@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { dirname, posix, resolve } from 'node:path';
 import { usageError } from '../core/errors.ts';
-import {
-  expandOut,
-  type NormalizedOptions,
-  type OutVars,
-  parseDestination,
-} from '../core/options.ts';
+import type { NormalizedOptions } from '../core/options/normalize.ts';
+import { expandOut, type OutVars, parseDestination } from '../core/options.ts';
 import { contentType } from '../transforms/encode.ts';
 import { STAR_TABLE_NAMES, type StarTable } from '../transforms/star.ts';
 
@@ -67,20 +63,26 @@ export function target(plan: Plan, location: string): Target {
  * rejects file and the manifest. Two of them at one place would silently overwrite each other,
  * so that is refused here, before anything is opened.
  */
-export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
-  const ext = `${o.format}${o.gzip ? '.gz' : ''}`;
-  const markets = o.perMarket ? o.markets : [undefined];
+export function planOutputs(
+  o: Pick<NormalizedOptions, 'outputs' | 'markets' | 'report' | 'state'>,
+  vars: OutVars,
+): Plan {
+  const { out, model, format, gzip } = o.outputs;
+  const ext = `${format}${gzip ? '.gz' : ''}`;
+  const markets = o.markets.perMarket ? o.markets.list : [undefined];
   const outputs = markets.flatMap((market): PlannedOutput[] => {
-    const out = expandOut(o.out, { ...vars, market });
-    return o.model === 'star'
-      ? STAR_TABLE_NAMES.map((table) => ({ location: `${out}${table}.${ext}`, market, table }))
-      : [{ location: out, market, table: undefined }];
+    const expanded = expandOut(out, { ...vars, market });
+    return model === 'star'
+      ? STAR_TABLE_NAMES.map((table) => ({ location: `${expanded}${table}.${ext}`, market, table }))
+      : [{ location: expanded, market, table: undefined }];
   });
-  const rejects = o.rejects === undefined ? undefined : expandOut(o.rejects, vars);
-  const raw = o.raw === undefined ? undefined : expandOut(o.raw, vars);
-  const manifest = o.manifest ? manifestLocation(o.out, vars) : undefined;
-  const report = o.report === undefined ? undefined : expandOut(o.report, vars);
-  const state = o.state === undefined ? undefined : expandOut(o.state, vars);
+  const filled = (location: string | undefined) =>
+    location === undefined ? undefined : expandOut(location, vars);
+  const rejects = filled(o.outputs.rejects);
+  const raw = filled(o.outputs.raw);
+  const manifest = o.outputs.manifest ? manifestLocation(out, vars) : undefined;
+  const report = filled(o.report.location);
+  const state = filled(o.state.location);
   const seen = new Map<string, string>();
   const claim = (location: string | undefined, what: string) => {
     if (location === undefined || location === '-') return;
@@ -106,12 +108,12 @@ export function planOutputs(o: NormalizedOptions, vars: OutVars): Plan {
   claim(state, 'option --state');
   claim(state && `${state}.lease`, "the state's lease");
   // Partitions (dt=…/market=…) and a star's folder may not exist yet.
-  const dataDirs = o.model === 'star' || /\{(date|run_id|market)\}/.test(o.out);
+  const dataDirs = model === 'star' || /\{(date|run_id|market)\}/.test(out);
   const targets: Target[] = [
     ...outputs.map((p) => ({
       location: p.location,
       flag: '--out',
-      contentType: contentType(o),
+      contentType: contentType(o.outputs),
       createDirs: dataDirs,
     })),
     ...place(rejects, '--rejects', 'application/x-ndjson', false),

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Commit } from '../commit/commit.ts';
 import type { Column } from '../core/columns.ts';
 import { SpotifyBatchError } from '../core/errors.ts';
-import type { NormalizedOptions } from '../core/options.ts';
+import type { OutputsConfig } from '../core/options/outputs.ts';
 import type { StagedSink } from '../core/sink.ts';
 import type { RunStats } from '../core/stats.ts';
 import { type Plan, rawIsPlain, target } from '../plan/plan.ts';
@@ -66,17 +66,10 @@ export function sideSinks(side: SideOutputs): StagedSink[] {
   return [side.rejects, side.raw?.sink, side.report].filter((s) => s !== undefined);
 }
 
-/** What the rows and encoders take of the options. */
+/** What the rows and encoders take of the outputs' config. */
 export type RowsConfig = Pick<
-  NormalizedOptions,
-  | 'model'
-  | 'columns'
-  | 'manifest'
-  | 'report'
-  | 'format'
-  | 'gzip'
-  | 'csvEscapeFormulas'
-  | 'parquetRowGroupRows'
+  OutputsConfig,
+  'model' | 'columns' | 'digest' | 'format' | 'gzip' | 'csvEscapeFormulas' | 'parquetRowGroupRows'
 >;
 
 export interface FanOut {
@@ -90,9 +83,7 @@ export interface FanOut {
  * transform is both the head and the branch's rows); the star model, three tables under `out`.
  */
 export async function fanOut(o: RowsConfig, locations: string[], stats: RunStats): Promise<FanOut> {
-  // The manifest and the report list each output's SHA-256.
-  const enc = (columns: readonly Column[]) =>
-    encode({ ...encodeOptions(o), digest: o.manifest || o.report !== undefined }, columns, stats);
+  const enc = (columns: readonly Column[]) => encode(encodeOptions(o), columns, stats);
   if (o.model === 'flat') {
     const rows = new RowsTransform({ stats, columns: o.columns });
     return {
@@ -122,8 +113,14 @@ export async function fanOut(o: RowsConfig, locations: string[], stats: RunStats
 }
 
 /** What the encoders take of the options. */
-function encodeOptions({ format, gzip, csvEscapeFormulas, parquetRowGroupRows }: RowsConfig) {
-  return { format, gzip, csvEscapeFormulas, parquetRowGroupRows };
+function encodeOptions({
+  format,
+  gzip,
+  csvEscapeFormulas,
+  parquetRowGroupRows,
+  digest,
+}: RowsConfig) {
+  return { format, gzip, csvEscapeFormulas, parquetRowGroupRows, digest };
 }
 
 /**

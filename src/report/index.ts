@@ -4,7 +4,7 @@
  * the run's events, undici's diagnostics channels) in bounded memory; the charts are drawn once,
  * when every data output is staged, by Vega-Lite and Vega, which only this step loads.
  */
-import type { NormalizedOptions } from '../core/options.ts';
+import type { ReportedSettings } from '../core/options/report.ts';
 import type { SourceItem, SourcePage } from '../core/records.ts';
 import type { RunEvent, RunStats } from '../core/stats.ts';
 import { REPORT_LIMITS, ReportAggregator } from './aggregate.ts';
@@ -17,10 +17,10 @@ export type { ReportFacts, ReportOutput, RunNumbers } from './html.ts';
 export { Timeline } from './timeline.ts';
 
 export interface ReporterOptions {
+  /** The run's settings the page states (markets, the API, the format…). */
+  settings: ReportedSettings;
   /** The run's UTC date (YYYY-MM-DD). */
   date: string;
-  markets: readonly string[];
-  apiUrl: string;
   stats: RunStats;
   /** The run's start, `performance.now()`: the time axis starts there. */
   started: number;
@@ -30,10 +30,6 @@ export interface ReporterOptions {
 export interface RenderInput {
   runId: string;
   startedAt: Date;
-  options: Pick<
-    NormalizedOptions,
-    'via' | 'query' | 'apiUrl' | 'markets' | 'model' | 'format' | 'gzip' | 'newOnly'
-  >;
   stats: RunStats;
   outputs: ReportOutput[];
   rejects: string | null;
@@ -57,11 +53,13 @@ export class RunReporter {
   readonly #aggregator: ReportAggregator;
   readonly #timeline: Timeline;
   readonly #started: number;
+  readonly #settings: ReportedSettings;
 
   constructor(o: ReporterOptions) {
-    this.#aggregator = new ReportAggregator(o.date, o.markets);
-    this.#timeline = new Timeline(o.apiUrl, o.stats, o.started);
+    this.#aggregator = new ReportAggregator(o.date, o.settings.markets);
+    this.#timeline = new Timeline(o.settings.apiUrl, o.stats, o.started);
     this.#started = o.started;
+    this.#settings = o.settings;
   }
 
   /** One page as its market listed it, before rejects, dedupe and `--new-only` (a tap). */
@@ -92,9 +90,10 @@ export class RunReporter {
   /** Stops observing and draws the page: the run's numbers as they are now. */
   async render(r: RenderInput): Promise<string> {
     this.stop();
-    const { stats, options: o } = r;
+    const { stats } = r;
+    const settings = this.#settings;
     const timeline = this.#timeline.snapshot();
-    const state = r.state && { ...r.state, newOnly: o.newOnly };
+    const state = r.state && { ...r.state, newOnly: settings.newOnly };
     const data = dataCharts(this.#aggregator.snapshot(), state);
     const time = timeCharts(timeline);
     // Loaded here, not above: only a run with --report pays for Vega.
@@ -106,14 +105,14 @@ export class RunReporter {
       stagedAt: new Date().toISOString(),
       stagedSeconds: Math.round(performance.now() - this.#started) / 1000,
       source: {
-        via: o.via,
-        query: o.via === 'search' ? o.query : null,
-        api: o.apiUrl,
-        markets: o.markets,
+        via: settings.via,
+        query: settings.query,
+        api: settings.apiUrl,
+        markets: settings.markets,
       },
-      model: o.model,
-      format: o.format,
-      gzip: o.gzip,
+      model: settings.model,
+      format: settings.format,
+      gzip: settings.gzip,
       numbers: {
         pages: stats.pages,
         albums: stats.albums,

@@ -2,7 +2,7 @@ import { Transform } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Upload } from '@aws-sdk/lib-storage';
 import { SpotifyBatchError } from '../core/errors.ts';
-import type { S3Options } from '../core/options.ts';
+import type { S3Options } from '../core/options/s3.ts';
 import type { SinkResult, StagedSink } from '../core/sink.ts';
 import type { EventListener } from '../core/stats.ts';
 import { s3Code, s3Error } from './s3-errors.ts';

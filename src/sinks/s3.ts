@@ -1,6 +1,7 @@
 import type { ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { SpotifyBatchError } from '../core/errors.ts';
-import { nonEmpty, type S3Options } from '../core/options.ts';
+import type { S3Options } from '../core/options/s3.ts';
+import { nonEmpty } from '../core/options.ts';
 import type { EventListener } from '../core/stats.ts';
 import { s3Code, s3Error, s3Status } from './s3-errors.ts';
 import {

@@ -25,16 +25,14 @@ export interface PagingOptions {
   keepText?: boolean | undefined;
 }
 
-export interface LiveSourceOptions
-  extends Omit<ClientOptions, 'signal'>,
-    Omit<PagingOptions, 'market'> {
+/** What the live source lists, and through which client: a shared one, or its own. */
+export type LiveSourceOptions = LiveListing & (SharedClient | OwnClient);
+
+export interface LiveListing extends Omit<PagingOptions, 'market'> {
   /** Markets pulled one after the other into this stream; `[]` for Spotify's default list. */
   markets: string[];
   /** Stop after this many albums (the last page is cut). */
   maxItems: number;
-  signal: AbortSignal;
-  /** A client to share (its token and rate-limit gate); without one the source makes its own. */
-  client?: SpotifyClient | undefined;
   /**
    * Told of every page in the order its albums are emitted, with the fetch time they carry
    * (the raw landing; with `keepText`, `page.text` is the body as received).
@@ -43,6 +41,16 @@ export interface LiveSourceOptions
     | ((page: Page, market: string | undefined, fetchedAt: string) => Promise<void> | void)
     | undefined;
 }
+
+/** A client to share: its token, rate-limit gate and connection pool. */
+export interface SharedClient {
+  client: SpotifyClient;
+}
+
+/** The API, credentials and pacing the source makes its own client with. */
+export type OwnClient = Omit<ClientOptions, 'signal' | 'stats' | 'concurrency'> & {
+  client?: undefined;
+};
 
 /** One parsed page of a Spotify paging object. */
 export interface Page {
@@ -270,7 +278,8 @@ export async function* fetchMarketPages(
 export function liveSource(options: LiveSourceOptions): PageStream {
   const controller = new AbortController();
   const signal = AbortSignal.any([options.signal, controller.signal]);
-  const client = options.client ?? new SpotifyClient({ ...options, signal });
+  const client =
+    options.client === undefined ? new SpotifyClient({ ...options, signal }) : options.client;
   const markets = options.markets.length > 0 ? options.markets : [undefined];
   const { onPage } = options;
   async function* pages(): AsyncGenerator<SourcePage> {

@@ -24,26 +24,6 @@ export interface ClientOptions {
   onEvent?: EventListener | undefined;
 }
 
-/** What the client takes of a run's options: the API, the credentials, retries and pacing. */
-export type ClientConfig = Omit<ClientOptions, 'stats' | 'signal' | 'onEvent'>;
-
-/** The client's own options, picked from the whole set (no stage receives all of them). */
-export function clientConfig(o: ClientConfig): ClientConfig {
-  return {
-    apiUrl: o.apiUrl,
-    accountsUrl: o.accountsUrl,
-    clientId: o.clientId,
-    clientSecret: o.clientSecret,
-    concurrency: o.concurrency,
-    maxRate: o.maxRate,
-    maxRetries: o.maxRetries,
-    retryDelay: o.retryDelay,
-    maxRetryAfter: o.maxRetryAfter,
-    maxRateLimitWait: o.maxRateLimitWait,
-    requestTimeout: o.requestTimeout,
-  };
-}
-
 /**
  * Every Spotify request of a run goes through one client: one keep-alive connection pool, one
  * token, one rate-limit gate. `getJson` returns a fully parsed body or throws; transient failures

@@ -1,5 +1,6 @@
 import { SpotifyBatchError, usageError } from '../core/errors.ts';
-import { normalizeS3Options, parseDestination, type S3Options } from '../core/options.ts';
+import { normalizeS3Options, type S3Options } from '../core/options/s3.ts';
+import { parseDestination } from '../core/options.ts';
 import { shellWord } from '../core/shell.ts';
 import { Destinations } from '../sinks/open.ts';
 import {
