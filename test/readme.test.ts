@@ -62,11 +62,6 @@ for (const file of PAGES) {
 }
 const runnable = blocks.filter((b) => b.shell && b.skip === undefined);
 const MARK = '<!-- readme-test: skip (reason) -->';
-/**
- * Pages another branch adds (issue 25: docs/daily-job.md comes with the `folder` branch). A link
- * to one is accepted while it does not exist yet; once it does, it is checked like any other.
- */
-const PENDING_PAGES = new Set(['docs/daily-job.md']);
 /** A hang guard, not a measurement: a block still running then (a server?) fails. */
 const BLOCK_TIMEOUT_MS = 60_000;
 /** Programs an example may name that reach beyond this machine or this checkout. */
@@ -233,7 +228,7 @@ test('README.md and docs/*.md: every relative link reaches a file, and a heading
         () => false,
       );
       if (!exists) {
-        if (!PENDING_PAGES.has(target)) broken.push(`${where}: no file ${target}`);
+        broken.push(`${where}: no file ${target}`);
         continue;
       }
       if (anchor === undefined || !target.endsWith('.md')) continue;
