@@ -188,6 +188,7 @@ export async function run(
       side,
       startedAt,
       window: Math.max(1, Math.floor(o.pacing.concurrency / workers)),
+      concurrency: o.pacing.concurrency,
       state:
         state === undefined
           ? undefined
@@ -336,6 +337,8 @@ interface MarketContext {
   startedAt: Date;
   /** This market's share of the page window. */
   window: number;
+  /** The whole page window (`--concurrency`). */
+  concurrency: number;
   state:
     | { loaded: LoadedState; added: StateEntries; today: string; counts: StateCounts }
     | undefined;
@@ -372,6 +375,15 @@ async function pullMarket(
     // outputs open at once (185 S3 uploads and their part buffers), since a raw landing
     // interleaves the markets that were fetched together.
     const pagesOf = market === undefined ? m.markets : [market];
+    // A market waiting for its turn fetches its share of the window ahead; once every market
+    // before it is done it takes the whole window, since the markets after it wait on it.
+    let window = m.window;
+    m.turns?.before(index).then(
+      () => {
+        window = m.concurrency;
+      },
+      () => {},
+    );
     const { from, via, query, limit, maxItems } = source;
     const pages =
       from.length > 0
@@ -386,7 +398,7 @@ async function pullMarket(
             query,
             limit,
             maxItems,
-            concurrency: m.window,
+            concurrency: m.turns === undefined ? m.window : () => window,
             markets: pagesOf,
             stats,
             signal,

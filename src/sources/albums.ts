@@ -15,7 +15,12 @@ export interface PagingOptions {
   /** Search query (with `via: 'search'`). */
   query: string;
   limit: number;
-  concurrency: number;
+  /**
+   * Requests started ahead of the consumer. A function is asked again before each request: a
+   * market waiting for its turn (src/transforms/turn.ts) fetches its share ahead, then the
+   * whole window once the markets before it are done.
+   */
+  concurrency: number | (() => number);
   stats: RunStats;
   /** new-releases' `country` / search's `market`; undefined for Spotify's default. */
   market?: string | undefined;
@@ -51,6 +56,10 @@ export interface SharedClient {
 export type OwnClient = Omit<ClientOptions, 'signal' | 'stats' | 'concurrency'> & {
   client?: undefined;
 };
+
+/** The window as it is now. */
+const now = (concurrency: number | (() => number)): number =>
+  typeof concurrency === 'number' ? concurrency : concurrency();
 
 /** One parsed page of a Spotify paging object. */
 export interface Page {
@@ -163,7 +172,7 @@ export async function* fetchPages(
   let offset = first.offset + first.limit;
   try {
     while (window.length > 0 || offset < end) {
-      while (window.length < concurrency && offset < end) {
+      while (window.length < now(concurrency) && offset < end) {
         const pageLimit = Math.min(limit, end - offset);
         const pending = getPage(
           client,
@@ -257,7 +266,7 @@ export async function* fetchMarketPages(
   let next = 0;
   try {
     while (ahead.length > 0 || next < markets.length) {
-      while (ahead.length < Math.max(1, options.concurrency) && next < markets.length) {
+      while (ahead.length < Math.max(1, now(options.concurrency)) && next < markets.length) {
         ahead.push(start(markets[next++]));
       }
       const current = ahead.shift() as Started;
@@ -279,7 +288,9 @@ export function liveSource(options: LiveSourceOptions): PageStream {
   const controller = new AbortController();
   const signal = AbortSignal.any([options.signal, controller.signal]);
   const client =
-    options.client === undefined ? new SpotifyClient({ ...options, signal }) : options.client;
+    options.client === undefined
+      ? new SpotifyClient({ ...options, concurrency: now(options.concurrency), signal })
+      : options.client;
   const markets = options.markets.length > 0 ? options.markets : [undefined];
   const { onPage } = options;
   async function* pages(): AsyncGenerator<SourcePage> {
