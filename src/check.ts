@@ -4,6 +4,7 @@ import { createStats } from './core/stats.ts';
 import { resolveOptions } from './pipeline.ts';
 import { planOutputs, runVars } from './plan/plan.ts';
 import { type Preflight, preflight } from './plan/preflight.ts';
+import { folderChanges } from './plan/previous.ts';
 import { Destinations } from './sinks/open.ts';
 import { firstPageUrl, toPage } from './sources/albums.ts';
 import { SpotifyClient } from './sources/client.ts';
@@ -37,6 +38,18 @@ export interface CheckReport {
    * writable: a directory, or a created-and-aborted upload.
    */
   writable: string[];
+  /**
+   * What a successful run does with the outputs the folder's previous run published and this
+   * one does not rewrite (src/plan/previous.ts): removed (their raw pages stay) or kept.
+   */
+  previous: { removed: PreviousOutput[]; kept: PreviousOutput[] };
+}
+
+/** An output of the folder's previous run, and the raw landing of its pages. */
+export interface PreviousOutput {
+  location: string;
+  runId: string;
+  raw: string | null;
 }
 
 /**
@@ -80,6 +93,20 @@ export async function check(
     controller.abort();
     await client.close().catch(() => {});
   }
+  // As if every planned output is published (a run that fails changes nothing).
+  const changes =
+    proven.previous === undefined
+      ? { carried: [], removed: [] }
+      : folderChanges(
+          proven.previous,
+          plan,
+          plan.outputs.map((p) => p.location),
+        );
+  const brief = ({ location, runId, raw }: PreviousOutput): PreviousOutput => ({
+    location,
+    runId,
+    raw,
+  });
   return {
     source: { via, query: via === 'search' ? query : null, urls },
     markets: o.markets.list,
@@ -95,5 +122,6 @@ export async function check(
     manifest: plan.manifest ?? null,
     spotify,
     writable: proven.writable,
+    previous: { removed: changes.removed.map(brief), kept: changes.carried.map(brief) },
   };
 }

@@ -252,3 +252,32 @@ test("check lists every output's place as writable, not one per folder: a star's
   ]);
   assert.deepEqual(report.outputs, report.writable.slice(0, 3));
 });
+
+test('check says what a re-run with fewer markets will remove or keep of the previous run', async () => {
+  const root = join(dir, 'rerun');
+  const out = join(root, 'dt=2026-12-02', 'market={market}', 'a.csv');
+  const raw = join(root, 'raw', 'pages.ndjson.gz');
+  const first = await runCli(
+    ['new-releases', '--market', 'SE,DE,US', '--out', out, '--raw', raw, '--date', '2026-12-02'],
+    { env: env() },
+  );
+  assert.equal(first.status, 0, first.stderr);
+  const deFile = join(root, 'dt=2026-12-02', 'market=DE', 'a.csv');
+  const before = await readFile(deFile);
+  const check = await runCli(
+    ['check', '--market', 'SE', '--out', out, '--raw', raw, '--date', '2026-12-02'],
+    { env: env() },
+  );
+  assert.equal(check.status, 0, check.stderr);
+  const removals = check.stdout.toString().split('\n').filter((l) => l.includes('will remove'));
+  assert.deepEqual(
+    removals.map((l) => l.trim().split(' ')[2]).sort(),
+    [deFile, join(root, 'dt=2026-12-02', 'market=US', 'a.csv')].sort(),
+  );
+  assert.ok(
+    removals.every((l) => l.includes(raw)),
+    removals.join('\n'),
+  );
+  // Only said: the check removed nothing.
+  assert.deepEqual(await readFile(deFile), before);
+});

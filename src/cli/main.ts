@@ -249,6 +249,13 @@ async function checkCommand(args: PullArgs): Promise<void> {
       `  report: ${report.report ?? 'none'}`,
       `  state: ${report.state === null ? 'none' : `${report.state} (lease ${report.state}.lease)`}`,
       `  manifest: ${report.manifest ?? 'none'}`,
+      ...report.previous.removed.map(
+        (p) =>
+          `  will remove ${p.location} of run ${p.runId} (not written again; its pages stay in ${p.raw})`,
+      ),
+      ...report.previous.kept.map(
+        (p) => `  will keep ${p.location} of run ${p.runId} (not written again, no raw copy)`,
+      ),
       'ok: ready to run',
     ];
     writeQuietly(`${lines.join('\n')}\n`);
