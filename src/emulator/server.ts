@@ -75,6 +75,12 @@ export interface RequestRecord {
   offset: number;
   /** The status answered; 0 until then, and when no answer was sent (a reset, or the client left). */
   status: number;
+  /**
+   * When `status` was filled in, as a place among the API requests so far (1 for the first): the
+   * order the answers went out in, which arrival order (`log`) and `at` (whole ms) cannot tell.
+   * 0 until then.
+   */
+  answered: number;
 }
 
 /** A hold on API answers, from {@link Emulator.hold}. */
@@ -139,6 +145,7 @@ export class Emulator {
   readonly #server: Server;
   readonly #waiters = new Waiters(() => this.stats);
   #url = '';
+  #answers = 0;
 
   constructor(options: EmulatorOptions = {}) {
     this.#options = {
@@ -335,11 +342,13 @@ export class Emulator {
       query: url.search.slice(1),
       offset,
       status: 0,
+      answered: 0,
     };
     if (this.stats.log.length < 100_000) this.stats.log.push(entry);
     const record = (status: number) => {
       this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
       entry.status = status;
+      entry.answered = ++this.#answers;
       this.#waiters.notify();
     };
     this.#waiters.notify();
