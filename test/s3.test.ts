@@ -133,6 +133,20 @@ test('a missing bucket is named, exit 5, before any Spotify request', async () =
   assert.equal(small.stats.apiRequests, requests);
 });
 
+test('a missing bucket to replay from is named as read, not written', async () => {
+  for (const [from, doing] of [
+    ['s3://no-such-bucket/raw/', 'listing s3://no-such-bucket/raw/'],
+    ['s3://no-such-bucket/raw/pages.ndjson.gz', 'reading s3://no-such-bucket/raw/pages.ndjson.gz'],
+  ] as const) {
+    const result = await runCli(['replay', '--from', from, '--out', '-'], { env: env(small) });
+    assert.equal(result.status, 5, result.stderr);
+    assert.equal(
+      result.stderr,
+      `spotify-batch: error: S3 bucket no-such-bucket does not exist (${doing})\n`,
+    );
+  }
+});
+
 test('an unreachable endpoint is one clear line, exit 5', async () => {
   const result = await runCli(['new-releases', '--out', `s3://${BUCKET}/x.csv`], {
     env: { ...env(small), AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9' },

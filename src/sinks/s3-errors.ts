@@ -27,7 +27,16 @@ export interface S3Where {
   endpoint?: string | undefined;
   /** AWS_PROFILE, when set. */
   profile?: string | undefined;
+  /** What the run was doing there, for the message. @default 'writing' */
+  doing?: 'reading' | 'listing' | 'writing' | undefined;
 }
+
+/** What a 403 says the credentials lack, by what the run was doing. */
+const NEEDED = {
+  writing: 's3:PutObject and s3:AbortMultipartUpload on it',
+  reading: 's3:GetObject on it',
+  listing: 's3:ListBucket on its bucket',
+} as const;
 
 /** One clear line for the S3 failures users actually meet, naming bucket and key. */
 export function s3Error(error: unknown, where: S3Where): SpotifyBatchError {
@@ -36,6 +45,7 @@ export function s3Error(error: unknown, where: S3Where): SpotifyBatchError {
   const name = s3Code(error);
   const status = s3Status(error);
   const url = `s3://${where.bucket}/${where.key}`;
+  const doing = where.doing ?? 'writing';
   const context = {
     bucket: where.bucket,
     key: where.key,
@@ -44,7 +54,7 @@ export function s3Error(error: unknown, where: S3Where): SpotifyBatchError {
   const make = (code: 'ERR_S3' | 'ERR_CONFIG', message: string) =>
     new SpotifyBatchError(code, message, { cause: error, context });
   if (name === 'NoSuchBucket' || (name === 'NotFound' && status === 404)) {
-    return make('ERR_S3', `S3 bucket ${where.bucket} does not exist (writing ${url})`);
+    return make('ERR_S3', `S3 bucket ${where.bucket} does not exist (${doing} ${url})`);
   }
   if (
     name === 'CredentialsProviderError' ||
@@ -63,18 +73,15 @@ export function s3Error(error: unknown, where: S3Where): SpotifyBatchError {
     name === 'ExpiredToken' ||
     name === 'InvalidToken'
   ) {
-    return make('ERR_S3', `S3 rejected the AWS credentials (${name}) writing ${url}`);
+    return make('ERR_S3', `S3 rejected the AWS credentials (${name}) ${doing} ${url}`);
   }
   if (name === 'AccessDenied' || name === 'Forbidden' || status === 403) {
-    return make(
-      'ERR_S3',
-      `access denied writing ${url}: the credentials need s3:PutObject and s3:AbortMultipartUpload on it`,
-    );
+    return make('ERR_S3', `access denied ${doing} ${url}: the credentials need ${NEEDED[doing]}`);
   }
   if (name === 'PermanentRedirect' || name === 'AuthorizationHeaderMalformed' || status === 301) {
     return make(
       'ERR_S3',
-      `S3 bucket ${where.bucket} is in another region: set AWS_REGION or --s3-region (writing ${url})`,
+      `S3 bucket ${where.bucket} is in another region: set AWS_REGION or --s3-region (${doing} ${url})`,
     );
   }
   const code = err.code ?? '';
@@ -85,10 +92,10 @@ export function s3Error(error: unknown, where: S3Where): SpotifyBatchError {
     const endpoint = where.endpoint ?? 'the S3 endpoint';
     // The HTTP handler prefixes its own name: the reason is what follows.
     const reason = (err.message ?? code).replace(/^@smithy\/node-http-handler - (\[\w+\] )?/, '');
-    return make('ERR_S3', `cannot reach ${endpoint} writing ${url}: ${reason}`);
+    return make('ERR_S3', `cannot reach ${endpoint} ${doing} ${url}: ${reason}`);
   }
   return make(
     'ERR_S3',
-    `S3 error writing ${url}: ${name ? `${name}: ` : ''}${err.message ?? String(error)}`,
+    `S3 error ${doing} ${url}: ${name ? `${name}: ` : ''}${err.message ?? String(error)}`,
   );
 }

@@ -185,7 +185,7 @@ export class S3Store {
     } catch (error) {
       const code = s3Code(error);
       if (code === 'NoSuchKey' || code === 'NotFound') return undefined;
-      throw s3Error(error, this.#where(bucket, key));
+      throw s3Error(error, { ...this.#where(bucket, key), doing: 'reading' });
     }
   }
 
@@ -205,7 +205,7 @@ export class S3Store {
           this.#signal === undefined ? {} : { abortSignal: this.#signal },
         );
       } catch (error) {
-        throw s3Error(error, this.#where(bucket, prefix));
+        throw s3Error(error, { ...this.#where(bucket, prefix), doing: 'listing' });
       }
       for (const { Key } of page.Contents ?? []) {
         if (Key !== undefined && !Key.endsWith('/')) keys.push(Key);
