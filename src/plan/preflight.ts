@@ -99,7 +99,7 @@ export async function refuseOverwrite(destinations: Destinations, outputs: { loc
     if (location === '-' || (await destinations.version(location)) === null) continue;
     throw new SpotifyBatchError(
       'ERR_OUTPUT_EXISTS',
-      `option --new-only: ${location} already exists; a --new-only run would replace it with only the albums new since the state was written. Write to a new partition (e.g. {date} or {run_id} in --out), or remove it first`,
+      `option --new-only: ${location} already exists; a --new-only run would replace it with only the albums new since the state was written. Re-run without --new-only, rebuild it from the raw landing with replay, or write a new partition ({run_id} in --out)`,
       { context: { path: location } },
     );
   }
