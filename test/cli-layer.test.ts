@@ -197,6 +197,12 @@ test('retry lines name the attempt; only the final error says the retries are sp
     );
     assert.match(lines[1] ?? '', /retrying: attempt 2 failed/);
     assert.doesNotMatch(lines.slice(0, -1).join('\n'), /gave up/);
+    // With a market, the line names it.
+    const se = await runCli(
+      ['new-releases', '--market', 'SE', '--max-retries', '1', '--retry-delay', '1'],
+      { env: emulatorEnv(failing) },
+    );
+    assert.match(se.stderr, /^spotify-batch: retrying market SE: attempt 1 failed: /);
     assert.match(
       lines.at(-1) ?? '',
       /^spotify-batch: error: .*Service unavailable \(gave up after 3 attempts\)$/,

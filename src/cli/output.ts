@@ -86,8 +86,12 @@ function describeOutput(o: RunReport['outputs'][number]): string[] {
 
 export function describeEvent(e: RunEvent): string {
   switch (e.event) {
-    case 'retry':
-      return `${NAME}: retrying: attempt ${e.attempt} failed: ${e.reason} (next try in ${(e.delayMs / 1000).toFixed(1)} s)`;
+    case 'retry': {
+      // With several markets, which one's page failed (new-releases' country, search's market).
+      const params = URL.canParse(e.url) ? new URL(e.url).searchParams : undefined;
+      const market = params?.get('country') ?? params?.get('market');
+      return `${NAME}: retrying${market ? ` market ${market}` : ''}: attempt ${e.attempt} failed: ${e.reason} (next try in ${(e.delayMs / 1000).toFixed(1)} s)`;
+    }
     case 'lease-taken-over':
       return `${NAME}: took over the lease ${e.location} of run ${e.runId ?? '(unknown)'}, started ${e.startedAt ?? '(unknown)'}${e.host === null ? '' : ` on ${e.host} (pid ${e.pid})`}: ${e.reason === 'holder-gone' ? 'that process is gone (killed, or out of memory)' : 'the lease had expired'}`;
     case 'market-failed':
