@@ -337,7 +337,7 @@ export function dashValues(argv: string[]): string[] {
 }
 
 const EXIT_STATUSES =
-  'Exit statuses: 0 ok, 1 internal error, 2 usage/configuration, 3 Spotify rejected the credentials, 4 Spotify API error, 5 destination (S3/file) error, 6 bad record, 7 some markets skipped (--on-market-error skip), 8 the --state is in use by another run or changed under this one (spotify-batch unlock releases the lease of a run that is gone), 10 --new-only over an output that exists, 129 SIGHUP, 130 SIGINT, 143 SIGTERM.';
+  'Exit statuses: 0 ok, 1 internal error, 2 usage/configuration, 3 Spotify rejected the credentials, 4 Spotify API error, 5 destination (S3/file) error, 6 bad record or bad replay input, 7 some markets skipped (--on-market-error skip), 8 the --state is in use by another run or changed under this one (spotify-batch unlock releases the lease of a run that is gone), 9 a missing --env-file (checked by Node itself), 10 --new-only over an output that exists, 129 SIGHUP, 130 SIGINT, 143 SIGTERM.';
 
 const UNLOCK_STATUSES =
   'Exit statuses: 0 the lease was removed, or there was none; 2 usage; 5 destination (S3/file) error; 8 the holder may still be running (on this host, or another host that cannot be checked) and --force was not given, or the lease changed meanwhile: nothing was removed.';
@@ -600,6 +600,7 @@ function commandLine(
         ['$0 replay --from raw.ndjson.gz -o a.csv', 'saved pages'],
         ['$0 <command> --help', 'options by task'],
       ])
+      .epilog('Every option, by task, with its default: docs/options.md (in the repository).')
       .demandCommand(
         1,
         'name a command: new-releases, replay, check, unlock, markets, emulator or completion (or --version)',
