@@ -19,9 +19,9 @@ import { createStats, type EventListener, type RunStats } from './core/stats.ts'
 import { packageVersion } from './core/version.ts';
 import { type Plan, planOutputs, runVars, target } from './plan/plan.ts';
 import { preflight, refuseOverwrite } from './plan/preflight.ts';
-import { type FolderChanges, folderChanges } from './plan/previous.ts';
+import { type FolderChanges, folderChanges, type PreviousRun } from './plan/previous.ts';
 import { type Branch, runBranches } from './pull/branches.ts';
-import { pullMarkets, triage } from './pull/markets.ts';
+import { type MarketsDone, pullMarkets, triage } from './pull/markets.ts';
 import {
   endSideOutputs,
   fanOut,
@@ -239,52 +239,26 @@ export async function run(
         }),
       );
     }
-    // A reader that left early (`| head`) ends the run cleanly, with nothing else published
-    // (the state neither: the data it goes with was cut short).
     const written = { dropped: 0, kept: 0 };
-    const published = await publishRun(
+    const published = await publishAll({
+      o,
+      plan,
       commit,
       destinations,
-      plan.manifest,
-      done.outputClosed ? [] : [...done.staged.map((s) => s.sink), ...sideSinks(side)],
-      {
-        state:
-          state === undefined || done.outputClosed
-            ? undefined
-            : {
-                location: state.location,
-                version: state.version,
-                open: target(plan, state.location),
-                lines: stateLines(state.entries, added, vars.date, o.state.ttlDays, written),
-              },
-        signal,
-        folder:
-          previous === undefined || done.outputClosed
-            ? undefined
-            : {
-                manifestVersion: previous.manifestVersion,
-                remove: changes.removed.map(({ location, version }) => ({ location, version })),
-              },
-        manifest: done.outputClosed
-          ? undefined
-          : (results, stateResult, endedAt) =>
-              manifestBody({
-                ...manifestOf(o.source, o.markets.list, o.outputs, { plan, stats, vars }),
-                startedAt,
-                endedAt,
-                failed: done.failed,
-                outputs: describe(results),
-                carried: changes.carried.map((c) => ({ ...c.entry, runId: c.runId, raw: c.raw })),
-                state:
-                  state === undefined
-                    ? undefined
-                    : { location: state.location, version: stateResult?.version ?? null },
-              }),
-        onCommitPoint: () => {
-          committing = true;
-        },
+      done,
+      side,
+      state: state === undefined ? undefined : { loaded: state, added, written },
+      previous,
+      changes,
+      describe,
+      stats,
+      vars,
+      startedAt,
+      signal,
+      onCommitPoint: () => {
+        committing = true;
       },
-    );
+    });
     tellChanges(changes, plan, context.onEvent);
     return summarize({
       plan,
@@ -315,6 +289,85 @@ export async function run(
     reporter?.stop();
     await client.close().catch(() => {});
   }
+}
+
+/** What phase two publishes, and what it says of it in the manifest. */
+interface PublishContext {
+  o: NormalizedOptions;
+  plan: Plan;
+  commit: Commit;
+  destinations: Destinations;
+  done: MarketsDone<Staged>;
+  side: SideOutputs;
+  state:
+    | { loaded: LoadedState; added: StateEntries; written: { dropped: number; kept: number } }
+    | undefined;
+  previous: PreviousRun | undefined;
+  changes: FolderChanges;
+  describe: (results: { location: string }[]) => OutputReport[];
+  stats: RunStats;
+  vars: { runId: string; date: string };
+  startedAt: Date;
+  signal: AbortSignal;
+  onCommitPoint: () => void;
+}
+
+/**
+ * Phase two (src/commit/publish.ts): every staged output published, the state after them, the
+ * folder's outputs this run replaces removed, and the manifest last. A reader that left early
+ * (`| head`) ends the run cleanly with nothing else published (the state neither: the data it
+ * goes with was cut short).
+ */
+function publishAll(p: PublishContext): ReturnType<typeof publishRun> {
+  const { o, plan, done, state, previous, changes, vars } = p;
+  const closed = done.outputClosed;
+  return publishRun(
+    p.commit,
+    p.destinations,
+    plan.manifest,
+    closed ? [] : [...done.staged.map((s) => s.sink), ...sideSinks(p.side)],
+    {
+      state:
+        state === undefined || closed
+          ? undefined
+          : {
+              location: state.loaded.location,
+              version: state.loaded.version,
+              open: target(plan, state.loaded.location),
+              lines: stateLines(
+                state.loaded.entries,
+                state.added,
+                vars.date,
+                o.state.ttlDays,
+                state.written,
+              ),
+            },
+      signal: p.signal,
+      folder:
+        previous === undefined || closed
+          ? undefined
+          : {
+              manifestVersion: previous.manifestVersion,
+              remove: changes.removed.map(({ location, version }) => ({ location, version })),
+            },
+      manifest: closed
+        ? undefined
+        : (results, stateResult, endedAt) =>
+            manifestBody({
+              ...manifestOf(o.source, o.markets.list, o.outputs, { plan, stats: p.stats, vars }),
+              startedAt: p.startedAt,
+              endedAt,
+              failed: done.failed,
+              outputs: p.describe(results),
+              carried: changes.carried.map((c) => ({ ...c.entry, runId: c.runId, raw: c.raw })),
+              state:
+                state === undefined
+                  ? undefined
+                  : { location: state.loaded.location, version: stateResult?.version ?? null },
+            }),
+      onCommitPoint: p.onCommitPoint,
+    },
+  );
 }
 
 /** What each market's pull shares with the others. */
