@@ -615,9 +615,10 @@ test('check finds outputs it cannot write: /proc/x.csv, /dev/full (the run’s o
   }
 });
 
-test('stdout closed (>&-): the run says nothing was written, with the status of a closed pipe (0)', async () => {
+test('stdout closed (>&-): nothing is fetched, the run says nothing was written, with the status of a closed pipe (0)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-closed-'));
   const state = join(dir, 'state.tsv');
+  const before = { ...emulator.stats };
   const child = spawn(
     'sh',
     ['-c', `exec "$0" "$1" new-releases --state "$2" >&-`, process.execPath, CLI, state],
@@ -637,6 +638,9 @@ test('stdout closed (>&-): the run says nothing was written, with the status of 
     `spotify-batch: stdout is closed: nothing was written (not written either: ${state})\n`,
   );
   assert.deepEqual(await readdir(dir), []);
+  // Found out before the run: no token, no page, no lease.
+  assert.equal(emulator.stats.tokenRequests - before.tokenRequests, 0, 'token requests');
+  assert.equal(emulator.stats.apiRequests - before.apiRequests, 0, 'API requests');
 });
 
 test('--help groups the options by task; the top-level help has examples', async () => {
