@@ -9,6 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -87,9 +88,12 @@ export async function startEmulatorProcess(albums: number, latency = 0): Promise
   return {
     url,
     env: spotifyEnv(url),
-    stop: () => {
+    stop: async () => {
+      // Gone already (stopped before, or exited on its own): its 'exit' will not come again.
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
       child.kill('SIGTERM');
-      return new Promise((resolve) => child.once('exit', () => resolve()));
+      await exited;
     },
   };
 }

@@ -422,12 +422,14 @@ export async function verifySigV4(
 
 const xmlEscape = (text: string) => text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-const xml = (text: string) => text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
 /**
  * ListObjectsV2 answered from s3rver's own store: s3rver makes its continuation tokens with DES,
  * which Node's OpenSSL 3 no longer has, so any listing of more than `max-keys` (1,000) keys was
  * a 500. The token here is the last key listed, base64url-encoded.
+ *
+ * Test infrastructure reading s3rver's internals, written against s3rver 3.7.1 (the koa
+ * context's `store`, its FilesystemStore: `getBucket`, `listObjects`): check it when s3rver
+ * is upgraded.
  */
 async function listObjectsV2(ctx: KoaContext, bucket: string): Promise<void> {
   interface Store {
@@ -446,7 +448,7 @@ async function listObjectsV2(ctx: KoaContext, bucket: string): Promise<void> {
   ctx.set('content-type', 'application/xml');
   if ((await store.getBucket(bucket)) === null) {
     ctx.status = 404;
-    ctx.body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>${xml(bucket)}</BucketName></Error>`;
+    ctx.body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>${xmlEscape(bucket)}</BucketName></Error>`;
     return;
   }
   const token = q('continuation-token');
@@ -463,8 +465,8 @@ async function listObjectsV2(ctx: KoaContext, bucket: string): Promise<void> {
         : Buffer.from(token, 'base64url').toString('utf8'),
   });
   const last = result.objects.at(-1)?.key;
-  ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${xml(bucket)}</Name><Prefix>${xml(prefix)}</Prefix><KeyCount>${result.objects.length}</KeyCount><MaxKeys>${maxKeys}</MaxKeys><IsTruncated>${result.isTruncated}</IsTruncated>${
-    token === undefined ? '' : `<ContinuationToken>${xml(token)}</ContinuationToken>`
+  ctx.body = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${xmlEscape(bucket)}</Name><Prefix>${xmlEscape(prefix)}</Prefix><KeyCount>${result.objects.length}</KeyCount><MaxKeys>${maxKeys}</MaxKeys><IsTruncated>${result.isTruncated}</IsTruncated>${
+    token === undefined ? '' : `<ContinuationToken>${xmlEscape(token)}</ContinuationToken>`
   }${
     result.isTruncated && last !== undefined
       ? `<NextContinuationToken>${Buffer.from(last).toString('base64url')}</NextContinuationToken>`
@@ -472,11 +474,11 @@ async function listObjectsV2(ctx: KoaContext, bucket: string): Promise<void> {
   }${result.objects
     .map(
       (o) =>
-        `<Contents><Key>${xml(o.key)}</Key><LastModified>${o.lastModifiedDate.toISOString()}</LastModified><ETag>${xml(o.metadata.etag)}</ETag><Size>${o.size}</Size><StorageClass>STANDARD</StorageClass></Contents>`,
+        `<Contents><Key>${xmlEscape(o.key)}</Key><LastModified>${o.lastModifiedDate.toISOString()}</LastModified><ETag>${xmlEscape(o.metadata.etag)}</ETag><Size>${o.size}</Size><StorageClass>STANDARD</StorageClass></Contents>`,
     )
     .join(
       '',
-    )}${result.commonPrefixes.map((p) => `<CommonPrefixes><Prefix>${xml(p)}</Prefix></CommonPrefixes>`).join('')}</ListBucketResult>`;
+    )}${result.commonPrefixes.map((p) => `<CommonPrefixes><Prefix>${xmlEscape(p)}</Prefix></CommonPrefixes>`).join('')}</ListBucketResult>`;
 }
 
 /**

@@ -29,7 +29,13 @@
  * options must have their types (a boolean is true or false, not "false").
  */
 import { SpotifyBatchError, usageError } from './core/errors.ts';
-import { decimalNumber, type Options, wholeNumber } from './core/options.ts';
+import {
+  decimalNumber,
+  OPTION_TYPES,
+  type Options,
+  type OptionType,
+  wholeNumber,
+} from './core/options.ts';
 import type { RunEvent } from './core/stats.ts';
 import { type RunReport, resolveOptions, run } from './pipeline.ts';
 
@@ -118,36 +124,44 @@ function tags(pairs: string[] | undefined): Record<string, string> | undefined {
   return out;
 }
 
-/** The type each option of an event must have (JSON has no other way to say `false`). */
-const BOOLEAN_OPTIONS = ['gzip', 'dedupe', 'manifest', 'newOnly', 'force', 'csvEscapeFormulas'];
-const NUMBER_OPTIONS = [
-  'limit',
-  'concurrency',
-  'maxItems',
-  'maxRejects',
-  'stateTtlDays',
-  'maxRate',
-  'maxRetries',
-  'retryDelay',
-  'maxRetryAfter',
-  'maxRateLimitWait',
-  'requestTimeout',
-  'parquetRowGroupRows',
-  's3PartSize',
-  's3QueueSize',
-];
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' &&
+  value !== null &&
+  [Object.prototype, null].includes(Object.getPrototypeOf(value));
 
-/** An event's option of the wrong type (`"newOnly": "false"`, which is truthy) is refused. */
-export function checkEventOptions(options: Record<string, unknown>): void {
+/** Whether `value` has the JSON type `type` ({@link OPTION_TYPES}). */
+function hasType(value: unknown, type: OptionType): boolean {
+  switch (type) {
+    case 'string[]':
+      return Array.isArray(value) && value.every((v) => typeof v === 'string');
+    case 'record':
+      return isPlainObject(value) && Object.values(value).every((v) => typeof v === 'string');
+    default:
+      return typeof value === type;
+  }
+}
+
+const TYPE_NAMES: Record<OptionType, string> = {
+  boolean: 'a boolean',
+  number: 'a number',
+  string: 'a string',
+  'string[]': 'a list of strings',
+  record: 'an object of strings',
+};
+
+/**
+ * An event's options that are not an object (a string would spread into characters), or an
+ * option of the wrong type (`"newOnly": "false"`, which is truthy), are refused.
+ */
+export function checkEventOptions(options: unknown): void {
+  if (!isPlainObject(options)) {
+    throw usageError(`the event's options must be an object, got ${JSON.stringify(options)}`);
+  }
   for (const [key, value] of Object.entries(options)) {
-    const type = BOOLEAN_OPTIONS.includes(key)
-      ? 'boolean'
-      : NUMBER_OPTIONS.includes(key)
-        ? 'number'
-        : undefined;
-    if (type !== undefined && typeof value !== type) {
+    const type = OPTION_TYPES[key as keyof Options] as OptionType | undefined;
+    if (type !== undefined && !hasType(value, type)) {
       throw usageError(
-        `the event's options.${key} must be a ${type}, got ${JSON.stringify(value)}`,
+        `the event's options.${key} must be ${TYPE_NAMES[type]}, got ${JSON.stringify(value)}`,
       );
     }
   }
@@ -157,7 +171,7 @@ export async function handler(
   event: LambdaEvent = {},
   context?: LambdaContext,
 ): Promise<RunReport> {
-  checkEventOptions({ ...event.options });
+  if (event.options !== undefined) checkEventOptions(event.options);
   const merged = { ...optionsFromEnv(process.env), ...event.options };
   // A function writes somewhere: stdout would go to its log.
   if (merged.out === undefined || merged.out === '-') {

@@ -88,7 +88,9 @@ export async function resolveOptions(
   const destinations = new Destinations(normalizeS3Options(options, env), env, process.stdout);
   try {
     // Patterns and prefixes (`s3://lake/raw/dt=*/pages.ndjson.gz`) become the inputs they name.
-    const from = await expandFrom(options.from ?? [], (prefix) => destinations.list(prefix));
+    const from = await expandFrom(options.from ?? [], (prefix, walk) =>
+      destinations.list(prefix, walk),
+    );
     const markets =
       (options.markets ?? []).length > 0
         ? undefined

@@ -551,6 +551,49 @@ test('an --api-url that is not the Web API: one line with the status, the URL an
   }
 });
 
+test("a JSON error body's message reaches stderr on one short line: no newline, no escape sequence", async () => {
+  const injected = `bad\n\u001b[31mspotify-batch: error: forged line\u001b[0m\r\n${'y'.repeat(400)}`;
+  const server = createServer((req, res) => {
+    // A proxy answering JSON: the token endpoint with an OAuth-style body, the API with Spotify's.
+    const body = req.url?.startsWith('/api/token')
+      ? { error: 'invalid_client', error_description: injected }
+      : { error: { status: 404, message: injected } };
+    res.writeHead(req.url?.startsWith('/api/token') ? 400 : 404, {
+      'content-type': 'application/json',
+    });
+    res.end(JSON.stringify(body));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    for (const [flag, status] of [
+      ['--api-url', 4],
+      ['--accounts-url', 3],
+    ] as const) {
+      const result = await runCli(['new-releases', flag, url], { env: emulatorEnv(emulator) });
+      assert.equal(result.status, status, result.stderr);
+      assert.match(
+        result.stderr,
+        /^spotify-batch: error: [^\n]*bad spotify-batch: error: forged line y+…/,
+      );
+      assert.equal(
+        result.stderr.split('\n').length,
+        2,
+        `one line: ${JSON.stringify(result.stderr)}`,
+      );
+      assert.ok(
+        ![...result.stderr.trimEnd()].some((c) => c < ' ' || c === '\u007f'),
+        JSON.stringify(result.stderr),
+      );
+      assert.ok(!result.stderr.includes('[31m'), JSON.stringify(result.stderr));
+      assert.ok(result.stderr.length < 450, `${result.stderr.length} characters`);
+    }
+  } finally {
+    server.close();
+  }
+});
+
 test('check finds outputs it cannot write: /proc/x.csv, /dev/full (the run’s own status, 5)', async () => {
   for (const [out, message] of [
     [
@@ -572,9 +615,10 @@ test('check finds outputs it cannot write: /proc/x.csv, /dev/full (the run’s o
   }
 });
 
-test('stdout closed (>&-): the run says nothing was written, with the status of a closed pipe (0)', async () => {
+test('stdout closed (>&-): nothing is fetched, the run says nothing was written, with the status of a closed pipe (0)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'spotify-batch-closed-'));
   const state = join(dir, 'state.tsv');
+  const before = { ...emulator.stats };
   const child = spawn(
     'sh',
     ['-c', `exec "$0" "$1" new-releases --state "$2" >&-`, process.execPath, CLI, state],
@@ -594,6 +638,9 @@ test('stdout closed (>&-): the run says nothing was written, with the status of 
     `spotify-batch: stdout is closed: nothing was written (not written either: ${state})\n`,
   );
   assert.deepEqual(await readdir(dir), []);
+  // Found out before the run: no token, no page, no lease.
+  assert.equal(emulator.stats.tokenRequests - before.tokenRequests, 0, 'token requests');
+  assert.equal(emulator.stats.apiRequests - before.apiRequests, 0, 'API requests');
 });
 
 test('--help groups the options by task; the top-level help has examples', async () => {

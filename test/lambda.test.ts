@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { checkEventOptions } from '../src/lambda.ts';
 import { emulatorEnv } from './helpers/cli.ts';
 import { invokeLambda, reportOf } from './helpers/lambda.ts';
 
@@ -200,4 +201,31 @@ test('the environment sets state, new-only, raw, report and max-rate, validated 
     ),
     /the event's options\.newOnly must be a boolean, got "false"/,
   );
+});
+
+test("every option of an event is checked against its type, from one table of the options' types", () => {
+  for (const [options, message] of [
+    [{ s3ForcePathStyle: 'false' }, /options\.s3ForcePathStyle must be a boolean, got "false"/],
+    [{ gzip: 1 }, /options\.gzip must be a boolean, got 1/],
+    [{ limit: '50' }, /options\.limit must be a number, got "50"/],
+    [{ out: 42 }, /options\.out must be a string, got 42/],
+    [{ markets: 'SE,US' }, /options\.markets must be a list of strings, got "SE,US"/],
+    [{ from: ['a', 1] }, /options\.from must be a list of strings, got \["a",1\]/],
+    [{ s3Tags: ['team=data'] }, /options\.s3Tags must be an object of strings/],
+    [{ s3Tags: { team: 1 } }, /options\.s3Tags must be an object of strings/],
+  ] as const) {
+    assert.throws(() => checkEventOptions(options), { code: 'ERR_USAGE', message });
+  }
+  checkEventOptions({ s3ForcePathStyle: false, markets: ['SE'], s3Tags: { team: 'data' } });
+});
+
+test("an event's options that are not an object are refused, not spread", async () => {
+  for (const options of ['out', ['out'], 7, null]) {
+    const invocation = await invokeLambda(env, { options });
+    assert.ok(!invocation.ok);
+    assert.equal(
+      invocation.error.message,
+      `the event's options must be an object, got ${JSON.stringify(options)}`,
+    );
+  }
 });

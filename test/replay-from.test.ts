@@ -6,14 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
+import { normalizeS3Options } from '../src/core/options/s3.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
-import { fromPattern } from '../src/sources/replay.ts';
+import { Destinations } from '../src/sinks/open.ts';
+import { expandFrom, fromPattern } from '../src/sources/replay.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 
 const T = { timeout: 180_000 };
@@ -160,4 +162,119 @@ test('the pattern rule: * and ? within a folder level, ** across levels', () => 
   assert.ok(fromPattern('raw/**/p.gz').test('raw/p.gz'));
   assert.ok(fromPattern('raw/**/p.gz').test('raw/a/b/p.gz'));
   assert.ok(fromPattern('raw/(x)+.gz').test('raw/(x)+.gz'), 'other characters are literal');
+});
+
+test(
+  "hidden files (a killed run's .partial, a .probe) are not inputs of a prefix or pattern; symlinked files are (S3 and files)",
+  T,
+  async () => {
+    const files = DAYS.map((d) => join(dir, 'raw', `dt=${d}`, 'pages.ndjson.gz'));
+    const named = await replay('named-3', ...files);
+    const hidden = join(dir, 'hidden');
+    await s3.createBucket('hidden');
+    for (const [day, date] of DAYS.entries()) {
+      const pages = await readFile(files[day] as string);
+      await mkdir(join(hidden, 'raw', `dt=${date}`), { recursive: true });
+      await writeFile(join(hidden, 'raw', `dt=${date}`, 'pages.ndjson.gz'), pages);
+      // What a killed run leaves: a truncated partial, and a probe.
+      const leftovers = {
+        '.pages.ndjson.gz.k3x9.partial': pages.subarray(0, 40),
+        '.x.q7z1.probe': Buffer.alloc(0),
+      };
+      for (const [name, body] of Object.entries(leftovers)) {
+        await writeFile(join(hidden, 'raw', `dt=${date}`, name), body);
+        await s3.client.send(
+          new PutObjectCommand({ Bucket: 'hidden', Key: `raw/dt=${date}/${name}`, Body: body }),
+        );
+      }
+      await s3.client.send(
+        new PutObjectCommand({
+          Bucket: 'hidden',
+          Key: `raw/dt=${date}/pages.ndjson.gz`,
+          Body: pages,
+        }),
+      );
+    }
+    for (const from of ['raw/', 'raw/dt=*/*', 'raw/**']) {
+      assert.equal(await replay('hidden-file', join(hidden, from)), named, from);
+      assert.equal(await replay('hidden-s3', `s3://hidden/${from}`), named, from);
+    }
+    // A symlinked file is read like the file it names.
+    const linked = join(dir, 'linked');
+    await mkdir(linked);
+    for (const [day, file] of files.entries()) {
+      await symlink(file, join(linked, `${day}.ndjson.gz`));
+    }
+    assert.equal(await replay('linked', `${linked}/`), named);
+    assert.equal(await replay('linked-glob', join(linked, '*.gz')), named);
+  },
+);
+
+test('a segment that starts with a dot matches only a pattern segment that starts with one', () => {
+  for (const [pattern, location, matches] of [
+    ['raw/dt=*/*', 'raw/dt=1/.pages.ndjson.gz.k3x9.partial', false],
+    ['raw/dt=*/*', 'raw/dt=1/pages.ndjson.gz', true],
+    ['raw/*/p.gz', 'raw/.git/p.gz', false],
+    ['raw/**', 'raw/a/.x.q7z1.probe', false],
+    ['raw/**', 'raw/.a/b.gz', false],
+    ['raw/**', 'raw/a/b.gz', true],
+    ['raw/**/p.gz', 'raw/.a/p.gz', false],
+    ['*.gz', '.x.gz', false],
+    ['?x.gz', '.x.gz', false],
+    ['raw/dt=*/.*', 'raw/dt=1/.p.partial', true],
+    ['raw/.hidden/*', 'raw/.hidden/a.gz', true],
+    ['raw/a*', 'raw/a.b', true],
+  ] as const) {
+    assert.equal(fromPattern(pattern).test(location), matches, `${pattern} ${location}`);
+  }
+});
+
+test('expandFrom: a prefix skips hidden files and folders; an input named twice is read once', async () => {
+  const listed = ['raw/b.gz', 'raw/.b.gz.k3x9.partial', 'raw/.git/c.gz', 'raw/a/c.gz'];
+  const list = async (prefix: string) => listed.filter((l) => l.startsWith(prefix));
+  assert.deepEqual(await expandFrom(['raw/'], list), ['raw/a/c.gz', 'raw/b.gz']);
+  assert.deepEqual(await expandFrom(['raw/b.gz', 'raw/*.gz', 'raw/b.gz', 'raw/**'], list), [
+    'raw/b.gz',
+    'raw/a/c.gz',
+  ]);
+});
+
+test('expandFrom walks only the levels a pattern can match: ** and a prefix go all the way', async () => {
+  const asked: unknown[] = [];
+  const list = async (prefix: string, walk?: unknown) => {
+    asked.push([prefix, walk]);
+    return [];
+  };
+  for (const from of ['*', 'raw/dt=*/*.gz', 'raw/**/p.gz', 'raw/', 'raw/.h*/a']) {
+    await assert.rejects(expandFrom([from], list), /nothing/);
+  }
+  assert.deepEqual(asked, [
+    ['', { depth: 1, hidden: false }],
+    ['raw/dt=', { depth: 2, hidden: false }],
+    ['raw/', { depth: Number.POSITIVE_INFINITY, hidden: false }],
+    ['raw/', { depth: Number.POSITIVE_INFINITY, hidden: false }],
+    ['raw/.h', { depth: 2, hidden: true }],
+  ]);
+});
+
+test('a folder walk goes down only `depth` levels, into hidden folders only when asked', async () => {
+  const walk = join(dir, 'walk');
+  for (const sub of ['a', 'a/b', '.git']) await mkdir(join(walk, sub), { recursive: true });
+  for (const file of ['top.gz', 'a/one.gz', 'a/b/two.gz', '.git/three.gz', '.top.gz']) {
+    await writeFile(join(walk, file), '');
+  }
+  await copyFile(join(walk, 'top.gz'), join(walk, 'a', 'top.gz'));
+  const destinations = new Destinations(normalizeS3Options({}, {}), {}, process.stdout);
+  const list = async (walkOptions?: { depth: number; hidden: boolean }) =>
+    (await destinations.list(`${walk}/`, walkOptions)).map((l) => l.slice(walk.length + 1)).sort();
+  assert.deepEqual(await list({ depth: 1, hidden: false }), ['top.gz']);
+  assert.deepEqual(await list({ depth: 2, hidden: false }), ['a/one.gz', 'a/top.gz', 'top.gz']);
+  assert.deepEqual(await list({ depth: 2, hidden: true }), [
+    '.git/three.gz',
+    '.top.gz',
+    'a/one.gz',
+    'a/top.gz',
+    'top.gz',
+  ]);
+  assert.deepEqual(await list(), ['a/b/two.gz', 'a/one.gz', 'a/top.gz', 'top.gz']);
 });

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { fstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { parseEnv } from 'node:util';
 import { ExitStatus, SpotifyBatchError, usageError } from '../core/errors.ts';
 import type { NormalizedOptions } from '../core/options/normalize.ts';
@@ -90,15 +89,6 @@ function stdoutIsClosed(): boolean {
   }
 }
 
-/** A stdout whose reader is gone: every write fails as a closed pipe's does (EPIPE). */
-function brokenPipe(): Writable {
-  return new Writable({
-    write(_chunk, _encoding, callback) {
-      callback(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
-    },
-  });
-}
-
 /**
  * `--env-file`: its variables count for everything this process reads — the tool, and the AWS
  * SDK's own chains (profiles, region, endpoint, credentials) — as with `node --env-file`;
@@ -185,22 +175,29 @@ async function newReleases(args: PullArgs): Promise<void> {
   try {
     const { o, env } = await pullSetup(args);
     toStdout = o.outputs.out === '-';
-    // Nobody reads a closed stdout: the run ends as when a reader goes away before the first byte.
-    const closed = toStdout && stdoutIsClosed();
+    // Nobody reads a closed stdout: found out before the run, so no lease, no token, no page;
+    // the run's other outputs go with its data, so they are not written either.
+    if (toStdout && stdoutIsClosed()) {
+      const { planOutputs, runVars } = await import('../plan/plan.ts');
+      const plan = planOutputs(o, runVars(new Date(), o.state.date));
+      log.stdoutClosed(
+        [plan.rejects, plan.raw, plan.report, plan.state].filter((l) => l !== undefined),
+      );
+      return;
+    }
     log.startProgress(stats, o.source.maxItems);
     const report = await run(o, {
       signal: controller.signal,
       env,
       onEvent: (event) => log.event(event),
       stats,
-      ...(closed ? { stdout: brokenPipe() } : {}),
     });
     if (controller.signal.aborted) {
       log.line(
         `${NAME}: the signal came while the outputs were being published: the run completed`,
       );
     }
-    log.report(report, closed);
+    log.report(report);
     if (report.state?.error) {
       log.line(
         `${NAME}: error: the data was published but the state ${report.state.location} was not written (${report.state.error}): the next run will write this run's ${report.state.new} new albums again`,

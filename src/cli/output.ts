@@ -183,16 +183,24 @@ export class Log {
     }
   }
 
-  /** The run's report; `stdoutClosed`: the run's stdout was closed from the start (`>&-`). */
-  report(r: RunReport, stdoutClosed = false): void {
+  /** The run's report. */
+  report(r: RunReport): void {
     this.stopProgress();
-    if (this.#o.json)
-      this.#json('report', { ok: true, ...r, ...(stdoutClosed ? { stdoutClosed } : {}) });
-    else if (stdoutClosed) {
+    if (this.#o.json) this.#json('report', { ok: true, ...r });
+    else if (!this.#o.quiet) this.line(summary(r));
+  }
+
+  /**
+   * A pull whose stdout was closed from the start (`>&-`), so it did not run; `notWritten`: its
+   * other outputs (rejects, raw, report, state), which go with the data.
+   */
+  stdoutClosed(notWritten: string[]): void {
+    if (this.#o.json) this.#json('report', { ok: true, stdoutClosed: true, notWritten });
+    else {
       // Said even with --quiet: a scheduler's log must show that the run delivered nothing.
-      const others = r.notWritten.length ? ` (not written either: ${r.notWritten.join(', ')})` : '';
+      const others = notWritten.length ? ` (not written either: ${notWritten.join(', ')})` : '';
       this.line(`${NAME}: stdout is closed: nothing was written${others}`);
-    } else if (!this.#o.quiet) this.line(summary(r));
+    }
   }
 
   /** One line for the error (the stack and causes too with --debug); JSON: the failed report. */

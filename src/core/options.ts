@@ -170,6 +170,61 @@ export interface Options {
   s3Tags?: Record<string, string>;
 }
 
+/** The JSON type of an option's value: what a Lambda event's options are checked against. */
+export type OptionType = 'boolean' | 'number' | 'string' | 'string[]' | 'record';
+
+/**
+ * Every option's type, one entry per key of {@link Options} (a new option without one does not
+ * compile): a Lambda event cannot say `"gzip": "false"` (truthy) or `"markets": "SE"`.
+ */
+export const OPTION_TYPES: Record<keyof Options, OptionType> = {
+  out: 'string',
+  via: 'string',
+  query: 'string',
+  maxItems: 'number',
+  date: 'string',
+  markets: 'string[]',
+  dedupe: 'boolean',
+  onMarketError: 'string',
+  manifest: 'boolean',
+  limit: 'number',
+  concurrency: 'number',
+  clientId: 'string',
+  clientSecret: 'string',
+  apiUrl: 'string',
+  accountsUrl: 'string',
+  maxRetries: 'number',
+  retryDelay: 'number',
+  maxRetryAfter: 'number',
+  maxRateLimitWait: 'number',
+  maxRate: 'number',
+  requestTimeout: 'number',
+  csvEscapeFormulas: 'boolean',
+  columns: 'string[]',
+  model: 'string',
+  format: 'string',
+  gzip: 'boolean',
+  force: 'boolean',
+  parquetRowGroupRows: 'number',
+  state: 'string',
+  raw: 'string',
+  from: 'string[]',
+  newOnly: 'boolean',
+  stateTtlDays: 'number',
+  rejects: 'string',
+  maxRejects: 'number',
+  report: 'string',
+  s3PartSize: 'number',
+  s3QueueSize: 'number',
+  s3Endpoint: 'string',
+  s3ForcePathStyle: 'boolean',
+  s3Region: 'string',
+  s3Sse: 'string',
+  s3SseKmsKeyId: 'string',
+  s3StorageClass: 'string',
+  s3Tags: 'record',
+};
+
 export const MiB = 1024 * 1024;
 
 /**

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { link, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileError, SpotifyBatchError } from '../core/errors.ts';
 import type { S3Options } from '../core/options/s3.ts';
@@ -129,9 +129,15 @@ export class Destinations {
   /**
    * Every object or file whose location starts with `prefix` (`s3://bucket/raw/dt=`,
    * `raw/dt=`), in no particular order: S3 keys by ListObjectsV2, files by a walk of the folder
-   * the prefix names. A folder that does not exist holds nothing.
+   * the prefix names, `walk.depth` levels down (1: its own files), into hidden (dot) files and
+   * folders only if `walk.hidden` (a `.git`, a killed run's `.partial`). Symlinked files are
+   * followed; symlinked folders are not walked (a loop would never end). A folder that does not
+   * exist holds nothing.
    */
-  async list(prefix: string): Promise<string[]> {
+  async list(
+    prefix: string,
+    walk: { depth: number; hidden: boolean } = { depth: Number.POSITIVE_INFINITY, hidden: false },
+  ): Promise<string[]> {
     // A prefix is a key cut short (`raw/`, or none): checked as the key it begins.
     const destination = parseDestination(`${prefix}_`, '--from');
     if (destination.kind === 's3') {
@@ -140,18 +146,31 @@ export class Destinations {
       return keys.map((k) => `s3://${bucket}/${k}`);
     }
     if (destination.kind !== 'file') return [];
-    const dir = prefix.slice(0, prefix.lastIndexOf('/') + 1);
-    const entries = await readdir(dir === '' ? '.' : dir, {
-      recursive: true,
-      withFileTypes: true,
-    }).catch((cause: unknown) => {
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw fileError(cause, dir, 'read');
-    });
-    return entries
-      .filter((e) => e.isFile())
-      .map((e) => dir + relative(dir === '' ? '.' : dir, join(e.parentPath, e.name)))
-      .filter((location) => location.startsWith(prefix));
+    const found: string[] = [];
+    // Level by level: a folder is read only if what is below it can match.
+    const read = async (folder: string, levels: number): Promise<void> => {
+      const entries = await readdir(folder === '' ? '.' : folder, { withFileTypes: true }).catch(
+        (cause: unknown) => {
+          if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return [];
+          throw fileError(cause, folder, 'read');
+        },
+      );
+      for (const entry of entries) {
+        const location = folder + entry.name;
+        // In the prefix's own folder, only the entries it begins (`dt=` of `raw/dt=`).
+        if (!location.startsWith(prefix) || (!walk.hidden && entry.name.startsWith('.'))) continue;
+        if (entry.isDirectory()) {
+          if (levels > 1) await read(`${location}/`, levels - 1);
+        } else if (
+          entry.isFile() ||
+          (entry.isSymbolicLink() && (await stat(location).catch(() => undefined))?.isFile())
+        ) {
+          found.push(location);
+        }
+      }
+    };
+    await read(prefix.slice(0, prefix.lastIndexOf('/') + 1), walk.depth);
+    return found;
   }
 
   /**

@@ -90,9 +90,9 @@ export class TokenProvider {
       this.#token = token;
       return token;
     }
-    const detail = [body?.error, body?.error_description]
-      .filter((v) => typeof v === 'string')
-      .join(': ');
+    const detail = oneLine(
+      [body?.error, body?.error_description].filter((v) => typeof v === 'string').join(': '),
+    );
     if (status === 400 || status === 401) {
       throw new SpotifyBatchError(
         'ERR_AUTH',
@@ -118,6 +118,20 @@ function parseJson(text: string): any {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A server's text (an error body's message) as one line of at most `max` characters, so a
+ * proxy cannot forge lines or colours on stderr: ANSI escape sequences dropped, other control
+ * characters and runs of white space one space, the rest cut short with `…`.
+ */
+export function oneLine(text: string, max = 200): string {
+  const line = text
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC is what is removed.
+    .replace(/\u001b\[[0-?]*[ -/]*[@-~]/g, '')
+    .replace(/[\s\p{Cc}]+/gu, ' ')
+    .trim();
+  return line.length > max ? `${line.slice(0, max).trimEnd()}…` : line;
 }
 
 export function describe(error: unknown): string {

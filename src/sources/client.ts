@@ -2,7 +2,7 @@ import pRetry from 'p-retry';
 import { Agent, type Dispatcher, request } from 'undici';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { EventListener, RunStats } from '../core/stats.ts';
-import { describe, TokenProvider } from './auth.ts';
+import { describe, oneLine, TokenProvider } from './auth.ts';
 import { parseJsonBody } from './parse.ts';
 import { parseRetryAfter, Throttle, type Ticket } from './throttle.ts';
 
@@ -288,8 +288,15 @@ function networkError(
   });
 }
 
-/** Spotify's `{"error":{"status":..,"message":..}}`, or an OAuth-style body, as one string. */
+/**
+ * Spotify's `{"error":{"status":..,"message":..}}`, an OAuth-style body, or the body's text, as
+ * one short line ({@link oneLine}: whatever branch, a server's text reaches stderr cleaned).
+ */
 export function spotifyMessage(text: string): string | undefined {
+  return oneLine(jsonMessage(text) ?? text) || undefined;
+}
+
+function jsonMessage(text: string): string | undefined {
   try {
     const body = JSON.parse(text) as {
       error?: unknown;
@@ -308,10 +315,9 @@ export function spotifyMessage(text: string): string | undefined {
     if (typeof error === 'string') return error;
     if (typeof body.message === 'string') return body.message;
   } catch {
-    // not JSON: fall through
+    // not JSON: the text itself
   }
-  const trimmed = oneLine(text).slice(0, 200);
-  return trimmed || undefined;
+  return undefined;
 }
 
 /** A body in Spotify's JSON error shape (or any JSON): what the Web API answers with. */
@@ -324,16 +330,12 @@ function isSpotifyError(text: string): boolean {
   }
 }
 
-/** Text on one line: control characters and runs of white space as one space. */
-const oneLine = (text: string) => text.replace(/[\s\p{Cc}]+/gu, ' ').trim();
-
 /**
  * An error answer that is not the Web API's JSON (an XML or HTML page: a proxy, a bucket, a
  * wrong --api-url): one line with the status, the URL and a short excerpt of the body's text.
  */
 function foreignAnswer(status: number, url: string, offset: number | undefined, text: string) {
-  const words = oneLine(text.replace(/<[^>]*>/g, ' '));
-  const excerpt = words.length > 80 ? `${words.slice(0, 80).trimEnd()}…` : words;
+  const excerpt = oneLine(text.replace(/<[^>]*>/g, ' '), 80);
   // A 5xx page may come from Spotify's own front servers; a 4xx page is not Spotify's.
   const hint = status < 500 ? ', not a Spotify API answer (is --api-url right?)' : '';
   return `HTTP ${status} from ${url}${offset === undefined ? '' : ` (offset ${offset})`}${hint}${excerpt ? `: "${excerpt}"` : ''}`;

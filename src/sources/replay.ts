@@ -183,62 +183,85 @@ async function* replayPages(
 /** Characters that make a `--from` location a pattern: `*`, `?` (`**` spans folders). */
 const WILDCARD = /[*?]/;
 
+/** One folder level that does not start with a dot: what `*` and `**` match at a level's start. */
+const LEVEL = '(?!\\.)[^/]*';
+
 /**
  * A `--from` pattern as a regular expression over whole locations, one rule for files and S3
  * keys: `*` matches within one folder level (no `/`), `?` one character but `/`, and `**`
- * any number of levels (`s3://lake/raw/**` is every object below raw/).
+ * any number of levels (`s3://lake/raw/**` is every object below raw/). As in a shell, a level
+ * that starts with a dot is matched only by a pattern level that starts with one: a killed run's
+ * `.pages.ndjson.gz.<rand>.partial` and a `.probe` are not inputs of `raw/dt=*\/*`.
  */
 export function fromPattern(pattern: string): RegExp {
   let source = '';
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i] as string;
+    const levelStart = i === 0 || pattern[i - 1] === '/';
     if (c === '*' && pattern[i + 1] === '*') {
       i++;
+      const first = levelStart ? LEVEL : '[^/]*';
       if (pattern[i + 1] === '/') {
         i++;
-        source += '(?:.*/)?';
-      } else source += '.*';
-    } else if (c === '*') source += '[^/]*';
-    else if (c === '?') source += '[^/]';
+        source += `(?:${first}/(?:${LEVEL}/)*)?`;
+      } else source += `${first}(?:/${LEVEL})*`;
+    } else if (c === '*') source += levelStart ? LEVEL : '[^/]*';
+    else if (c === '?') source += levelStart ? '[^/.]' : '[^/]';
     else source += c.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
   }
   return new RegExp(`^${source}$`);
 }
 
+/** How far a folder walk for a `--from` pattern goes (see {@link expandFrom}). */
+export interface Walk {
+  /** Folder levels below the listed folder, 1 for its own files; Infinity for `**`. */
+  depth: number;
+  /** Whether hidden (dot) files and folders can match. */
+  hidden: boolean;
+}
+
 /**
  * The inputs `--from` names, in order: a location with `*` or `?` is a pattern
- * ({@link fromPattern}) and one ending in `/` a prefix (every file or object below it); each
- * becomes the locations that match, sorted, listed by `list` (files: a folder walk; S3:
- * ListObjectsV2), so a pattern over S3 reads what the same pattern over files would. Other
- * locations stay as given (a shell has already expanded a local glob). A pattern or prefix that
- * matches nothing is a usage error, as a missing file is.
+ * ({@link fromPattern}) and one ending in `/` a prefix (every file or object below it but
+ * hidden ones, as `prefix**`); each becomes the locations that match, sorted, listed by `list`
+ * (files: a walk of the folder, only as deep as the pattern reaches; S3: ListObjectsV2), so a
+ * pattern over S3 reads what the same pattern over files would. Other locations stay as given
+ * (a shell has already expanded a local glob). An input named twice is read once, where first
+ * named. A pattern or prefix that matches nothing is a usage error, as a missing file is.
  */
 export async function expandFrom(
   locations: string[],
-  list: (prefix: string) => Promise<string[]>,
+  list: (prefix: string, walk: Walk) => Promise<string[]>,
 ): Promise<string[]> {
-  const expanded: string[] = [];
+  const expanded = new Set<string>();
   for (const location of locations) {
-    const wildcard = location.search(WILDCARD);
-    if (wildcard < 0 && !location.endsWith('/')) {
-      expanded.push(location);
+    const isPrefix = location.endsWith('/') && !WILDCARD.test(location);
+    if (!isPrefix && !WILDCARD.test(location)) {
+      expanded.add(location);
       continue;
     }
-    const prefix = wildcard < 0 ? location : location.slice(0, wildcard);
-    const match = wildcard < 0 ? undefined : fromPattern(location);
-    const found = (await list(prefix))
-      .filter((l) => match === undefined || match.test(l))
+    const pattern = isPrefix ? `${location}**` : location;
+    const prefix = pattern.slice(0, pattern.search(WILDCARD));
+    // The levels below the folder the prefix names: what the walk of that folder must reach.
+    const levels = pattern.slice(prefix.lastIndexOf('/') + 1).split('/');
+    const walk = {
+      depth: pattern.includes('**') ? Number.POSITIVE_INFINITY : levels.length,
+      hidden: levels.some((level) => level.startsWith('.')),
+    };
+    const match = fromPattern(pattern);
+    const found = (await list(prefix, walk))
+      .filter((l) => match.test(l))
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     if (found.length === 0) {
       throw new SpotifyBatchError(
         'ERR_CONFIG',
-        `option --from: ${wildcard < 0 ? 'nothing below' : 'nothing matches'} ${location}`,
+        `option --from: ${isPrefix ? 'nothing below' : 'nothing matches'} ${location}`,
         { context: { path: location } },
       );
     }
-    expanded.push(...found);
+    for (const l of found) expanded.add(l);
   }
-  return expanded;
+  return [...expanded];
 }
 
 /**
