@@ -269,7 +269,10 @@ test('check says what a re-run with fewer markets will remove or keep of the pre
     { env: env() },
   );
   assert.equal(check.status, 0, check.stderr);
-  const removals = check.stdout.toString().split('\n').filter((l) => l.includes('will remove'));
+  const removals = check.stdout
+    .toString()
+    .split('\n')
+    .filter((l) => l.includes('will remove'));
   assert.deepEqual(
     removals.map((l) => l.trim().split(' ')[2]).sort(),
     [deFile, join(root, 'dt=2026-12-02', 'market=US', 'a.csv')].sort(),
