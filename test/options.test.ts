@@ -6,7 +6,7 @@ import { normalizeOptions } from '../src/core/options/normalize.ts';
 import { normalizePacing } from '../src/core/options/pacing.ts';
 import { normalizeS3Options } from '../src/core/options/s3.ts';
 import { normalizeState } from '../src/core/options/state.ts';
-import { DEFAULTS } from '../src/core/options.ts';
+import { DEFAULTS, type Options } from '../src/core/options.ts';
 import { resolveOptions } from '../src/pipeline.ts';
 
 const credentials = { SPOTIFY_CLIENT_ID: 'id', SPOTIFY_CLIENT_SECRET: 'secret' };
@@ -151,4 +151,10 @@ test('a bad flag is reported before missing credentials', () => {
 test('options already normalized are taken as they are (run() and check() accept either)', async () => {
   const o = normalizeOptions({ out: 'a.csv' }, credentials);
   assert.equal(await resolveOptions(o, {}), o);
+  // Only what normalizeOptions returned: an object that merely has the shape's keys is checked.
+  const shaped = { out: 'a.csv', limit: 0, outputs: ['b.csv'] } as unknown as Options;
+  await assert.rejects(resolveOptions(shaped, credentials), {
+    code: 'ERR_USAGE',
+    message: 'option --limit must be an integer 1..50, got 0',
+  });
 });

@@ -40,12 +40,20 @@ export function normalizeOptions(
   refuseS3OnlyFlags(options);
   // Last: a mistyped flag is worth reporting before missing secrets.
   requireCredentials(source);
-  return { source, markets, outputs, state, report, pacing, s3 };
+  const normalized = { source, markets, outputs, state, report, pacing, s3 };
+  NORMALIZED.add(normalized);
+  return normalized;
 }
+
+/**
+ * What `normalizeOptions` returned: only those are taken as validated. A key's presence would
+ * let any object with an `outputs` key (a mistyped Lambda event) skip every check.
+ */
+const NORMALIZED = new WeakSet<object>();
 
 /** Options already normalized (a library user may pass either to `run()`). */
 export function isNormalized(options: Options | NormalizedOptions): options is NormalizedOptions {
-  return 'outputs' in options;
+  return NORMALIZED.has(options);
 }
 
 /** The flags that set how S3 objects are uploaded and stored: they do nothing elsewhere. */
