@@ -37,6 +37,7 @@ import {
   wholeNumber,
 } from './core/options.ts';
 import type { RunEvent } from './core/stats.ts';
+import { didYouMean } from './core/suggest.ts';
 import { type RunReport, resolveOptions, run } from './pipeline.ts';
 
 export interface LambdaEvent {
@@ -158,8 +159,14 @@ export function checkEventOptions(options: unknown): void {
     throw usageError(`the event's options must be an object, got ${JSON.stringify(options)}`);
   }
   for (const [key, value] of Object.entries(options)) {
-    const type = OPTION_TYPES[key as keyof Options] as OptionType | undefined;
-    if (type !== undefined && !hasType(value, type)) {
+    // Own keys only (`constructor` is not an option); an unknown one is a mistyped option.
+    if (!Object.hasOwn(OPTION_TYPES, key)) {
+      throw usageError(
+        `the event's options.${key} is not an option${didYouMean(key, Object.keys(OPTION_TYPES))}`,
+      );
+    }
+    const type = OPTION_TYPES[key as keyof Options];
+    if (!hasType(value, type)) {
       throw usageError(
         `the event's options.${key} must be ${TYPE_NAMES[type]}, got ${JSON.stringify(value)}`,
       );

@@ -213,6 +213,10 @@ test("every option of an event is checked against its type, from one table of th
     [{ from: ['a', 1] }, /options\.from must be a list of strings, got \["a",1\]/],
     [{ s3Tags: ['team=data'] }, /options\.s3Tags must be an object of strings/],
     [{ s3Tags: { team: 1 } }, /options\.s3Tags must be an object of strings/],
+    // Only the options' own names: a mistyped one, or one off Object's prototype, is refused.
+    [{ outt: 'a.csv' }, /^the event's options\.outt is not an option \(did you mean out\?\)$/],
+    [{ constructor: 'x' }, /^the event's options\.constructor is not an option/],
+    [{ outputs: ['a.csv'] }, /^the event's options\.outputs is not an option/],
   ] as const) {
     assert.throws(() => checkEventOptions(options), { code: 'ERR_USAGE', message });
   }
