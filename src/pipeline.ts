@@ -173,7 +173,9 @@ export async function run(
     const markets: (string | undefined)[] = o.markets.perMarket ? o.markets.list : [undefined];
     // Per-market outputs run up to `concurrency` markets at once (the shared client still
     // bounds the requests in flight); each gets its share of one page window, so parsed pages
-    // waiting to be consumed stay near `concurrency` in all, not concurrency².
+    // waiting to be consumed stay near `concurrency` in all, not concurrency². With turns the
+    // market whose turn it is takes the whole window while the others hold their share: at
+    // most concurrency + (workers - 1) × share pages, under 2 × concurrency (bench/turns.ts).
     const workers = Math.min(o.pacing.concurrency, markets.length);
     const market$: MarketContext = {
       source: o.source,
