@@ -151,6 +151,15 @@ test('a bad flag is reported before missing credentials', () => {
 test('options already normalized are taken as they are (run() and check() accept either)', async () => {
   const o = normalizeOptions({ out: 'a.csv' }, credentials);
   assert.equal(await resolveOptions(o, {}), o);
+  // --out's own syntax comes before what the markets say of it.
+  assert.throws(() => normalizeOptions({ out: 'x/{market}/{bogus}.csv' }, credentials), {
+    code: 'ERR_USAGE',
+    message: /^option --out: unknown placeholder \{bogus\}/,
+  });
+  assert.throws(() => normalizeOptions({ out: '', onMarketError: 'skip' }, credentials), {
+    code: 'ERR_USAGE',
+    message: /^option --out is empty/,
+  });
   // Only what normalizeOptions returned: an object that merely has the shape's keys is checked.
   const shaped = { out: 'a.csv', limit: 0, outputs: ['b.csv'] } as unknown as Options;
   await assert.rejects(resolveOptions(shaped, credentials), {

@@ -1,7 +1,7 @@
 import { usageError } from '../errors.ts';
-import type { Options } from '../options.ts';
+import { DEFAULTS, type Options } from '../options.ts';
 import { type MarketsConfig, normalizeMarkets } from './markets.ts';
-import { normalizeOutputs, type OutputsConfig } from './outputs.ts';
+import { checkOutSyntax, normalizeOutputs, type OutputsConfig } from './outputs.ts';
 import { normalizePacing, type PacingConfig } from './pacing.ts';
 import { normalizeReport, type ReportConfig } from './report.ts';
 import { normalizeS3Options, type S3Options } from './s3.ts';
@@ -30,6 +30,7 @@ export function normalizeOptions(
   env: NodeJS.ProcessEnv = process.env,
   inputMarkets: string[] = [],
 ): NormalizedOptions {
+  checkOutSyntax(options.out ?? DEFAULTS.out);
   const state = normalizeState(options);
   const markets = normalizeMarkets(options, inputMarkets);
   const outputs = normalizeOutputs(options, { markets, state });

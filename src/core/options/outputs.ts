@@ -114,10 +114,7 @@ function checkOut(
   perMarket: boolean,
   columns: string[] | undefined,
 ): string {
-  if (out.trim() === '') {
-    throw usageError('option --out is empty: give - (stdout), a file path or s3://bucket/key');
-  }
-  checkPlaceholders('--out', out);
+  checkOutSyntax(out);
   if (perMarket && out !== '-' && parseDestination(out).kind === 'stdout') {
     throw usageError('option --out: {market} needs a file path or s3:// key');
   }
@@ -182,6 +179,17 @@ function outputFormat(
     throw usageError('Parquet compresses its own pages (SNAPPY): drop --gzip / .gz');
   }
   return result;
+}
+
+/**
+ * `--out` as written: not empty, and only known placeholders. Checked before the markets, whose
+ * own messages (`{market}` needs --market) would otherwise hide a mistyped placeholder.
+ */
+export function checkOutSyntax(out: string): void {
+  if (out.trim() === '') {
+    throw usageError('option --out is empty: give - (stdout), a file path or s3://bucket/key');
+  }
+  checkPlaceholders('--out', out);
 }
 
 /**
