@@ -28,13 +28,15 @@ export interface S3Where {
   /** AWS_PROFILE, when set. */
   profile?: string | undefined;
   /** What the run was doing there, for the message. @default 'writing' */
-  doing?: 'reading' | 'listing' | 'writing' | undefined;
+  doing?: 'reading' | 'listing' | 'writing' | 'deleting' | undefined;
 }
 
 /** What a 403 says the credentials lack, by what the run was doing. */
 const NEEDED = {
   writing: 's3:PutObject and s3:AbortMultipartUpload on it',
-  reading: 's3:GetObject on it',
+  // A HeadObject of a missing key is a 403, not a 404, without s3:ListBucket.
+  reading: 's3:GetObject on it (and s3:ListBucket on its bucket)',
+  deleting: 's3:DeleteObject on it',
   listing: 's3:ListBucket on its bucket',
 } as const;
 

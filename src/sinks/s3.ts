@@ -165,7 +165,7 @@ export class S3Store {
       );
     } catch (error) {
       if (s3Status(error) === 404) return null;
-      throw s3Error(error, this.#where(bucket, key));
+      throw s3Error(error, { ...this.#where(bucket, key), doing: 'reading' });
     }
   }
 
@@ -251,7 +251,7 @@ export class S3Store {
     } catch (error) {
       const status = s3Status(error);
       if (status === 412 || status === 404) return false;
-      throw s3Error(error, this.#where(bucket, key));
+      throw s3Error(error, { ...this.#where(bucket, key), doing: 'deleting' });
     }
   }
 
@@ -261,7 +261,7 @@ export class S3Store {
     try {
       await this.#client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
     } catch (error) {
-      throw s3Error(error, this.#where(bucket, key));
+      throw s3Error(error, { ...this.#where(bucket, key), doing: 'deleting' });
     }
   }
 
