@@ -1,4 +1,5 @@
 import { SpotifyBatchError } from '../core/errors.ts';
+import { oneLine } from '../core/text.ts';
 
 /** What the SDK's errors carry that the messages below read. */
 interface SdkError {
@@ -98,6 +99,6 @@ export function s3Error(error: unknown, where: S3Where): SpotifyBatchError {
   }
   return make(
     'ERR_S3',
-    `S3 error ${doing} ${url}: ${name ? `${name}: ` : ''}${err.message ?? String(error)}`,
+    `S3 error ${doing} ${url}: ${name ? `${name}: ` : ''}${oneLine(err.message ?? String(error))}`,
   );
 }

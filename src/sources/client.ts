@@ -2,7 +2,8 @@ import pRetry from 'p-retry';
 import { Agent, type Dispatcher, request } from 'undici';
 import { SpotifyBatchError } from '../core/errors.ts';
 import type { EventListener, RunStats } from '../core/stats.ts';
-import { describe, oneLine, TokenProvider } from './auth.ts';
+import { oneLine } from '../core/text.ts';
+import { describe, TokenProvider } from './auth.ts';
 import { parseJsonBody } from './parse.ts';
 import { parseRetryAfter, Throttle, type Ticket } from './throttle.ts';
 
