@@ -67,7 +67,7 @@ try {
   } else {
     const url = `${s3.endpoint}/${bucket}/${key}`;
     say();
-    say(`$ curl -s ${url} | head -5`);
+    say(`$ curl -s ${url} | sed -n 1,5p`);
     const got = await fetch(url);
     if (!got.ok) throw new Error(`GET ${url}: ${got.status} after a successful run`);
     const body = await got.text();
@@ -83,7 +83,7 @@ try {
       say('  npx spotify-batch new-releases --market SE,DE \\');
       say(`    --out 's3://${bucket}/dt={date}/market={market}/albums.csv'`);
       say(
-        `  curl -s "$AWS_ENDPOINT_URL_S3/${bucket}/dt=$(date -u +%F)/market=SE/albums.csv" | head -3`,
+        `  curl -s "$AWS_ENDPOINT_URL_S3/${bucket}/dt=$(date -u +%F)/market=SE/albums.csv" | sed -n 1,3p`,
       );
       say();
       say(`The README's and docs' examples that write to s3://${examples}/ run here as written.`);

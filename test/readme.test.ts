@@ -648,7 +648,7 @@ test('the try-out: npm start (scripts/demo.ts) prints the environment, pulls int
   assert.match(printed, /spotify-batch: 2 pages, 100 albums, \d+ rows/);
   assert.match(
     printed,
-    /\$ curl -s http:\/\/127\.0\.0\.1:\d+\/spotify-demo\/spotify\/album_details\.csv \| head -5\nalbum_id,album_name,/,
+    /\$ curl -s http:\/\/127\.0\.0\.1:\d+\/spotify-demo\/spotify\/album_details\.csv \| sed -n 1,5p\nalbum_id,album_name,/,
   );
   const wrong = startDemo(['--kep']);
   const [status] = (await once(wrong.child, 'close')) as [number | null];
