@@ -181,7 +181,7 @@ export async function run(
       source: o.source,
       markets: o.markets.list,
       outputs: o.outputs,
-      dedupe: o.markets.dedupe || o.outputs.model === 'star',
+      dedupe: o.markets.dedupe,
       newOnly: o.state.newOnly,
       plan,
       commit,

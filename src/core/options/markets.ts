@@ -9,7 +9,7 @@ export interface MarketsConfig {
   list: string[];
   /** `out` has `{market}`: one object per market. */
   perMarket: boolean;
-  /** Keep only the first row per (album, artist). */
+  /** Keep only the first row per (album, artist); always with --model star (normalize.ts). */
   dedupe: boolean;
   onMarketError: 'fail' | 'skip';
 }

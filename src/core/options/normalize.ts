@@ -32,8 +32,10 @@ export function normalizeOptions(
 ): NormalizedOptions {
   checkOutSyntax(options.out ?? DEFAULTS.out);
   const state = normalizeState(options);
-  const markets = normalizeMarkets(options, inputMarkets);
-  const outputs = normalizeOutputs(options, { markets, state });
+  const listed = normalizeMarkets(options, inputMarkets);
+  const outputs = normalizeOutputs(options, { markets: listed, state });
+  // A star's dim_album is keyed by id: it always dedupes.
+  const markets = outputs.model === 'star' ? { ...listed, dedupe: true } : listed;
   const source = normalizeSource(options, env);
   const report = normalizeReport(options.report, { source, markets, outputs, state });
   const pacing = normalizePacing(options);
