@@ -277,4 +277,14 @@ test('a folder walk goes down only `depth` levels, into hidden folders only when
     'top.gz',
   ]);
   assert.deepEqual(await list(), ['a/b/two.gz', 'a/one.gz', 'a/top.gz', 'top.gz']);
+  // A symlinked folder is walked to a finite depth (ls raw/dt=*/x would), not under ** (a loop).
+  await symlink(join(walk, 'a'), join(walk, 'linked'));
+  assert.deepEqual(await list({ depth: 2, hidden: false }), [
+    'a/one.gz',
+    'a/top.gz',
+    'linked/one.gz',
+    'linked/top.gz',
+    'top.gz',
+  ]);
+  assert.deepEqual(await list(), ['a/b/two.gz', 'a/one.gz', 'a/top.gz', 'top.gz']);
 });

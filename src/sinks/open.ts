@@ -159,12 +159,14 @@ export class Destinations {
         const location = folder + entry.name;
         // In the prefix's own folder, only the entries it begins (`dt=` of `raw/dt=`).
         if (!location.startsWith(prefix) || (!walk.hidden && entry.name.startsWith('.'))) continue;
-        if (entry.isDirectory()) {
+        // A symlink is what it names: a file is read; a folder is walked only to a finite depth
+        // (a pattern without `**`), where a loop cannot go on, as bash's globstar does.
+        const linked = entry.isSymbolicLink()
+          ? await stat(location).catch(() => undefined)
+          : undefined;
+        if (entry.isDirectory() || (linked?.isDirectory() && Number.isFinite(walk.depth))) {
           if (levels > 1) await read(`${location}/`, levels - 1);
-        } else if (
-          entry.isFile() ||
-          (entry.isSymbolicLink() && (await stat(location).catch(() => undefined))?.isFile())
-        ) {
+        } else if (entry.isFile() || linked?.isFile()) {
           found.push(location);
         }
       }
