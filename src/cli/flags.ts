@@ -255,6 +255,16 @@ export const pullOptions = (y: Argv) =>
 
 export type PullArgs = Awaited<ReturnType<typeof pullOptions>['argv']>;
 
+/** The flags that pace and retry requests to Spotify: a help group, and live-only for replay. */
+const RETRIES_AND_PACING = [
+  'max-retries',
+  'retry-delay',
+  'max-retry-after',
+  'max-rate-limit-wait',
+  'max-rate',
+  'request-timeout',
+] as const;
+
 /** The pull's flags by task, in the order `--help` lists them. */
 const GROUPS: [heading: string, flags: string[]][] = [
   [
@@ -305,17 +315,7 @@ const GROUPS: [heading: string, flags: string[]][] = [
       's3-queue-size',
     ],
   ],
-  [
-    'Retries and pacing:',
-    [
-      'max-retries',
-      'retry-delay',
-      'max-retry-after',
-      'max-rate-limit-wait',
-      'max-rate',
-      'request-timeout',
-    ],
-  ],
+  ['Retries and pacing:', [...RETRIES_AND_PACING]],
   ['Logging:', ['log-format', 'quiet', 'progress', 'progress-interval', 'debug']],
 ];
 
@@ -369,12 +369,7 @@ export const LIVE_ONLY = [
   'query',
   'api-url',
   'accounts-url',
-  'max-retries',
-  'retry-delay',
-  'max-retry-after',
-  'max-rate-limit-wait',
-  'max-rate',
-  'request-timeout',
+  ...RETRIES_AND_PACING,
 ] as const;
 
 /** `replay`'s flags: --from first (the one thing it needs), then the pull's without the live-only. */
