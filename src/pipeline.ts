@@ -434,8 +434,9 @@ async function pullMarket(
     const pagesOf = market === undefined ? m.markets : [market];
     // A market waiting for its turn fetches its share of the window ahead; once every market
     // before it is done it takes the whole window, since the markets after it wait on it.
+    const turn = m.turns?.before(index);
     let window = m.window;
-    m.turns?.before(index).then(
+    turn?.then(
       () => {
         window = m.concurrency;
       },
@@ -455,7 +456,7 @@ async function pullMarket(
             query,
             limit,
             maxItems,
-            concurrency: m.turns === undefined ? m.window : () => window,
+            concurrency: turn === undefined ? m.window : () => window,
             markets: pagesOf,
             stats,
             signal,
@@ -475,7 +476,7 @@ async function pullMarket(
       }),
     ];
     if (state !== undefined) {
-      if (m.turns !== undefined) through.push(new AwaitTurn(m.turns.before(index)));
+      if (turn !== undefined) through.push(new AwaitTurn(turn));
       through.push(
         new StateTracker({
           known: state.loaded.entries,

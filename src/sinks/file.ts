@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import {
   type FileHandle,
   lstat,
@@ -28,6 +28,19 @@ async function assertDirectory(dir: string, flag: string, target: string): Promi
   );
 }
 
+/** What is at `path` now (undefined: nothing); a directory there is a usage error. */
+async function fileTarget(path: string, flag: string): Promise<Stats | undefined> {
+  const info = await stat(path).catch(() => undefined);
+  if (info?.isDirectory()) {
+    throw new SpotifyBatchError(
+      'ERR_CONFIG',
+      `option ${flag}: ${path} is a directory, expected a file path`,
+      { context: { path } },
+    );
+  }
+  return info;
+}
+
 /**
  * Devices that discard what they are given, or refuse it all (/dev/full): a byte written to one
  * of them is a harmless probe. Any other device (a terminal, a disk) is never written to here.
@@ -50,14 +63,7 @@ export async function probeFile(
     while (!(await stat(dir).catch(() => undefined)) && dirname(dir) !== dir) dir = dirname(dir);
   }
   await assertDirectory(dir, flag, path);
-  const info = await stat(path).catch(() => undefined);
-  if (info?.isDirectory()) {
-    throw new SpotifyBatchError(
-      'ERR_CONFIG',
-      `option ${flag}: ${path} is a directory, expected a file path`,
-      { context: { path } },
-    );
-  }
+  const info = await fileTarget(path, flag);
   if (info?.isCharacterDevice() || info?.isBlockDevice()) {
     let handle: FileHandle | undefined;
     try {
@@ -204,14 +210,7 @@ export class FileSink implements StagedSink {
       }
     }
     await assertDirectory(dir, flag, target);
-    const targetInfo = await stat(target).catch(() => undefined);
-    if (targetInfo?.isDirectory()) {
-      throw new SpotifyBatchError(
-        'ERR_CONFIG',
-        `option ${flag}: ${target} is a directory, expected a file path`,
-        { context: { path: target } },
-      );
-    }
+    const targetInfo = await fileTarget(target, flag);
     const special = system || (targetInfo !== undefined && !targetInfo.isFile());
     const temp = special
       ? undefined
