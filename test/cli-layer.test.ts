@@ -5,30 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { SPOTIFY_MARKETS } from '../src/core/markets.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { startEmulator } from '../src/emulator/server.ts';
 import { CLI, emulatorEnv, runCli } from './helpers/cli.ts';
+import { localS3, emulator as startedEmulator, tempDir } from './helpers/servers.ts';
 import { untilExit } from './helpers/wait.ts';
 
-let emulator: Emulator;
-let slow: Emulator;
-let s3: LocalS3;
-let dir: string;
-
-before(async () => {
-  emulator = await startEmulator({ seed: 42, albums: 230 });
-  slow = await startEmulator({ seed: 3, albums: 3_000, latencyMs: 30 });
-  s3 = await startS3();
-  await s3.createBucket('layer');
-  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-layer-'));
-});
-after(() => Promise.all([emulator.stop(), slow.stop(), s3.stop()]));
+const emulator = startedEmulator({ seed: 42, albums: 230 });
+const slow = startedEmulator({ seed: 3, albums: 3_000, latencyMs: 30 });
+const s3 = localS3('layer');
+const dir = tempDir('spotify-batch-layer-');
 
 test('check: token, one page of limit 1, the S3 key proven writable by an aborted upload, the plan', async () => {
   const mark = s3.calls.length;

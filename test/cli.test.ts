@@ -6,17 +6,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { startEmulator } from '../src/emulator/server.ts';
 import { CLI, emulatorEnv, runCli } from './helpers/cli.ts';
+import { emulator as startedEmulator } from './helpers/servers.ts';
 import { stderrMatches } from './helpers/wait.ts';
 
-let emulator: Emulator;
-before(async () => {
-  emulator = await startEmulator({ seed: 11, albums: 5000 });
-});
-after(() => emulator.stop());
+const emulator = startedEmulator({ seed: 11, albums: 5000 });
 
 const usage: [string, string[], RegExp][] = [
   [

@@ -6,14 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import type { S3Call } from '../scripts/local-s3.ts';
 import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 import { emulator, localS3 } from './helpers/servers.ts';
+import { s3Snapshot, snapshot } from './helpers/snapshot.ts';
 import { untilExit, untilSettled } from './helpers/wait.ts';
 
 const s3 = localS3();
@@ -25,25 +26,6 @@ const failing = emulator({
   faults: [{ kind: '404', market: 'DE', offset: 550 }],
 });
 const PAGES = 12; // 600 albums, 50 per page
-
-/** Every file below `dir` (hidden ones too: a leftover `.partial` must show) with its bytes. */
-async function snapshot(dir: string): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    files.set(relative(dir, path), await readFile(path));
-  }
-  return files;
-}
-
-async function s3Snapshot(bucket: string): Promise<Map<string, Buffer>> {
-  const objects = new Map<string, Buffer>();
-  for (const key of await s3.listKeys(bucket)) {
-    objects.set(key, (await s3.getObject(bucket, key))?.body ?? Buffer.alloc(0));
-  }
-  return objects;
-}
 
 /** Requests the emulator got for one market's pages. */
 const marketRequests = (emulator: Emulator, market: string) =>
@@ -57,7 +39,7 @@ async function firstRunToS3(bucket: string) {
   const out = `s3://${bucket}/dt=X/market={market}/albums.csv`;
   const first = await runCli([...pull, '--out', out], { env: { ...emulatorEnv(good), ...s3.env } });
   assert.equal(first.status, 0, first.stderr);
-  return { out, before: await s3Snapshot(bucket) };
+  return { out, before: await s3Snapshot(s3, bucket) };
 }
 
 test('files: a re-run that fails on its last market leaves the previous run byte-identical', async () => {
@@ -96,7 +78,7 @@ test('S3: a re-run that fails on its last market sends nothing that publishes, a
   assert.equal(s3.count('put', mark), 0);
   assert.equal(s3.count('complete', mark), 0);
   assert.equal(s3.count('delete', mark), 0, 'no run deletes what it did not create');
-  assert.deepEqual(await s3Snapshot(bucket), before);
+  assert.deepEqual(await s3Snapshot(s3, bucket), before);
   assert.deepEqual(await s3.openUploads(bucket), []);
 });
 
@@ -116,7 +98,7 @@ test('S3: a failed publish names what was published and what was not, and writes
       /publishing failed part-way, no manifest written: published s3:\/\/commit-partial\/dt=X\/market=SE\/albums\.csv, s3:\/\/commit-partial\/dt=X\/market=DE\/albums\.csv; not published: s3:\/\/commit-partial\/dt=X\/market=US\/albums\.csv \(access denied/,
     );
     assert.ok(fault.fired >= 1);
-    const after = await s3Snapshot(bucket);
+    const after = await s3Snapshot(s3, bucket);
     // The old manifest went before the first output changed; no new one was written.
     assert.equal(after.has('dt=X/_manifest.json'), false);
     assert.equal(s3.count('delete', mark), 1);

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { test } from 'node:test';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { emulator as startedEmulator } from './helpers/servers.ts';
 
 // The golden file was written by test/fixtures/make_golden.py — the tutorial's loop with
 // Python's csv module, no code of ours — against the emulator with seed 42 and 230 albums
@@ -12,11 +12,7 @@ import { emulatorEnv, runCli } from './helpers/cli.ts';
 // CJK, right-to-left text, padded and empty names, and albums with 0..4 artists.
 const golden = await readFile(new URL('./fixtures/new-releases-seed42.csv', import.meta.url));
 
-let emulator: Emulator;
-before(async () => {
-  emulator = await startEmulator({ seed: 42, albums: 230 });
-});
-after(() => emulator.stop());
+const emulator = startedEmulator({ seed: 42, albums: 230 });
 
 test('stdout is byte for byte the golden CSV', async () => {
   const result = await runCli(['new-releases'], { env: emulatorEnv(emulator) });

@@ -8,23 +8,18 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import type { Emulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 import { extractBlocks } from './helpers/readme.ts';
+import { emulator as startedEmulator } from './helpers/servers.ts';
 
 const PAGE = fileURLToPath(new URL('../docs/daily-job.md', import.meta.url));
 const DATE = '2026-12-02';
-let good: Emulator;
+const good = startedEmulator({ seed: 23, albums: 120 });
 /** The same catalogue, but every DE page answers 500. */
-let deDown: Emulator;
-
-before(async () => {
-  good = await startEmulator({ seed: 23, albums: 120 });
-  deDown = await startEmulator({ seed: 23, albums: 120, faults: [{ kind: '500', market: 'DE' }] });
-});
-after(() => Promise.all([good.stop(), deDown.stop()]));
+const deDown = startedEmulator({ seed: 23, albums: 120, faults: [{ kind: '500', market: 'DE' }] });
 
 /** The page's two DuckDB queries: the table, and the files read that no manifest lists. */
 async function pageQueries(): Promise<[string, string]> {

@@ -3,36 +3,25 @@
  * the run ends with exit 0 and a valid, empty output — never a stalled stream (exit 13).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { test } from 'node:test';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { localS3, emulator as startedEmulator, tempDir } from './helpers/servers.ts';
 
 const HEADER =
   'album_id,album_name,release_date,album_spotify_url,artist_id,artist_name,artist_spotify_url\n';
 const T = { timeout: 60_000 };
 
-let none: Emulator;
-let some: Emulator;
-let s3: LocalS3;
-let dir: string;
-
-before(async () => {
-  none = await startEmulator({ albums: 0 });
-  some = await startEmulator({
-    seed: 42,
-    albums: 230,
-    emptyMarkets: ['DE'],
-    emptyQueries: ['nothing matches this'],
-  });
-  s3 = await startS3();
-  await s3.createBucket('empty');
-  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-empty-'));
+const none = startedEmulator({ albums: 0 });
+const some = startedEmulator({
+  seed: 42,
+  albums: 230,
+  emptyMarkets: ['DE'],
+  emptyQueries: ['nothing matches this'],
 });
-after(() => Promise.all([none.stop(), some.stop(), s3.stop()]));
+const s3 = localS3('empty');
+const dir = tempDir('spotify-batch-empty-');
 
 test('new-releases with no albums: the header alone on stdout, exit 0', T, async () => {
   const result = await runCli(['new-releases', '--out', '-'], { env: emulatorEnv(none) });

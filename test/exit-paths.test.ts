@@ -8,27 +8,19 @@ import type { ChildProcess } from 'node:child_process';
 import { lstat, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { test } from 'node:test';
+import { startEmulator } from '../src/emulator/server.ts';
 import { CLI, emulatorEnv, runCli } from './helpers/cli.ts';
 import { runToBuffer } from './helpers/run.ts';
+import { localS3, emulator as startedEmulator } from './helpers/servers.ts';
 import { stderrMatches, untilExit } from './helpers/wait.ts';
 
 const BUCKET = 'exits';
-let s3: LocalS3;
-let clean: Emulator;
-let medium: Emulator;
-let slow: Emulator;
 
-before(async () => {
-  s3 = await startS3();
-  await s3.createBucket(BUCKET);
-  clean = await startEmulator({ seed: 42, albums: 230 });
-  medium = await startEmulator({ seed: 9, albums: 36_000, cachePages: true });
-  slow = await startEmulator({ seed: 5, albums: 2_000 });
-});
-after(() => Promise.all([s3.stop(), clean.stop(), medium.stop(), slow.stop()]));
+const s3 = localS3(BUCKET);
+const clean = startedEmulator({ seed: 42, albums: 230 });
+const medium = startedEmulator({ seed: 9, albums: 36_000, cachePages: true });
+const slow = startedEmulator({ seed: 5, albums: 2_000 });
 
 /** The catalogue of `clean` with two 500s to retry: retry lines to print on a stderr that is gone. */
 const flakyEmulator = () =>

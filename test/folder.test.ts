@@ -7,24 +7,17 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import { after, before, test } from 'node:test';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { localS3, emulator as startedEmulator } from './helpers/servers.ts';
+import { s3Snapshot, snapshot } from './helpers/snapshot.ts';
 
-let s3: LocalS3;
-let good: Emulator;
+const s3 = localS3();
+const good = startedEmulator({ seed: 1, albums: 120 });
 /** Another catalogue: every DE page answers 500 (no retries in these runs). */
-let deDown: Emulator;
-
-before(async () => {
-  s3 = await startS3();
-  good = await startEmulator({ seed: 1, albums: 120 });
-  deDown = await startEmulator({ seed: 2, albums: 120, faults: [{ kind: '500', market: 'DE' }] });
-});
-after(() => Promise.all([s3.stop(), good.stop(), deDown.stop()]));
+const deDown = startedEmulator({ seed: 2, albums: 120, faults: [{ kind: '500', market: 'DE' }] });
 
 const pull = (markets: string) => [
   'new-releases',
@@ -45,25 +38,6 @@ interface ManifestObject {
 interface Manifest {
   runId: string;
   objects: ManifestObject[];
-}
-
-/** Every file below `dir` with its bytes. */
-async function snapshot(dir: string): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    files.set(relative(dir, path), await readFile(path));
-  }
-  return files;
-}
-
-async function s3Snapshot(bucket: string): Promise<Map<string, Buffer>> {
-  const objects = new Map<string, Buffer>();
-  for (const key of await s3.listKeys(bucket)) {
-    objects.set(key, (await s3.getObject(bucket, key))?.body ?? Buffer.alloc(0));
-  }
-  return objects;
 }
 
 /** The data files of a folder, as the manifest names them (relative to `root`). */
@@ -174,7 +148,7 @@ test('S3: a re-run with fewer markets deletes the old DE object; the prefix is e
   const env = { ...emulatorEnv(good), ...s3.env };
   const first = await runCli([...pull('SE,DE,US'), '--out', out, '--raw', raw], { env });
   assert.equal(first.status, 0, first.stderr);
-  const before = await s3Snapshot(bucket);
+  const before = await s3Snapshot(s3, bucket);
   const second = await runCli([...pull('SE,US'), '--out', out, '--raw', raw], { env });
   assert.equal(second.status, 0, second.stderr);
   const m2 = JSON.parse(
@@ -204,7 +178,7 @@ test('S3: a re-run with DE failing under skip keeps the old DE object, listed wi
     env: { ...emulatorEnv(good), ...s3.env },
   });
   assert.equal(first.status, 0, first.stderr);
-  const before = await s3Snapshot(bucket);
+  const before = await s3Snapshot(s3, bucket);
   const m1 = JSON.parse(before.get('dt=X/_manifest.json')?.toString('utf8') ?? '') as Manifest;
   const second = await runCli(
     [...pull('SE,DE,US'), '--out', out, '--raw', raw, '--on-market-error', 'skip'],

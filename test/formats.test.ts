@@ -1,25 +1,17 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { formatFromName } from '../src/core/options.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { localS3, emulator as startedEmulator, tempDir } from './helpers/servers.ts';
 
 const golden = await readFile(new URL('./fixtures/new-releases-seed42.csv', import.meta.url));
-let emulator: Emulator;
-let s3: LocalS3;
-let dir: string;
-before(async () => {
-  emulator = await startEmulator({ seed: 42, albums: 230 });
-  s3 = await startS3();
-  await s3.createBucket('formats');
-  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-'));
-});
-after(() => Promise.all([emulator.stop(), s3.stop()]));
+const emulator = startedEmulator({ seed: 42, albums: 230 });
+const s3 = localS3('formats');
+const dir = tempDir('spotify-batch-');
 
 test('the output name implies format and compression', () => {
   assert.deepEqual(formatFromName('a.csv'), { format: 'csv', gzip: false });

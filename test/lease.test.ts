@@ -7,33 +7,26 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { normalizeS3Options } from '../src/core/options/s3.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { startEmulator } from '../src/emulator/server.ts';
 import { Destinations } from '../src/sinks/open.ts';
 import { acquireLease, type Here, holderStatus, LEASE_EXPIRY_HOURS } from '../src/state/state.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { localS3, emulator as startedEmulator, tempDir } from './helpers/servers.ts';
 import { untilExit } from './helpers/wait.ts';
 
 /** A broken lease shows as a hung run: fail fast instead. */
 const T = { timeout: 60_000 };
 const BUCKET = 'leases';
-let emulator: Emulator;
-let s3: LocalS3;
-let dir: string;
 
-before(async () => {
-  emulator = await startEmulator({ seed: 5, albums: 300 });
-  s3 = await startS3();
-  await s3.createBucket(BUCKET);
-  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-lease-'));
-});
-after(() => Promise.all([emulator.stop(), s3.stop()]));
+const emulator = startedEmulator({ seed: 5, albums: 300 });
+const s3 = localS3(BUCKET);
+const dir = tempDir('spotify-batch-lease-');
 
 const pidns = (() => {
   try {

@@ -5,26 +5,20 @@
  * duplicates the cross-market dedupe dropped.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { test } from 'node:test';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { emulator as startedEmulator, tempDir } from './helpers/servers.ts';
 
 const T = { timeout: 60_000 };
-let emulator: Emulator;
-let dir: string;
 const version = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'))
   .version as string;
 
-before(async () => {
-  emulator = await startEmulator({ seed: 42, albums: 230 });
-  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-manifest-'));
-  for (const sub of ['backfill', 'replayed', 'cut', 'whole', 'deduped'])
-    await mkdir(join(dir, sub));
-});
-after(() => emulator.stop());
+const emulator = startedEmulator({ seed: 42, albums: 230 });
+const dir = tempDir('spotify-batch-manifest-');
+for (const sub of ['backfill', 'replayed', 'cut', 'whole', 'deduped']) mkdirSync(join(dir, sub));
 
 const today = new Date().toISOString().slice(0, 10);
 const compactToday = today.replace(/-/g, '');

@@ -4,24 +4,18 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
+import { test } from 'node:test';
 import { SPOTIFY_MARKETS } from '../src/core/markets.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
 import { runToBuffer } from './helpers/run.ts';
+import { localS3, emulator as startedEmulator } from './helpers/servers.ts';
 import { untilExit } from './helpers/wait.ts';
 
 const golden = await readFile(new URL('./fixtures/new-releases-seed42.csv', import.meta.url));
-let emulator: Emulator;
-let s3: LocalS3;
 const BUCKET = 'markets-bucket';
-before(async () => {
-  emulator = await startEmulator({ seed: 42, albums: 230 });
-  s3 = await startS3();
-  await s3.createBucket(BUCKET);
-});
-after(() => Promise.all([emulator.stop(), s3.stop()]));
+const emulator = startedEmulator({ seed: 42, albums: 230 });
+const s3 = localS3(BUCKET);
 
 /** CSV records (quoted newlines kept inside their record). */
 function records(csv: string): string[] {

@@ -5,29 +5,21 @@
  * output per market for `{market}`.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { localS3, emulator as startedEmulator, tempDir } from './helpers/servers.ts';
 
 const T = { timeout: 120_000 };
-let emulator: Emulator;
-let s3: LocalS3;
-let dir: string;
 
-before(async () => {
-  // One malformed album: a rejected record must not shadow a later market's copy.
-  emulator = await startEmulator({ seed: 42, albums: 230, malformed: [3] });
-  s3 = await startS3();
-  await s3.createBucket('landing');
-  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-replay-markets-'));
-});
-after(() => Promise.all([emulator.stop(), s3.stop()]));
+// One malformed album: a rejected record must not shadow a later market's copy.
+const emulator = startedEmulator({ seed: 42, albums: 230, malformed: [3] });
+const s3 = localS3('landing');
+const dir = tempDir('spotify-batch-replay-markets-');
 
 /** No Spotify at all for a replay. */
 const offline = { SPOTIFY_API_URL: 'http://127.0.0.1:9' };

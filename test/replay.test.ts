@@ -5,30 +5,22 @@
  * streamed; bad input is one line naming the file and the position.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
 import { album } from '../src/emulator/catalogue.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { startEmulator } from '../src/emulator/server.ts';
 import { rawLine } from '../src/sources/replay.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { localS3, emulator as startedEmulator, tempDir } from './helpers/servers.ts';
 
 const T = { timeout: 120_000 };
-let emulator: Emulator;
-let s3: LocalS3;
-let dir: string;
 
-before(async () => {
-  emulator = await startEmulator({ seed: 12, albums: 400, malformed: [7] });
-  s3 = await startS3();
-  await s3.createBucket('raw');
-  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-replay-'));
-});
-after(() => Promise.all([emulator.stop(), s3.stop()]));
+const emulator = startedEmulator({ seed: 12, albums: 400, malformed: [7] });
+const s3 = localS3('raw');
+const dir = tempDir('spotify-batch-replay-');
 
 /** No Spotify at all for a replay: no credentials, no API URL. */
 const offline = { SPOTIFY_API_URL: 'http://127.0.0.1:9' };

@@ -2,21 +2,15 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { test } from 'node:test';
+import { startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { localS3, emulator as startedEmulator } from './helpers/servers.ts';
 
 const golden = await readFile(new URL('./fixtures/new-releases-seed42.csv', import.meta.url));
 const goldenRows = golden.toString().split(/\n(?=[0-9A-Za-z]{22},)/).length - 1;
-let emulator: Emulator;
-let s3: LocalS3;
-before(async () => {
-  emulator = await startEmulator({ seed: 42, albums: 230 });
-  s3 = await startS3();
-  await s3.createBucket('star');
-});
-after(() => Promise.all([emulator.stop(), s3.stop()]));
+const emulator = startedEmulator({ seed: 42, albums: 230 });
+const s3 = localS3('star');
 
 test('--model star: three consistent tables from one pass, read back by DuckDB', async () => {
   const { DuckDBInstance } = await import('@duckdb/node-api');

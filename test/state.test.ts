@@ -4,32 +4,23 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { type LocalS3, startS3 } from '../scripts/local-s3.ts';
-import { type Emulator, startEmulator } from '../src/emulator/server.ts';
+import { startEmulator } from '../src/emulator/server.ts';
 import { emulatorEnv, runCli } from './helpers/cli.ts';
+import { localS3, emulator as startedEmulator, tempDir } from './helpers/servers.ts';
 import { untilExit } from './helpers/wait.ts';
 
 /** A broken lease or commit shows as a hung run: fail fast instead. */
 const T = { timeout: 60_000 };
 const HEADER = '# spotify-batch state v1: album_id\tfirst_seen\tmarket';
-let emulator: Emulator;
-let slow: Emulator;
-let s3: LocalS3;
-let dir: string;
 
-before(async () => {
-  emulator = await startEmulator({ seed: 5, albums: 300 });
-  slow = await startEmulator({ seed: 5, albums: 1_000, latencyMs: 40 });
-  s3 = await startS3();
-  await s3.createBucket('state');
-  dir = await mkdtemp(join(tmpdir(), 'spotify-batch-state-'));
-});
-after(() => Promise.all([emulator.stop(), slow.stop(), s3.stop()]));
+const emulator = startedEmulator({ seed: 5, albums: 300 });
+const slow = startedEmulator({ seed: 5, albums: 1_000, latencyMs: 40 });
+const s3 = localS3('state');
+const dir = tempDir('spotify-batch-state-');
 
 const today = new Date().toISOString().slice(0, 10);
 /** CSV records (the header left out); a record starts with a 22-character album id. */
