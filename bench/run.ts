@@ -5,7 +5,8 @@
  * process (its own high-water mark VmHWM, written by bench/rss.mjs at exit), against an emulator in another
  * process whose pages are rendered ahead (`--prerender`), and a local S3 server (s3rver) in
  * this one. Each scenario runs RUNS times; medians, min–max and ratios come from the same run.
- * Results go to bench/RESULTS.md (quick mode: bench/out/RESULTS-quick.md).
+ * Results go to bench/RESULTS.md, rewritten whole (quick mode: bench/out/RESULTS-quick.md);
+ * measurements run by hand for one change are kept in bench/HISTORY.md.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -272,13 +273,13 @@ const commitCases = execFileSync(
       },
   );
 
-// --- pacing to a rate limit (bench/pacing.ts; before = bench/pacing-before.json) ---------------
+// --- pacing to a rate limit (bench/pacing.ts; before = the issue-17 pacer, bench/pacing-before-24.json)
 const pacingSection = execFileSync(
   process.execPath,
   [
     join(root, 'bench/pacing.ts'),
     '--baseline',
-    join(root, 'bench/pacing-before.json'),
+    join(root, 'bench/pacing-before-24.json'),
     ...(quick ? ['--quick'] : []),
   ],
   { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
@@ -384,6 +385,7 @@ const s3Budget = 100 + 5 * (2 + 1);
 const md = `# Benchmark results
 
 ${quick ? '**Quick mode (smoke run): sizes are small and runs = 1; not the published numbers.**\n\n' : ''}Produced by \`npm run bench${quick ? ' -- --quick' : ''}\` (bench/run.ts). Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB; Node ${node}; commit ${commit}; ${new Date().toISOString().slice(0, 10)}.
+This file is rewritten whole by each run; comparisons of one build against another, run by hand, are in [HISTORY.md](HISTORY.md).
 Each scenario ran ${RUNS}× as its own process; peak RSS is that process's own high-water mark (VmHWM). The emulator runs in another process with every page rendered ahead; S3 is s3rver on loopback (writing to disk). CSV at ${LARGE.toLocaleString('en')} albums: ${csvRows.toLocaleString('en')} rows, ${(csvBytes / MiB).toFixed(1)} MiB.
 
 ${footprintMd}
