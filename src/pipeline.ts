@@ -1,25 +1,24 @@
 import type { Transform, Writable } from 'node:stream';
 import { Commit } from './commit/commit.ts';
-import { incompleteReason, manifestBody } from './commit/manifest.ts';
+import { manifestBody, manifestOf } from './commit/manifest.ts';
 import { publishRun } from './commit/publish.ts';
 import { abortReason, type SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
-import {
-  isNormalized,
-  type NormalizedOptions,
-  normalizeOptions,
-} from './core/options/normalize.ts';
+import type { NormalizedOptions } from './core/options/normalize.ts';
 import type { OutputsConfig } from './core/options/outputs.ts';
 import type { ReportedSettings } from './core/options/report.ts';
-import { normalizeS3Options } from './core/options/s3.ts';
 import type { SourceConfig } from './core/options/source.ts';
 import type { Options } from './core/options.ts';
 import type { SourcePage } from './core/records.ts';
 import type { StagedSink } from './core/sink.ts';
 import { createStats, type EventListener, type RunStats } from './core/stats.ts';
-import { packageVersion } from './core/version.ts';
 import { type Plan, planOutputs, runVars, target } from './plan/plan.ts';
 import { preflight, refuseOverwrite } from './plan/preflight.ts';
-import { type FolderChanges, folderChanges, type PreviousRun } from './plan/previous.ts';
+import {
+  type FolderChanges,
+  folderChanges,
+  type PreviousRun,
+  tellChanges,
+} from './plan/previous.ts';
 import { type Branch, runBranches } from './pull/branches.ts';
 import { type MarketsDone, pullMarkets, triage } from './pull/markets.ts';
 import {
@@ -31,21 +30,23 @@ import {
 } from './pull/outputs.ts';
 import { type RunReport, summarize } from './pull/summary.ts';
 import type { RunReporter } from './report/index.ts';
+import { resolveOptions } from './run/options.ts';
 import { Destinations } from './sinks/open.ts';
 import { liveSource } from './sources/albums.ts';
 import { SpotifyClient } from './sources/client.ts';
-import { expandFrom, readRunMarkets, replaySource } from './sources/replay.ts';
+import { replaySource } from './sources/replay.ts';
 import { acquireLease, type LoadedState, loadState, stateLines } from './state/state.ts';
 import { AlbumsTransform } from './transforms/albums.ts';
 import type { Encoding, OutputReport } from './transforms/encode.ts';
 import { checkRows } from './transforms/rows.ts';
-import { checkStar, STAR_TABLES } from './transforms/star.ts';
+import { checkStar } from './transforms/star.ts';
 import { type StateCounts, type StateEntries, StateTracker, unclaim } from './transforms/state.ts';
 import { Tap } from './transforms/tap.ts';
 import { AwaitTurn, Turns } from './transforms/turn.ts';
 
 export type { MarketFailure } from './pull/markets.ts';
 export type { RunReport, StateReport } from './pull/summary.ts';
+export { resolveOptions } from './run/options.ts';
 export type { OutputReport } from './transforms/encode.ts';
 
 export interface RunContext {
@@ -67,38 +68,6 @@ interface Staged {
   encoding: Encoding;
   market: string | null;
   rows: () => number;
-}
-
-/**
- * The options of a run, normalized with what only its inputs can tell: a replay with no
- * --market takes the markets its raw landing lists, so it plans what the live run planned —
- * one output per market for `{market}`, and in one output the market column and the
- * cross-market dedupe. The list is read from the first line of each input (every raw line
- * carries its run's markets), not by a pass over the inputs, which may be large gzipped S3
- * objects. Routing pages to per-market outputs as they arrive was the alternative; it cannot
- * pick one output's columns before its first row, nor list the outputs before a page is read.
- * Options already normalized are taken as they are (`normalizeOptions` alone does no I/O).
- */
-export async function resolveOptions(
-  options: Options | NormalizedOptions,
-  env: NodeJS.ProcessEnv,
-): Promise<NormalizedOptions> {
-  if (isNormalized(options)) return options;
-  if ((options.from ?? []).length === 0) return normalizeOptions(options, env);
-  const destinations = new Destinations(normalizeS3Options(options, env), env, process.stdout);
-  try {
-    // Patterns and prefixes (`s3://lake/raw/dt=*/pages.ndjson.gz`) become the inputs they name.
-    const from = await expandFrom(options.from ?? [], (prefix, walk) =>
-      destinations.list(prefix, walk),
-    );
-    const markets =
-      (options.markets ?? []).length > 0
-        ? undefined
-        : await readRunMarkets(from, (location) => destinations.read(location));
-    return normalizeOptions({ ...options, from }, env, markets);
-  } finally {
-    await destinations.close();
-  }
 }
 
 /**
@@ -221,14 +190,11 @@ export async function run(
         s.encoding.output(results[i] ?? { location: s.sink.location }, s.market, s.rows()),
       );
     // The previous run's outputs this run does not rewrite: carried over or removed.
-    const changes: FolderChanges =
-      previous === undefined || done.outputClosed
-        ? { carried: [], removed: [] }
-        : folderChanges(
-            previous,
-            plan,
-            done.staged.map((s) => s.sink.location),
-          );
+    const changes = folderChanges(
+      done.outputClosed ? undefined : previous,
+      plan,
+      done.staged.map((s) => s.sink.location),
+    );
     // The page is drawn once every data output is staged, and published with them.
     if (reporter !== undefined && side.report !== undefined && !done.outputClosed) {
       side.report.writable.end(
@@ -358,7 +324,12 @@ function publishAll(p: PublishContext): ReturnType<typeof publishRun> {
         ? undefined
         : (results, stateResult, endedAt) =>
             manifestBody({
-              ...manifestOf(o.source, o.markets.list, o.outputs, { plan, stats: p.stats, vars }),
+              ...manifestOf(
+                { source: o.source, markets: o.markets.list, outputs: o.outputs },
+                plan,
+                p.stats,
+                vars,
+              ),
               startedAt: p.startedAt,
               endedAt,
               failed: done.failed,
@@ -425,9 +396,8 @@ async function pullMarket(
       opened.push({ sink, encoding: table.encoding, market: market ?? null, rows: table.rows });
       branches.push({ rows: table.rows$, stages: table.encoding.stages, sink });
     }
-    // Pages, live or replayed (a replay's markets come from its raw lines: resolveOptions
-    // above); one stage makes them albums the same way for both. With {market}
-    // outputs a replay reads its inputs once per market, `workers` markets at a time, as the
+    // Pages, live or replayed (a replay's markets come from its raw lines: src/run/options.ts);
+    // one stage makes them albums the same way for both. With {market} outputs a replay reads its inputs once per market, `workers` markets at a time, as the
     // live run fetches them: one pass routed to every market would hold every market's
     // outputs open at once (185 S3 uploads and their part buffers), since a raw landing
     // interleaves the markets that were fetched together.
@@ -505,29 +475,6 @@ async function pullMarket(
   }
 }
 
-/** One line per output of the previous run that this run carried over or removed. */
-function tellChanges(
-  { carried, removed }: FolderChanges,
-  plan: Plan,
-  onEvent: EventListener | undefined,
-): void {
-  const planned = new Set(plan.outputs.map((p) => p.location));
-  for (const { location, runId, raw } of removed) {
-    onEvent?.({
-      event: 'previous-output',
-      action: 'removed',
-      location,
-      runId,
-      raw,
-      reason: 'not-written',
-    });
-  }
-  for (const { location, runId, raw } of carried) {
-    const reason = planned.has(location) ? 'not-replaced' : 'no-raw-copy';
-    onEvent?.({ event: 'previous-output', action: 'kept', location, runId, raw, reason });
-  }
-}
-
 /** The `--report` aggregates, loaded only by a run that asks for a report. */
 async function startReporter(
   settings: ReportedSettings,
@@ -537,31 +484,6 @@ async function startReporter(
 ): Promise<RunReporter> {
   const { RunReporter } = await import('./report/index.ts');
   return new RunReporter({ settings, date, stats, started });
-}
-
-/** What the manifest says of the run from its source, markets, outputs, plan and counters. */
-function manifestOf(
-  source: SourceConfig,
-  markets: string[],
-  outputs: OutputsConfig,
-  { plan, stats, vars }: { plan: Plan; stats: RunStats; vars: { runId: string; date: string } },
-) {
-  const star = outputs.model === 'star';
-  return {
-    runId: vars.runId,
-    date: vars.date,
-    version: packageVersion(),
-    source: { via: source.via, query: source.query, apiUrl: source.spotify.apiUrl },
-    markets,
-    counts: stats,
-    incomplete: incompleteReason(source.maxItems, markets.length, stats),
-    format: outputs.format,
-    gzip: outputs.gzip,
-    columns: star ? STAR_TABLES : outputs.columns,
-    raw: plan.raw ?? null,
-    report: plan.report,
-    starRows: star ? stats.rows : undefined,
-  };
 }
 
 /** Where the report says the run's other outputs went. */
