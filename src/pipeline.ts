@@ -1,8 +1,8 @@
-import type { Transform, Writable } from 'node:stream';
-import { Commit } from './commit/commit.ts';
+import type { Transform } from 'node:stream';
+import type { Commit } from './commit/commit.ts';
 import { manifestBody, manifestOf } from './commit/manifest.ts';
 import { publishRun } from './commit/publish.ts';
-import { abortReason, type SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
+import { abortReason, type SpotifyBatchError } from './core/errors.ts';
 import type { NormalizedOptions } from './core/options/normalize.ts';
 import type { OutputsConfig } from './core/options/outputs.ts';
 import type { ReportedSettings } from './core/options/report.ts';
@@ -10,9 +10,9 @@ import type { SourceConfig } from './core/options/source.ts';
 import type { Options } from './core/options.ts';
 import type { SourcePage } from './core/records.ts';
 import type { StagedSink } from './core/sink.ts';
-import { createStats, type EventListener, type RunStats } from './core/stats.ts';
-import { type Plan, planOutputs, runVars, target } from './plan/plan.ts';
-import { preflight, refuseOverwrite } from './plan/preflight.ts';
+import type { RunStats } from './core/stats.ts';
+import { type Plan, planOutputs, target } from './plan/plan.ts';
+import { preflight } from './plan/preflight.ts';
 import {
   type FolderChanges,
   folderChanges,
@@ -30,37 +30,26 @@ import {
 } from './pull/outputs.ts';
 import { type RunReport, summarize } from './pull/summary.ts';
 import type { RunReporter } from './report/index.ts';
+import { type HeldState, leaseState, stateUpdate } from './run/lease.ts';
 import { resolveOptions } from './run/options.ts';
-import { Destinations } from './sinks/open.ts';
+import { type RunContext, RunScope, startClock } from './run/scope.ts';
+import type { Destinations } from './sinks/open.ts';
 import { liveSource } from './sources/albums.ts';
-import { SpotifyClient } from './sources/client.ts';
+import type { SpotifyClient } from './sources/client.ts';
 import { replaySource } from './sources/replay.ts';
-import { acquireLease, type LoadedState, loadState, stateLines } from './state/state.ts';
 import { AlbumsTransform } from './transforms/albums.ts';
 import type { Encoding, OutputReport } from './transforms/encode.ts';
 import { checkRows } from './transforms/rows.ts';
 import { checkStar } from './transforms/star.ts';
-import { type StateCounts, type StateEntries, StateTracker, unclaim } from './transforms/state.ts';
+import { StateTracker, unclaim } from './transforms/state.ts';
 import { Tap } from './transforms/tap.ts';
 import { AwaitTurn, Turns } from './transforms/turn.ts';
 
 export type { MarketFailure } from './pull/markets.ts';
 export type { RunReport, StateReport } from './pull/summary.ts';
 export { resolveOptions } from './run/options.ts';
+export type { RunContext } from './run/scope.ts';
 export type { OutputReport } from './transforms/encode.ts';
-
-export interface RunContext {
-  /** Aborting stops the run: requests are cancelled, every staged output is discarded. */
-  signal?: AbortSignal;
-  /** Environment for defaults (credentials, endpoints). @default process.env */
-  env?: NodeJS.ProcessEnv;
-  /** Where `--out -` writes. @default process.stdout */
-  stdout?: NodeJS.WritableStream;
-  /** Told about retries and rate limits as they happen. */
-  onEvent?: EventListener;
-  /** Counters the run fills as it goes (read them for a progress display). @default fresh ones */
-  stats?: RunStats;
-}
 
 /** One staged data output and how to describe it once published. */
 interface Staged {
@@ -80,63 +69,24 @@ export async function run(
   options: Options | NormalizedOptions,
   context: RunContext = {},
 ): Promise<RunReport> {
-  const started = performance.now();
-  const startedAt = new Date();
-  const env = context.env ?? process.env;
-  const o = await resolveOptions(options, env);
-  const stats = context.stats ?? createStats();
-  const vars = runVars(startedAt, o.state.date);
-  // The run's own controller: a failure anywhere stops every request of the shared client.
-  const controller = new AbortController();
-  const signal = context.signal
-    ? AbortSignal.any([context.signal, controller.signal])
-    : controller.signal;
-  const planned = planOutputs(o, vars);
-  const destinations = new Destinations(
-    o.s3,
-    env,
-    (context.stdout ?? process.stdout) as Writable,
-    signal,
-    context.onEvent,
-  );
-  await using commit = new Commit(destinations);
-  // Proven before the first request to Spotify: a mistake costs a second and no quota. A signal
-  // that cancelled a probe explains its error.
+  // Started before the options are resolved: a replay's look at its inputs is part of the run.
+  const clock = startClock();
+  const o = await resolveOptions(options, context.env ?? process.env);
+  await using run = new RunScope(clock, { s3: o.s3, date: o.state.date }, context);
+  const { started, startedAt, stats, vars, signal, destinations, commit } = run;
+  // Proven before the first request to Spotify: a mistake costs a second and no quota.
   // It also reads the folder's previous manifest and moves the raw landing beside a taken one.
-  const { plan, previous } = await preflight(planned, destinations, {
-    newOnly: o.state.newOnly,
-    runId: vars.runId,
-  }).catch((error: unknown) => {
-    throw signal.aborted ? abortReason(signal.reason) : error;
-  });
-  // One writer per state: the lease is taken before anything is fetched and released when the
-  // run ends, before the commit's disposal discards what was not published (it is declared
-  // after the commit, so it is disposed of first).
-  await using _lease =
-    plan.state === undefined
-      ? undefined
-      : await acquireLease(destinations, plan.state, vars.runId, startedAt, context.onEvent);
-  const state = plan.state === undefined ? undefined : await loadState(destinations, plan.state);
-  // Asked again under the lease: a run that published this partition since the preflight's look
-  // (and released the lease) would otherwise be overwritten with only the albums new since.
-  if (o.state.newOnly) await refuseOverwrite(destinations, plan.outputs);
-  const added: StateEntries = new Map();
-  const stateCounts: StateCounts = { new: 0, seen: 0 };
+  const { plan, previous } = await run.guard(
+    preflight(planOutputs(o, vars), destinations, { newOnly: o.state.newOnly, runId: vars.runId }),
+  );
+  const state = await leaseState(run, plan, o.state.newOnly);
   // --report: its aggregates fill in during this run's own pass; Vega loads only to draw it.
   const reporter =
     plan.report === undefined
       ? undefined
       : await startReporter(o.report.settings, vars.date, stats, started);
-  const onEvent: EventListener | undefined =
-    reporter === undefined
-      ? context.onEvent
-      : (event) => {
-          reporter.event(event);
-          context.onEvent?.(event);
-        };
-  const client = new SpotifyClient({ ...o.source.spotify, ...o.pacing, stats, signal, onEvent });
-  /** Phase two has begun: from here on the run finishes publishing whatever happens. */
-  let committing = false;
+  run.connect(o.source.spotify, o.pacing, reporter);
+  const { client } = run;
   try {
     const side = await openSideOutputs(commit, plan, o.outputs.maxRejects, o.markets.list, stats);
     const markets: (string | undefined)[] = o.markets.perMarket ? o.markets.list : [undefined];
@@ -162,10 +112,7 @@ export async function run(
       startedAt,
       window: Math.max(1, Math.floor(o.pacing.concurrency / workers)),
       concurrency: o.pacing.concurrency,
-      state:
-        state === undefined
-          ? undefined
-          : { loaded: state, added, today: vars.date, counts: stateCounts },
+      state,
       reporter,
       // Side by side, markets still claim the state's albums in --market order (transforms/turn.ts).
       turns: state === undefined || workers < 2 ? undefined : new Turns(markets.length),
@@ -181,7 +128,7 @@ export async function run(
           onMarketError: o.markets.onMarketError,
           aborted: signal.aborted ? abortReason(signal.reason) : undefined,
         }),
-      { abort: (failure) => controller.abort(failure), onEvent: context.onEvent },
+      { abort: (failure) => run.abort(failure), onEvent: run.onEvent },
     );
     const lastByte = performance.now();
     await endSideOutputs(side);
@@ -204,12 +151,11 @@ export async function run(
           stats,
           outputs: describe(done.staged.map((s) => ({ location: s.sink.location }))),
           ...placesOf(plan),
-          state: state === undefined ? null : { location: state.location, ...stateCounts },
+          state: state === undefined ? null : { location: state.loaded.location, ...state.counts },
           marketsFailed: done.failed,
         }),
       );
     }
-    const written = { dropped: 0, kept: 0 };
     const published = await publishAll({
       o,
       plan,
@@ -217,7 +163,7 @@ export async function run(
       destinations,
       done,
       side,
-      state: state === undefined ? undefined : { loaded: state, added, written },
+      state,
       previous,
       changes,
       describe,
@@ -225,11 +171,9 @@ export async function run(
       vars,
       startedAt,
       signal,
-      onCommitPoint: () => {
-        committing = true;
-      },
+      onCommitPoint: () => run.commitPoint(),
     });
-    tellChanges(changes, plan, context.onEvent);
+    tellChanges(changes, plan, run.onEvent);
     return summarize({
       plan,
       stats,
@@ -242,22 +186,10 @@ export async function run(
       stagedLocation: done.staged[0]?.sink.location ?? '-',
       failed: done.failed,
       outputClosed: done.outputClosed,
-      stateCounts: state === undefined ? undefined : { ...stateCounts, ...written },
+      stateCounts: state === undefined ? undefined : { ...state.counts, ...state.written },
     });
   } catch (error) {
-    // A signal or another market's failure explains the errors it caused downstream.
-    // Once publishing started, its own error says what is out; a signal does not replace it.
-    const failure = toSpotifyBatchError(
-      signal.aborted && !committing ? abortReason(signal.reason) : error,
-    );
-    controller.abort(failure);
-    throw failure;
-  } finally {
-    // Nothing of this run may go on after it: stray requests end now, then the pool closes.
-    // Leaving the `await using` scope then discards whatever was not published.
-    controller.abort();
-    reporter?.stop();
-    await client.close().catch(() => {});
+    throw run.failed(error);
   }
 }
 
@@ -269,9 +201,7 @@ interface PublishContext {
   destinations: Destinations;
   done: MarketsDone<Staged>;
   side: SideOutputs;
-  state:
-    | { loaded: LoadedState; added: StateEntries; written: { dropped: number; kept: number } }
-    | undefined;
+  state: HeldState | undefined;
   previous: PreviousRun | undefined;
   changes: FolderChanges;
   describe: (results: { location: string }[]) => OutputReport[];
@@ -297,21 +227,7 @@ function publishAll(p: PublishContext): ReturnType<typeof publishRun> {
     plan.manifest,
     closed ? [] : [...done.staged.map((s) => s.sink), ...sideSinks(p.side)],
     {
-      state:
-        state === undefined || closed
-          ? undefined
-          : {
-              location: state.loaded.location,
-              version: state.loaded.version,
-              open: target(plan, state.loaded.location),
-              lines: stateLines(
-                state.loaded.entries,
-                state.added,
-                vars.date,
-                o.state.ttlDays,
-                state.written,
-              ),
-            },
+      state: state === undefined || closed ? undefined : stateUpdate(state, plan, o.state.ttlDays),
       signal: p.signal,
       folder:
         previous === undefined || closed
@@ -367,9 +283,7 @@ interface MarketContext {
   window: number;
   /** The whole page window (`--concurrency`). */
   concurrency: number;
-  state:
-    | { loaded: LoadedState; added: StateEntries; today: string; counts: StateCounts }
-    | undefined;
+  state: HeldState | undefined;
   reporter: RunReporter | undefined;
   turns: Turns | undefined;
 }
