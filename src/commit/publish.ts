@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { abortReason, SpotifyBatchError } from '../core/errors.ts';
 import type { SinkResult, StagedSink } from '../core/sink.ts';
 import type { Destinations, OpenOptions } from '../sinks/open.ts';
+import type { OutputReport } from '../transforms/encode.ts';
 import type { Commit } from './commit.ts';
 
 /** The incremental state to write with the run (its lines made by src/state/state.ts). */
@@ -24,6 +25,18 @@ export interface PublishedRun {
   /** Why the state was not written although the data was (the next run emits them again). */
   stateError: string | null;
   endedAt: Date;
+}
+
+/** What a run staged, as phase two takes it (src/pull/market.ts makes it). */
+export interface StagedRun {
+  /** Every staged output: the data first (as `describe` lists them), then the side outputs. */
+  sinks: StagedSink[];
+  /** The data outputs as the report, the manifest and the summary list them, from their results. */
+  describe(results: { location: string }[]): OutputReport[];
+  /** Markets skipped under `--on-market-error skip`. */
+  failed: { market: string; code: string; message: string }[];
+  /** stdout's reader left early (`| head`): nothing is published. */
+  closed: boolean;
 }
 
 /**
