@@ -4,7 +4,7 @@ import type { Options } from './core/options.ts';
 import { planOutputs } from './plan/plan.ts';
 import { preflight } from './plan/preflight.ts';
 import { folderChanges, tellChanges } from './plan/previous.ts';
-import { pullAll } from './pull/market.ts';
+import { pullAll, pullConfig } from './pull/market.ts';
 import { endSideOutputs, openSideOutputs } from './pull/outputs.ts';
 import { type RunReport, summarize } from './pull/summary.ts';
 import { drawReport, startReporter } from './report/draw.ts';
@@ -45,9 +45,7 @@ export async function run(
   try {
     const { maxRejects } = o.outputs;
     const side = await openSideOutputs(run.commit, plan, maxRejects, o.markets.list, run.stats);
-    const { concurrency } = o.pacing;
-    const config = { source: o.source, markets: o.markets, outputs: o.outputs, concurrency };
-    const pulled = await pullAll(run, { ...config, newOnly: o.state.newOnly }, plan, side, state);
+    const pulled = await pullAll(run, pullConfig(o), plan, side, state);
     const lastByte = performance.now();
     await endSideOutputs(side);
     // The previous run's outputs this run does not rewrite: carried over or removed.

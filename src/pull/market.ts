@@ -3,6 +3,7 @@ import type { Commit } from '../commit/commit.ts';
 import type { StagedRun } from '../commit/publish.ts';
 import { abortReason, type SpotifyBatchError } from '../core/errors.ts';
 import type { MarketsConfig } from '../core/options/markets.ts';
+import type { NormalizedOptions } from '../core/options/normalize.ts';
 import type { SourceConfig } from '../core/options/source.ts';
 import type { SourcePage } from '../core/records.ts';
 import type { StagedSink } from '../core/sink.ts';
@@ -50,6 +51,13 @@ export interface PullConfig {
   concurrency: number;
   /** With a state: only albums it does not know go on. */
   newOnly: boolean;
+}
+
+export function pullConfig(
+  o: Pick<NormalizedOptions, 'source' | 'markets' | 'outputs' | 'pacing' | 'state'>,
+): PullConfig {
+  const { source, markets, outputs } = o;
+  return { source, markets, outputs, concurrency: o.pacing.concurrency, newOnly: o.state.newOnly };
 }
 
 /** What the pull does with the run's state (src/run/lease.ts holds it). */
