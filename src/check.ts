@@ -1,10 +1,10 @@
 import type { NormalizedOptions } from './core/options/normalize.ts';
 import type { Options } from './core/options.ts';
 import { createStats } from './core/stats.ts';
-import { resolveOptions } from './pipeline.ts';
 import { planOutputs, runVars } from './plan/plan.ts';
 import { type Preflight, preflight } from './plan/preflight.ts';
 import { folderChanges } from './plan/previous.ts';
+import { resolveOptions } from './run/options.ts';
 import { Destinations } from './sinks/open.ts';
 import { firstPageUrl, toPage } from './sources/albums.ts';
 import { SpotifyClient } from './sources/client.ts';
@@ -94,14 +94,11 @@ export async function check(
     await client.close().catch(() => {});
   }
   // As if every planned output is published (a run that fails changes nothing).
-  const changes =
-    proven.previous === undefined
-      ? { carried: [], removed: [] }
-      : folderChanges(
-          proven.previous,
-          plan,
-          plan.outputs.map((p) => p.location),
-        );
+  const changes = folderChanges(
+    proven.previous,
+    plan,
+    plan.outputs.map((p) => p.location),
+  );
   const brief = ({ location, runId, raw }: PreviousOutput): PreviousOutput => ({
     location,
     runId,

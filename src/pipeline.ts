@@ -1,574 +1,65 @@
-import type { Transform, Writable } from 'node:stream';
-import { Commit } from './commit/commit.ts';
-import { incompleteReason, manifestBody } from './commit/manifest.ts';
-import { publishRun } from './commit/publish.ts';
-import { abortReason, type SpotifyBatchError, toSpotifyBatchError } from './core/errors.ts';
-import {
-  isNormalized,
-  type NormalizedOptions,
-  normalizeOptions,
-} from './core/options/normalize.ts';
-import type { OutputsConfig } from './core/options/outputs.ts';
-import type { ReportedSettings } from './core/options/report.ts';
-import { normalizeS3Options } from './core/options/s3.ts';
-import type { SourceConfig } from './core/options/source.ts';
+import { publishAll } from './commit/publish.ts';
+import type { NormalizedOptions } from './core/options/normalize.ts';
 import type { Options } from './core/options.ts';
-import type { SourcePage } from './core/records.ts';
-import type { StagedSink } from './core/sink.ts';
-import { createStats, type EventListener, type RunStats } from './core/stats.ts';
-import { packageVersion } from './core/version.ts';
-import { type Plan, planOutputs, runVars, target } from './plan/plan.ts';
-import { preflight, refuseOverwrite } from './plan/preflight.ts';
-import { type FolderChanges, folderChanges, type PreviousRun } from './plan/previous.ts';
-import { type Branch, runBranches } from './pull/branches.ts';
-import { type MarketsDone, pullMarkets, triage } from './pull/markets.ts';
-import {
-  endSideOutputs,
-  fanOut,
-  openSideOutputs,
-  type SideOutputs,
-  sideSinks,
-} from './pull/outputs.ts';
+import { planOutputs } from './plan/plan.ts';
+import { preflight } from './plan/preflight.ts';
+import { folderChanges, tellChanges } from './plan/previous.ts';
+import { pullAll, pullConfig } from './pull/market.ts';
+import { endSideOutputs, openSideOutputs } from './pull/outputs.ts';
 import { type RunReport, summarize } from './pull/summary.ts';
-import type { RunReporter } from './report/index.ts';
-import { Destinations } from './sinks/open.ts';
-import { liveSource } from './sources/albums.ts';
-import { SpotifyClient } from './sources/client.ts';
-import { expandFrom, readRunMarkets, replaySource } from './sources/replay.ts';
-import { acquireLease, type LoadedState, loadState, stateLines } from './state/state.ts';
-import { AlbumsTransform } from './transforms/albums.ts';
-import type { Encoding, OutputReport } from './transforms/encode.ts';
-import { checkRows } from './transforms/rows.ts';
-import { checkStar, STAR_TABLES } from './transforms/star.ts';
-import { type StateCounts, type StateEntries, StateTracker, unclaim } from './transforms/state.ts';
-import { Tap } from './transforms/tap.ts';
-import { AwaitTurn, Turns } from './transforms/turn.ts';
+import { drawReport, startReporter } from './report/draw.ts';
+import { leaseState, stateUpdate } from './run/lease.ts';
+import { resolveOptions } from './run/options.ts';
+import { type RunContext, RunScope, startClock } from './run/scope.ts';
 
 export type { MarketFailure } from './pull/markets.ts';
 export type { RunReport, StateReport } from './pull/summary.ts';
+export { resolveOptions } from './run/options.ts';
+export type { RunContext } from './run/scope.ts';
 export type { OutputReport } from './transforms/encode.ts';
-
-export interface RunContext {
-  /** Aborting stops the run: requests are cancelled, every staged output is discarded. */
-  signal?: AbortSignal;
-  /** Environment for defaults (credentials, endpoints). @default process.env */
-  env?: NodeJS.ProcessEnv;
-  /** Where `--out -` writes. @default process.stdout */
-  stdout?: NodeJS.WritableStream;
-  /** Told about retries and rate limits as they happen. */
-  onEvent?: EventListener;
-  /** Counters the run fills as it goes (read them for a progress display). @default fresh ones */
-  stats?: RunStats;
-}
-
-/** One staged data output and how to describe it once published. */
-interface Staged {
-  sink: StagedSink;
-  encoding: Encoding;
-  market: string | null;
-  rows: () => number;
-}
-
-/**
- * The options of a run, normalized with what only its inputs can tell: a replay with no
- * --market takes the markets its raw landing lists, so it plans what the live run planned —
- * one output per market for `{market}`, and in one output the market column and the
- * cross-market dedupe. The list is read from the first line of each input (every raw line
- * carries its run's markets), not by a pass over the inputs, which may be large gzipped S3
- * objects. Routing pages to per-market outputs as they arrive was the alternative; it cannot
- * pick one output's columns before its first row, nor list the outputs before a page is read.
- * Options already normalized are taken as they are (`normalizeOptions` alone does no I/O).
- */
-export async function resolveOptions(
-  options: Options | NormalizedOptions,
-  env: NodeJS.ProcessEnv,
-): Promise<NormalizedOptions> {
-  if (isNormalized(options)) return options;
-  if ((options.from ?? []).length === 0) return normalizeOptions(options, env);
-  const destinations = new Destinations(normalizeS3Options(options, env), env, process.stdout);
-  try {
-    // Patterns and prefixes (`s3://lake/raw/dt=*/pages.ndjson.gz`) become the inputs they name.
-    const from = await expandFrom(options.from ?? [], (prefix, walk) =>
-      destinations.list(prefix, walk),
-    );
-    const markets =
-      (options.markets ?? []).length > 0
-        ? undefined
-        : await readRunMarkets(from, (location) => destinations.read(location));
-    return normalizeOptions({ ...options, from }, env, markets);
-  } finally {
-    await destinations.close();
-  }
-}
 
 /**
  * Runs one pull: plan → preflight → lease → per market: source → albums → rows → encode →
- * staged sinks → commit (src/commit/commit.ts) → report. Resolves with the report once every output is
- * in place; rejects with a {@link SpotifyBatchError} after discarding every staged output, so
- * the destination is left as it was.
+ * staged sinks → commit (src/commit/commit.ts) → report. Resolves with the report once every
+ * output is in place; rejects with a {@link SpotifyBatchError} after discarding every staged
+ * output, so the destination is left as it was.
  */
 export async function run(
   options: Options | NormalizedOptions,
   context: RunContext = {},
 ): Promise<RunReport> {
-  const started = performance.now();
-  const startedAt = new Date();
-  const env = context.env ?? process.env;
-  const o = await resolveOptions(options, env);
-  const stats = context.stats ?? createStats();
-  const vars = runVars(startedAt, o.state.date);
-  // The run's own controller: a failure anywhere stops every request of the shared client.
-  const controller = new AbortController();
-  const signal = context.signal
-    ? AbortSignal.any([context.signal, controller.signal])
-    : controller.signal;
-  const planned = planOutputs(o, vars);
-  const destinations = new Destinations(
-    o.s3,
-    env,
-    (context.stdout ?? process.stdout) as Writable,
-    signal,
-    context.onEvent,
-  );
-  await using commit = new Commit(destinations);
-  // Proven before the first request to Spotify: a mistake costs a second and no quota. A signal
-  // that cancelled a probe explains its error.
-  // It also reads the folder's previous manifest and moves the raw landing beside a taken one.
-  const { plan, previous } = await preflight(planned, destinations, {
-    newOnly: o.state.newOnly,
-    runId: vars.runId,
-  }).catch((error: unknown) => {
-    throw signal.aborted ? abortReason(signal.reason) : error;
-  });
-  // One writer per state: the lease is taken before anything is fetched and released when the
-  // run ends, before the commit's disposal discards what was not published (it is declared
-  // after the commit, so it is disposed of first).
-  await using _lease =
-    plan.state === undefined
-      ? undefined
-      : await acquireLease(destinations, plan.state, vars.runId, startedAt, context.onEvent);
-  const state = plan.state === undefined ? undefined : await loadState(destinations, plan.state);
-  // Asked again under the lease: a run that published this partition since the preflight's look
-  // (and released the lease) would otherwise be overwritten with only the albums new since.
-  if (o.state.newOnly) await refuseOverwrite(destinations, plan.outputs);
-  const added: StateEntries = new Map();
-  const stateCounts: StateCounts = { new: 0, seen: 0 };
-  // --report: its aggregates fill in during this run's own pass; Vega loads only to draw it.
-  const reporter =
-    plan.report === undefined
-      ? undefined
-      : await startReporter(o.report.settings, vars.date, stats, started);
-  const onEvent: EventListener | undefined =
-    reporter === undefined
-      ? context.onEvent
-      : (event) => {
-          reporter.event(event);
-          context.onEvent?.(event);
-        };
-  const client = new SpotifyClient({ ...o.source.spotify, ...o.pacing, stats, signal, onEvent });
-  /** Phase two has begun: from here on the run finishes publishing whatever happens. */
-  let committing = false;
-  try {
-    const side = await openSideOutputs(commit, plan, o.outputs.maxRejects, o.markets.list, stats);
-    const markets: (string | undefined)[] = o.markets.perMarket ? o.markets.list : [undefined];
-    // Per-market outputs run up to `concurrency` markets at once (the shared client still
-    // bounds the requests in flight); each gets its share of one page window, so parsed pages
-    // waiting to be consumed stay near `concurrency` in all, not concurrency². With turns the
-    // market whose turn it is takes the whole window while the others hold their share: at
-    // most concurrency + (workers - 1) × share pages, under 2 × concurrency (bench/turns.ts).
-    const workers = Math.min(o.pacing.concurrency, markets.length);
-    const market$: MarketContext = {
-      source: o.source,
-      markets: o.markets.list,
-      outputs: o.outputs,
-      dedupe: o.markets.dedupe,
+  // Started before the options are resolved: a replay's look at its inputs is part of the run.
+  const clock = startClock();
+  const o = await resolveOptions(options, context.env ?? process.env);
+  await using run = new RunScope(clock, { s3: o.s3, date: o.state.date }, context);
+  // Proven before the first request to Spotify: a mistake costs a second and no quota. It also
+  // reads the folder's previous manifest and moves the raw landing beside a taken one.
+  const { plan, previous } = await run.guard(
+    preflight(planOutputs(o, run.vars), run.destinations, {
       newOnly: o.state.newOnly,
-      plan,
-      commit,
-      destinations,
-      client,
-      stats,
-      signal,
-      side,
-      startedAt,
-      window: Math.max(1, Math.floor(o.pacing.concurrency / workers)),
-      concurrency: o.pacing.concurrency,
-      state:
-        state === undefined
-          ? undefined
-          : { loaded: state, added, today: vars.date, counts: stateCounts },
-      reporter,
-      // Side by side, markets still claim the state's albums in --market order (transforms/turn.ts).
-      turns: state === undefined || workers < 2 ? undefined : new Turns(markets.length),
-    };
-    const done = await pullMarkets(
-      markets,
-      workers,
-      (market, index) => pullMarket(market, index, market$),
-      (caught, market) =>
-        triage(caught, {
-          market,
-          toStdout: plan.outputs.find((p) => p.market === market)?.location === '-',
-          onMarketError: o.markets.onMarketError,
-          aborted: signal.aborted ? abortReason(signal.reason) : undefined,
-        }),
-      { abort: (failure) => controller.abort(failure), onEvent: context.onEvent },
-    );
+      runId: run.vars.runId,
+    }),
+  );
+  const state = await leaseState(run, plan, o.state.newOnly);
+  run.connect(o.source.spotify, o.pacing, await startReporter(plan.report, o.report.settings, run));
+  try {
+    const { maxRejects } = o.outputs;
+    const side = await openSideOutputs(run.commit, plan, maxRejects, o.markets.list, run.stats);
+    const pulled = await pullAll(run, pullConfig(o), plan, side, state);
     const lastByte = performance.now();
     await endSideOutputs(side);
-    const describe = (results: { location: string }[]): OutputReport[] =>
-      done.staged.map((s, i) =>
-        s.encoding.output(results[i] ?? { location: s.sink.location }, s.market, s.rows()),
-      );
     // The previous run's outputs this run does not rewrite: carried over or removed.
-    const changes: FolderChanges =
-      previous === undefined || done.outputClosed
-        ? { carried: [], removed: [] }
-        : folderChanges(
-            previous,
-            plan,
-            done.staged.map((s) => s.sink.location),
-          );
-    // The page is drawn once every data output is staged, and published with them.
-    if (reporter !== undefined && side.report !== undefined && !done.outputClosed) {
-      side.report.writable.end(
-        await reporter.render({
-          runId: vars.runId,
-          startedAt,
-          stats,
-          outputs: describe(done.staged.map((s) => ({ location: s.sink.location }))),
-          ...placesOf(plan),
-          state: state === undefined ? null : { location: state.location, ...stateCounts },
-          marketsFailed: done.failed,
-        }),
-      );
-    }
-    const written = { dropped: 0, kept: 0 };
-    const published = await publishAll({
-      o,
-      plan,
-      commit,
-      destinations,
-      done,
-      side,
-      state: state === undefined ? undefined : { loaded: state, added, written },
+    const changes = folderChanges(pulled.closed ? undefined : previous, plan, pulled.locations);
+    await drawReport(run, side.report, pulled, plan, state);
+    const published = await publishAll(run, plan, pulled, {
+      config: { source: o.source, markets: o.markets.list, outputs: o.outputs },
+      state: state && stateUpdate(state, plan, o.state.ttlDays),
       previous,
       changes,
-      describe,
-      stats,
-      vars,
-      startedAt,
-      signal,
-      onCommitPoint: () => {
-        committing = true;
-      },
     });
-    tellChanges(changes, plan, context.onEvent);
-    return summarize({
-      plan,
-      stats,
-      runId: vars.runId,
-      startedAt,
-      started,
-      lastByte,
-      outputs: done.outputClosed ? [] : describe(published.results),
-      published,
-      stagedLocation: done.staged[0]?.sink.location ?? '-',
-      failed: done.failed,
-      outputClosed: done.outputClosed,
-      stateCounts: state === undefined ? undefined : { ...stateCounts, ...written },
-    });
+    tellChanges(changes, plan, run.onEvent);
+    return summarize(run, plan, pulled, published, { lastByte, state });
   } catch (error) {
-    // A signal or another market's failure explains the errors it caused downstream.
-    // Once publishing started, its own error says what is out; a signal does not replace it.
-    const failure = toSpotifyBatchError(
-      signal.aborted && !committing ? abortReason(signal.reason) : error,
-    );
-    controller.abort(failure);
-    throw failure;
-  } finally {
-    // Nothing of this run may go on after it: stray requests end now, then the pool closes.
-    // Leaving the `await using` scope then discards whatever was not published.
-    controller.abort();
-    reporter?.stop();
-    await client.close().catch(() => {});
+    throw run.failed(error);
   }
-}
-
-/** What phase two publishes, and what it says of it in the manifest. */
-interface PublishContext {
-  o: NormalizedOptions;
-  plan: Plan;
-  commit: Commit;
-  destinations: Destinations;
-  done: MarketsDone<Staged>;
-  side: SideOutputs;
-  state:
-    | { loaded: LoadedState; added: StateEntries; written: { dropped: number; kept: number } }
-    | undefined;
-  previous: PreviousRun | undefined;
-  changes: FolderChanges;
-  describe: (results: { location: string }[]) => OutputReport[];
-  stats: RunStats;
-  vars: { runId: string; date: string };
-  startedAt: Date;
-  signal: AbortSignal;
-  onCommitPoint: () => void;
-}
-
-/**
- * Phase two (src/commit/publish.ts): every staged output published, the state after them, the
- * folder's outputs this run replaces removed, and the manifest last. A reader that left early
- * (`| head`) ends the run cleanly with nothing else published (the state neither: the data it
- * goes with was cut short).
- */
-function publishAll(p: PublishContext): ReturnType<typeof publishRun> {
-  const { o, plan, done, state, previous, changes, vars } = p;
-  const closed = done.outputClosed;
-  return publishRun(
-    p.commit,
-    p.destinations,
-    plan.manifest,
-    closed ? [] : [...done.staged.map((s) => s.sink), ...sideSinks(p.side)],
-    {
-      state:
-        state === undefined || closed
-          ? undefined
-          : {
-              location: state.loaded.location,
-              version: state.loaded.version,
-              open: target(plan, state.loaded.location),
-              lines: stateLines(
-                state.loaded.entries,
-                state.added,
-                vars.date,
-                o.state.ttlDays,
-                state.written,
-              ),
-            },
-      signal: p.signal,
-      folder:
-        previous === undefined || closed
-          ? undefined
-          : {
-              manifestVersion: previous.manifestVersion,
-              remove: changes.removed.map(({ location, version }) => ({ location, version })),
-            },
-      manifest: closed
-        ? undefined
-        : (results, stateResult, endedAt) =>
-            manifestBody({
-              ...manifestOf(o.source, o.markets.list, o.outputs, { plan, stats: p.stats, vars }),
-              startedAt: p.startedAt,
-              endedAt,
-              failed: done.failed,
-              outputs: p.describe(results),
-              carried: changes.carried.map((c) => ({ ...c.entry, runId: c.runId, raw: c.raw })),
-              state:
-                state === undefined
-                  ? undefined
-                  : { location: state.loaded.location, version: stateResult?.version ?? null },
-            }),
-      onCommitPoint: p.onCommitPoint,
-    },
-  );
-}
-
-/** What each market's pull shares with the others. */
-interface MarketContext {
-  source: SourceConfig;
-  /** Every market of the run: the one output of a run without `{market}` holds them all. */
-  markets: string[];
-  outputs: OutputsConfig;
-  /** Keep only the first row per (album, artist); a star's dim_album is keyed by id: always. */
-  dedupe: boolean;
-  /** With a state: only albums it does not know go on. */
-  newOnly: boolean;
-  plan: Plan;
-  commit: Commit;
-  destinations: Destinations;
-  client: SpotifyClient;
-  stats: RunStats;
-  signal: AbortSignal;
-  side: SideOutputs;
-  startedAt: Date;
-  /** This market's share of the page window. */
-  window: number;
-  /** The whole page window (`--concurrency`). */
-  concurrency: number;
-  state:
-    | { loaded: LoadedState; added: StateEntries; today: string; counts: StateCounts }
-    | undefined;
-  reporter: RunReporter | undefined;
-  turns: Turns | undefined;
-}
-
-/**
- * One market (or the only list): its outputs opened, its source → albums → rows → encoders →
- * staged sinks. On failure, what it staged is discarded and the state forgets its albums
- * before the error goes on to the triage.
- */
-async function pullMarket(
-  market: string | undefined,
-  index: number,
-  m: MarketContext,
-): Promise<Staged[]> {
-  const { source, outputs, plan, commit, stats, signal, side, state, reporter } = m;
-  const locations = plan.outputs.filter((p) => p.market === market).map((p) => p.location);
-  const opened: Staged[] = [];
-  const claimed: [string, boolean][] = [];
-  try {
-    const fanout = await fanOut(outputs, locations, stats);
-    const branches: Branch[] = [];
-    for (const table of fanout.tables) {
-      const sink = await commit.open(table.location, target(plan, table.location));
-      opened.push({ sink, encoding: table.encoding, market: market ?? null, rows: table.rows });
-      branches.push({ rows: table.rows$, stages: table.encoding.stages, sink });
-    }
-    // Pages, live or replayed (a replay's markets come from its raw lines: resolveOptions
-    // above); one stage makes them albums the same way for both. With {market}
-    // outputs a replay reads its inputs once per market, `workers` markets at a time, as the
-    // live run fetches them: one pass routed to every market would hold every market's
-    // outputs open at once (185 S3 uploads and their part buffers), since a raw landing
-    // interleaves the markets that were fetched together.
-    const pagesOf = market === undefined ? m.markets : [market];
-    // A market waiting for its turn fetches its share of the window ahead; once every market
-    // before it is done it takes the whole window, since the markets after it wait on it.
-    const turn = m.turns?.before(index);
-    let window = m.window;
-    turn?.then(
-      () => {
-        window = m.concurrency;
-      },
-      () => {},
-    );
-    const { from, via, query, limit, maxItems } = source;
-    const pages =
-      from.length > 0
-        ? replaySource(from, (location) => m.destinations.read(location), {
-            markets: pagesOf,
-            stats,
-            fetchedAt: m.startedAt.toISOString(),
-            maxItems,
-          })
-        : liveSource({
-            via,
-            query,
-            limit,
-            maxItems,
-            concurrency: turn === undefined ? m.window : () => window,
-            markets: pagesOf,
-            stats,
-            signal,
-            client: m.client,
-            keepText: side.raw !== undefined,
-            onPage: side.raw?.page,
-          });
-    const through: Transform[] = [
-      // The report sees each page as its market listed it, before rejects, dedupe and
-      // --new-only drop albums: its per-market counts and overlap (one page held at most).
-      ...(reporter === undefined ? [] : [new Tap<SourcePage>((page) => reporter.listed(page), 1)]),
-      new AlbumsTransform({
-        stats,
-        check: outputs.model === 'star' ? checkStar : checkRows(outputs.columns),
-        dedupe: m.dedupe,
-        onReject: side.onReject,
-      }),
-    ];
-    if (state !== undefined) {
-      if (turn !== undefined) through.push(new AwaitTurn(turn));
-      through.push(
-        new StateTracker({
-          known: state.loaded.entries,
-          added: state.added,
-          today: state.today,
-          counts: state.counts,
-          newOnly: m.newOnly,
-          claimed,
-        }),
-      );
-    }
-    // And the albums that go on to the rows (after --new-only): everything else it charts.
-    if (reporter !== undefined) through.push(new Tap((item) => reporter.add(item)));
-    await runBranches(pages, through, fanout.head, branches, signal);
-    return opened;
-  } catch (caught) {
-    await commit.discard(
-      opened.map((s) => s.sink),
-      caught,
-    );
-    // Nothing of this market is published: the state must not record its albums.
-    if (state !== undefined) unclaim(claimed, state.added, state.counts);
-    throw caught;
-  } finally {
-    m.turns?.done(index);
-  }
-}
-
-/** One line per output of the previous run that this run carried over or removed. */
-function tellChanges(
-  { carried, removed }: FolderChanges,
-  plan: Plan,
-  onEvent: EventListener | undefined,
-): void {
-  const planned = new Set(plan.outputs.map((p) => p.location));
-  for (const { location, runId, raw } of removed) {
-    onEvent?.({
-      event: 'previous-output',
-      action: 'removed',
-      location,
-      runId,
-      raw,
-      reason: 'not-written',
-    });
-  }
-  for (const { location, runId, raw } of carried) {
-    const reason = planned.has(location) ? 'not-replaced' : 'no-raw-copy';
-    onEvent?.({ event: 'previous-output', action: 'kept', location, runId, raw, reason });
-  }
-}
-
-/** The `--report` aggregates, loaded only by a run that asks for a report. */
-async function startReporter(
-  settings: ReportedSettings,
-  date: string,
-  stats: RunStats,
-  started: number,
-): Promise<RunReporter> {
-  const { RunReporter } = await import('./report/index.ts');
-  return new RunReporter({ settings, date, stats, started });
-}
-
-/** What the manifest says of the run from its source, markets, outputs, plan and counters. */
-function manifestOf(
-  source: SourceConfig,
-  markets: string[],
-  outputs: OutputsConfig,
-  { plan, stats, vars }: { plan: Plan; stats: RunStats; vars: { runId: string; date: string } },
-) {
-  const star = outputs.model === 'star';
-  return {
-    runId: vars.runId,
-    date: vars.date,
-    version: packageVersion(),
-    source: { via: source.via, query: source.query, apiUrl: source.spotify.apiUrl },
-    markets,
-    counts: stats,
-    incomplete: incompleteReason(source.maxItems, markets.length, stats),
-    format: outputs.format,
-    gzip: outputs.gzip,
-    columns: star ? STAR_TABLES : outputs.columns,
-    raw: plan.raw ?? null,
-    report: plan.report,
-    starRows: star ? stats.rows : undefined,
-  };
-}
-
-/** Where the report says the run's other outputs went. */
-function placesOf(plan: Plan) {
-  return {
-    rejects: plan.rejects ?? null,
-    manifest: plan.manifest ?? null,
-    report: plan.report as string,
-  };
 }

@@ -1,4 +1,9 @@
+import type { OutputsConfig } from '../core/options/outputs.ts';
+import type { SourceConfig } from '../core/options/source.ts';
+import type { RunStats } from '../core/stats.ts';
+import { packageVersion } from '../core/version.ts';
 import type { OutputReport } from '../transforms/encode.ts';
+import { STAR_TABLES } from '../transforms/star.ts';
 
 /**
  * An output as the manifest lists it: `bytes` and `sha256` of what was stored, the run that
@@ -121,4 +126,40 @@ export function manifestBody(m: ManifestInput): string {
     ...(m.state === undefined ? {} : { state: m.state }),
   };
   return `${JSON.stringify(body, null, 2)}\n`;
+}
+
+/** What the manifest says of a run's source, markets and outputs (its options). */
+export interface ManifestConfig {
+  source: Pick<SourceConfig, 'via' | 'query' | 'maxItems'> & { spotify: { apiUrl: string } };
+  /** Every market of the run. */
+  markets: string[];
+  outputs: Pick<OutputsConfig, 'model' | 'format' | 'gzip' | 'columns'>;
+}
+
+/**
+ * What the manifest says of the run from its options, its raw landing and report, and its
+ * counters as they are when it is written.
+ */
+export function manifestOf(
+  { source, markets, outputs }: ManifestConfig,
+  { raw, report }: { raw: string | undefined; report: string | undefined },
+  stats: RunStats,
+  vars: { runId: string; date: string },
+): Omit<ManifestInput, 'startedAt' | 'endedAt' | 'failed' | 'outputs' | 'carried' | 'state'> {
+  const star = outputs.model === 'star';
+  return {
+    runId: vars.runId,
+    date: vars.date,
+    version: packageVersion(),
+    source: { via: source.via, query: source.query, apiUrl: source.spotify.apiUrl },
+    markets,
+    counts: stats,
+    incomplete: incompleteReason(source.maxItems, markets.length, stats),
+    format: outputs.format,
+    gzip: outputs.gzip,
+    columns: star ? STAR_TABLES : outputs.columns,
+    raw: raw ?? null,
+    report,
+    starRows: star ? stats.rows : undefined,
+  };
 }

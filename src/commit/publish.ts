@@ -2,8 +2,13 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { abortReason, SpotifyBatchError } from '../core/errors.ts';
 import type { SinkResult, StagedSink } from '../core/sink.ts';
+import type { RunStats } from '../core/stats.ts';
+import type { Plan } from '../plan/plan.ts';
+import type { FolderChanges, PreviousRun } from '../plan/previous.ts';
 import type { Destinations, OpenOptions } from '../sinks/open.ts';
+import type { OutputReport } from '../transforms/encode.ts';
 import type { Commit } from './commit.ts';
+import { type ManifestConfig, manifestBody, manifestOf } from './manifest.ts';
 
 /** The incremental state to write with the run (its lines made by src/state/state.ts). */
 export interface StateUpdate {
@@ -24,6 +29,82 @@ export interface PublishedRun {
   /** Why the state was not written although the data was (the next run emits them again). */
   stateError: string | null;
   endedAt: Date;
+}
+
+/** What publishing uses of the run (src/run/scope.ts's RunScope is one). */
+export interface PublishScope {
+  readonly commit: Commit;
+  readonly destinations: Destinations;
+  readonly signal: AbortSignal;
+  readonly stats: RunStats;
+  readonly vars: { runId: string; date: string };
+  readonly startedAt: Date;
+  /** Called once nothing can stop the publishing any more. */
+  commitPoint(): void;
+}
+
+/** What a run staged, as phase two takes it (src/pull/market.ts makes it). */
+export interface StagedRun {
+  /** Every staged output: the data first (as `describe` lists them), then the side outputs. */
+  sinks: StagedSink[];
+  /** The data outputs as the report, the manifest and the summary list them, from their results. */
+  describe(results: { location: string }[]): OutputReport[];
+  /** Markets skipped under `--on-market-error skip`. */
+  failed: { market: string; code: string; message: string }[];
+  /** stdout's reader left early (`| head`): nothing is published. */
+  closed: boolean;
+}
+
+/**
+ * Phase two of a whole run ({@link publishRun}): every staged output published, the state after
+ * them, the folder's outputs this run replaces removed, and the manifest last. A reader that
+ * left early (`| head`) ends the run cleanly with nothing else published (the state neither:
+ * the data it goes with was cut short).
+ */
+export function publishAll(
+  run: PublishScope,
+  plan: Plan,
+  staged: StagedRun,
+  {
+    config,
+    state,
+    previous,
+    changes,
+  }: {
+    config: ManifestConfig;
+    state: StateUpdate | undefined;
+    previous: PreviousRun | undefined;
+    changes: FolderChanges;
+  },
+): Promise<PublishedRun> {
+  const closed = staged.closed;
+  return publishRun(run.commit, run.destinations, plan.manifest, closed ? [] : staged.sinks, {
+    state: closed ? undefined : state,
+    signal: run.signal,
+    folder:
+      previous === undefined || closed
+        ? undefined
+        : {
+            manifestVersion: previous.manifestVersion,
+            remove: changes.removed.map(({ location, version }) => ({ location, version })),
+          },
+    manifest: closed
+      ? undefined
+      : (results, stateResult, endedAt) =>
+          manifestBody({
+            ...manifestOf(config, plan, run.stats, run.vars),
+            startedAt: run.startedAt,
+            endedAt,
+            failed: staged.failed,
+            outputs: staged.describe(results),
+            carried: changes.carried.map((c) => ({ ...c.entry, runId: c.runId, raw: c.raw })),
+            state:
+              state === undefined
+                ? undefined
+                : { location: state.location, version: stateResult?.version ?? null },
+          }),
+    onCommitPoint: () => run.commitPoint(),
+  });
 }
 
 /**

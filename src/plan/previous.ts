@@ -1,4 +1,5 @@
 import { basename, posix } from 'node:path';
+import type { EventListener } from '../core/stats.ts';
 import type { Destinations } from '../sinks/open.ts';
 import type { Plan } from './plan.ts';
 
@@ -76,13 +77,15 @@ export async function readPrevious(
  * here); one it planned but did not publish (a market skipped under `--on-market-error skip`)
  * keeps its old file, carried; one it no longer writes (a market not asked for any more) is
  * removed when its raw pages are kept, and carried otherwise — nothing published is lost
- * without a copy.
+ * without a copy. With no previous run (no manifest written, or a reader that left early and
+ * ends the run with nothing published) there is nothing to decide.
  */
 export function folderChanges(
-  previous: PreviousRun,
+  previous: PreviousRun | undefined,
   plan: Plan,
   published: string[],
 ): FolderChanges {
+  if (previous === undefined) return { carried: [], removed: [] };
   const planned = new Set(plan.outputs.map((o) => o.location));
   const rewritten = new Set(published);
   const carried: PreviousObject[] = [];
@@ -93,6 +96,29 @@ export function folderChanges(
     else removed.push(object);
   }
   return { carried, removed };
+}
+
+/** One event per output of the previous run that this run carried over or removed. */
+export function tellChanges(
+  { carried, removed }: FolderChanges,
+  plan: Plan,
+  onEvent: EventListener | undefined,
+): void {
+  const planned = new Set(plan.outputs.map((p) => p.location));
+  for (const { location, runId, raw } of removed) {
+    onEvent?.({
+      event: 'previous-output',
+      action: 'removed',
+      location,
+      runId,
+      raw,
+      reason: 'not-written',
+    });
+  }
+  for (const { location, runId, raw } of carried) {
+    const reason = planned.has(location) ? 'not-replaced' : 'no-raw-copy';
+    onEvent?.({ event: 'previous-output', action: 'kept', location, runId, raw, reason });
+  }
 }
 
 /**

@@ -3,6 +3,8 @@ import type { SinkResult } from '../core/sink.ts';
 import type { RunStats } from '../core/stats.ts';
 import type { Plan } from '../plan/plan.ts';
 import type { OutputReport } from '../transforms/encode.ts';
+import type { StateCounts } from '../transforms/state.ts';
+import type { Pulled } from './market.ts';
 import type { MarketFailure } from './markets.ts';
 
 /** What a finished run reports (also the CLI's summary line and JSON report). */
@@ -63,38 +65,36 @@ export interface StateReport {
   error: string | null;
 }
 
-/** The report of a run that published (or, `outputClosed`, ended early with nothing). */
-export function summarize({
-  plan,
-  stats,
-  runId,
-  startedAt,
-  started,
-  lastByte,
-  outputs,
-  published,
-  stagedLocation,
-  failed,
-  outputClosed,
-  stateCounts,
-}: {
-  plan: Plan;
-  stats: RunStats;
-  runId: string;
-  startedAt: Date;
-  /** `performance.now()` at the start, and when the last byte was staged. */
-  started: number;
-  lastByte: number;
-  outputs: OutputReport[];
-  published: PublishedRun;
-  /** The first data output's location (what the one-line summary names when nothing is out). */
-  stagedLocation: string;
-  failed: MarketFailure[];
-  outputClosed: boolean;
-  /** Albums new and seen, and ids the state dropped by age and kept as written. */
-  stateCounts: { new: number; seen: number; dropped: number; kept: number } | undefined;
-}): RunReport {
-  const first: SinkResult = outputs[0] ?? { location: stagedLocation };
+/** What the summary uses of the run (src/run/scope.ts's RunScope is one). */
+interface SummaryScope {
+  readonly stats: RunStats;
+  readonly vars: { runId: string };
+  readonly startedAt: Date;
+  /** `performance.now()` at the start. */
+  readonly started: number;
+}
+
+/** The report of a run that published (or, `closed`, ended early with nothing). */
+export function summarize(
+  { stats, vars, startedAt, started }: SummaryScope,
+  plan: Plan,
+  pulled: Pick<Pulled, 'describe' | 'locations' | 'failed' | 'closed'>,
+  published: PublishedRun,
+  {
+    lastByte,
+    state,
+  }: {
+    /** `performance.now()` when the last byte was staged. */
+    lastByte: number;
+    /** Albums new and seen, and ids the state dropped by age and kept as written. */
+    state: { counts: StateCounts; written: { dropped: number; kept: number } } | undefined;
+  },
+): RunReport {
+  const outputClosed = pulled.closed;
+  const outputs = outputClosed ? [] : pulled.describe(published.results);
+  const stateCounts = state && { ...state.counts, ...state.written };
+  // The first data output is what the one-line summary names when nothing is out.
+  const first: SinkResult = outputs[0] ?? { location: pulled.locations[0] ?? '-' };
   const { bytes, ...counts } = stats;
   return {
     ...counts,
@@ -105,7 +105,7 @@ export function summarize({
     location: first.location,
     ...(first.etag === undefined ? {} : { etag: first.etag }),
     ...(first.parts === undefined ? {} : { parts: first.parts }),
-    runId,
+    runId: vars.runId,
     startedAt: startedAt.toISOString(),
     endedAt: published.endedAt.toISOString(),
     seconds: Math.round(performance.now() - started) / 1000,
@@ -114,7 +114,7 @@ export function summarize({
     manifest: outputClosed ? null : (plan.manifest ?? null),
     report: outputClosed ? null : (plan.report ?? null),
     raw: outputClosed ? null : (plan.raw ?? null),
-    marketsFailed: failed,
+    marketsFailed: pulled.failed,
     outputClosed,
     notWritten: outputClosed
       ? [plan.rejects, plan.raw, plan.report, plan.state].filter((l) => l !== undefined)

@@ -22,7 +22,7 @@ export interface NormalizedOptions {
 /**
  * Validates options and fills every default, once. Environment variables are read from `env`
  * (not `process.env` directly) so tests and the library API can pass their own. A replay with
- * no --market takes `inputMarkets`, the markets its raw input lists (src/pipeline.ts
+ * no --market takes `inputMarkets`, the markets its raw input lists (src/run/options.ts
  * `resolveOptions` reads them).
  */
 export function normalizeOptions(
