@@ -262,3 +262,35 @@ test('a listener that throws on the abort-failed event does not keep the failed 
     await emulator.stop();
   }
 });
+
+test('a signal once publishing started does not replace the publish’s own error (what is out is said, not "aborted")', async () => {
+  const { run } = await import('../src/pipeline.ts');
+  const BUCKET = 'latesignal';
+  await s3.createBucket(BUCKET);
+  // A small output is one PutObject, sent at the commit; S3 takes its time and then refuses it.
+  // The signal comes while it is in flight: past the commit point the run finishes publishing,
+  // and its error is the refusal (exit 5), not "run aborted" (exit 130), which would hide it.
+  const fault = s3.fault({ kind: 'put', bucket: BUCKET, status: 403, delayMs: 1500, times: 1 });
+  const mark = s3.calls.length;
+  const controller = new AbortController();
+  const running = run(
+    { out: `s3://${BUCKET}/late.csv` },
+    { env: { ...emulatorEnv(good), ...s3.env }, signal: controller.signal },
+  );
+  try {
+    await s3.waitFor(
+      (calls) => calls.slice(mark).some((c) => c.kind === 'put' && c.status === undefined),
+      { signal: untilSettled(running, 'the publish began') },
+    );
+    controller.abort(new Error('stop'));
+    await assert.rejects(running, (error: { code?: string; message?: string }) => {
+      assert.equal(error.code, 'ERR_S3', error.message);
+      assert.match(error.message ?? '', /no output was published: s3:\/\/latesignal\/late\.csv/);
+      return true;
+    });
+    assert.equal(fault.fired, 1);
+    assert.deepEqual(await s3.listKeys(BUCKET), [], 'nothing published');
+  } finally {
+    fault.remove();
+  }
+});
