@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { link, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileError, SpotifyBatchError } from '../core/errors.ts';
 import type { S3Options } from '../core/options/s3.ts';
@@ -194,8 +194,16 @@ export class Destinations {
     const path = destination.path;
     // Take-over of a stale file, only if it is still the one that was read.
     if (expect !== null && !(await removeFileIf(path, expect))) return false;
+    // Written whole beside it, then linked into place: link() fails if the name exists, as
+    // `wx` would, but a reader never sees the file before its text (with `wx` it exists empty
+    // for a moment, and a run reading a lease then found it unreadable).
+    const aside = join(
+      dirname(path),
+      `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`,
+    );
     try {
-      await writeFile(path, text, { flag: 'wx' });
+      await writeFile(aside, text, { flag: 'wx' });
+      await link(aside, path);
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') return false;
@@ -205,6 +213,8 @@ export class Destinations {
         });
       }
       throw fileError(cause, path, 'write');
+    } finally {
+      await rm(aside, { force: true });
     }
     return (await fileVersion(path)) ?? '';
   }
