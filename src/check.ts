@@ -1,13 +1,11 @@
 import type { NormalizedOptions } from './core/options/normalize.ts';
 import type { Options } from './core/options.ts';
-import { createStats } from './core/stats.ts';
-import { planOutputs, runVars } from './plan/plan.ts';
-import { type Preflight, preflight } from './plan/preflight.ts';
+import { planOutputs } from './plan/plan.ts';
+import { preflight } from './plan/preflight.ts';
 import { folderChanges } from './plan/previous.ts';
 import { resolveOptions } from './run/options.ts';
-import { Destinations } from './sinks/open.ts';
+import { RunScope, startClock } from './run/scope.ts';
 import { firstPageUrl, toPage } from './sources/albums.ts';
-import { SpotifyClient } from './sources/client.ts';
 
 /** What `spotify-batch check` found: the plan, and that each part of it works. */
 export interface CheckReport {
@@ -65,34 +63,20 @@ export async function check(
   const o = await resolveOptions(options, env);
   const { source, outputs } = o;
   const { via, query } = source;
-  const vars = runVars(new Date(), o.state.date);
-  const plan = planOutputs(o, vars);
+  // The run's own scope: its destinations, signal and client, disposed of as a run's are.
+  await using scope = new RunScope(startClock(), { s3: o.s3, date: o.state.date }, { env });
+  const plan = planOutputs(o, scope.vars);
   const markets: (string | undefined)[] = o.markets.list.length > 0 ? o.markets.list : [undefined];
   const urls = markets.map((m) => firstPageUrl(source.spotify.apiUrl, via, source.limit, query, m));
   // In the pull's order: the preflight first (it runs before the pull's first page).
-  const destinations = new Destinations(o.s3, env, process.stdout);
-  let proven: Preflight;
-  try {
-    proven = await preflight(plan, destinations, { newOnly: o.state.newOnly, runId: vars.runId });
-  } finally {
-    await destinations.close();
-  }
-  const controller = new AbortController();
-  const client = new SpotifyClient({
-    ...source.spotify,
-    ...o.pacing,
-    stats: createStats(),
-    signal: controller.signal,
+  const proven = await preflight(plan, scope.destinations, {
+    newOnly: o.state.newOnly,
+    runId: scope.vars.runId,
   });
-  let spotify: CheckReport['spotify'];
-  try {
-    const url = firstPageUrl(source.spotify.apiUrl, via, 1, query, markets[0]);
-    const page = toPage(await client.getJson(url, 0), url, 0);
-    spotify = { url, total: page.total ?? null };
-  } finally {
-    controller.abort();
-    await client.close().catch(() => {});
-  }
+  const client = scope.connect(source.spotify, o.pacing, undefined);
+  const url = firstPageUrl(source.spotify.apiUrl, via, 1, query, markets[0]);
+  const page = toPage(await client.getJson(url, 0), url, 0);
+  const spotify: CheckReport['spotify'] = { url, total: page.total ?? null };
   // As if every planned output is published (a run that fails changes nothing).
   const changes = folderChanges(
     proven.previous,

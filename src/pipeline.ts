@@ -28,38 +28,39 @@ export async function run(
   options: Options | NormalizedOptions,
   context: RunContext = {},
 ): Promise<RunReport> {
-  // Started before the options are resolved: a replay's look at its inputs is part of the run.
+  // Started before the options are resolved: given raw options, a replay's look at its inputs
+  // is part of the run's time.
   const clock = startClock();
   const o = await resolveOptions(options, context.env ?? process.env);
-  await using run = new RunScope(clock, { s3: o.s3, date: o.state.date }, context);
-  // Proven before the first request to Spotify: a mistake costs a second and no quota. It also
-  // reads the folder's previous manifest and moves the raw landing beside a taken one.
-  const { plan, previous } = await run.guard(
-    preflight(planOutputs(o, run.vars), run.destinations, {
-      newOnly: o.state.newOnly,
-      runId: run.vars.runId,
-    }),
-  );
-  const state = await leaseState(run, plan, o.state.newOnly);
-  run.connect(o.source.spotify, o.pacing, await startReporter(plan.report, o.report.settings, run));
+  await using scope = new RunScope(clock, { s3: o.s3, date: o.state.date }, context);
   try {
+    // Proven before the first request to Spotify: a mistake costs a second and no quota. It
+    // also reads the folder's previous manifest and moves the raw landing beside a taken one.
+    const { plan, previous } = await preflight(planOutputs(o, scope.vars), scope.destinations, {
+      newOnly: o.state.newOnly,
+      runId: scope.vars.runId,
+    });
+    const state = await leaseState(scope, plan, o.state.newOnly);
+    const reporter = await startReporter(plan.report, o.report.settings, scope);
+    scope.connect(o.source.spotify, o.pacing, reporter);
     const { maxRejects } = o.outputs;
-    const side = await openSideOutputs(run.commit, plan, maxRejects, o.markets.list, run.stats);
-    const pulled = await pullAll(run, pullConfig(o), plan, side, state);
+    const side = await openSideOutputs(scope.commit, plan, maxRejects, o.markets.list, scope.stats);
+    const pulled = await pullAll(scope, pullConfig(o), plan, side, state);
     const lastByte = performance.now();
     await endSideOutputs(side);
     // The previous run's outputs this run does not rewrite: carried over or removed.
     const changes = folderChanges(pulled.closed ? undefined : previous, plan, pulled.locations);
-    await drawReport(run, side.report, pulled, plan, state);
-    const published = await publishAll(run, plan, pulled, {
+    await drawReport(scope, side.report, pulled, plan, state);
+    const published = await publishAll(scope, plan, pulled, {
       config: { source: o.source, markets: o.markets.list, outputs: o.outputs },
       state: state && stateUpdate(state, plan, o.state.ttlDays),
       previous,
       changes,
     });
-    tellChanges(changes, plan, run.onEvent);
-    return summarize(run, plan, pulled, published, { lastByte, state });
+    tellChanges(changes, plan, scope.onEvent);
+    return summarize(scope, plan, pulled, published, { lastByte, state });
   } catch (error) {
-    throw run.failed(error);
+    // A signal explains the errors it caused, up to the commit point (RunScope.failed).
+    throw scope.failed(error);
   }
 }

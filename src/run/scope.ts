@@ -86,23 +86,22 @@ export class RunScope implements AsyncDisposable {
     this.commit = new Commit(this.destinations);
   }
 
-  /** Work the run's signal can cancel: a signal that fired explains the error it caused. */
-  guard<T>(work: Promise<T>): Promise<T> {
-    return work.catch((error: unknown) => {
-      throw this.signal.aborted ? abortReason(this.signal.reason) : error;
-    });
-  }
-
   /**
    * The state's lease, held until the run ends: released before the commit's disposal discards
    * what was not published.
    */
   hold(lease: AsyncDisposable | undefined): void {
+    if (this.#lease !== undefined) throw new Error('the run holds a lease already');
     this.#lease = lease;
   }
 
   /** The run's one Spotify client; `reporter` hears its events too, and stops with the run. */
-  connect(access: SpotifyAccess, pacing: PacingConfig, reporter: RunReporter | undefined): void {
+  connect(
+    access: SpotifyAccess,
+    pacing: PacingConfig,
+    reporter: RunReporter | undefined,
+  ): SpotifyClient {
+    if (this.#client !== undefined) throw new Error('the run has a Spotify client already');
     const listener = this.onEvent;
     const onEvent: EventListener | undefined =
       reporter === undefined
@@ -119,6 +118,7 @@ export class RunScope implements AsyncDisposable {
       signal: this.signal,
       onEvent,
     });
+    return this.#client;
   }
 
   get client(): SpotifyClient {
@@ -157,9 +157,11 @@ export class RunScope implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     // Nothing of this run may go on after it: stray requests end now, then the pool closes.
     this.#controller.abort();
-    this.#reporter?.stop();
     try {
+      this.#reporter?.stop();
       await this.#client?.close().catch(() => {});
+      // The lease goes before the commit's disposal, which discards what was not published
+      // and then closes the destinations the lease is released through.
       await this.#lease?.[Symbol.asyncDispose]();
     } finally {
       await this.commit[Symbol.asyncDispose]();
