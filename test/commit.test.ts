@@ -283,9 +283,16 @@ test('a signal once publishing started does not replace the publish’s own erro
       { signal: untilSettled(running, 'the publish began') },
     );
     controller.abort(new Error('stop'));
+    // Aborted while the PutObject was still unanswered: past the commit point, not after it.
+    const put = s3.calls.slice(mark).find((c) => c.kind === 'put');
+    assert.equal(put?.status, undefined, 'the signal came while the publish was in flight');
     await assert.rejects(running, (error: { code?: string; message?: string }) => {
       assert.equal(error.code, 'ERR_S3', error.message);
-      assert.match(error.message ?? '', /no output was published: s3:\/\/latesignal\/late\.csv/);
+      // S3's own refusal, not a request the signal cancelled.
+      assert.match(
+        error.message ?? '',
+        /no output was published: s3:\/\/latesignal\/late\.csv \(access denied writing/,
+      );
       return true;
     });
     assert.equal(fault.fired, 1);

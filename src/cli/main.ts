@@ -150,7 +150,7 @@ async function pullSetup(
   if (args._[0] === 'replay') flags.refuseLiveOnly(args);
   const env = loadEnvFile(args['env-file']);
   // Loaded here: a replay may read its inputs' first lines for their markets (S3 included).
-  const { resolveOptions } = await import('../pipeline.ts');
+  const { resolveOptions } = await import('../run/options.ts');
   const o = await resolveOptions(flags.toOptions(args), env);
   const { out, format, gzip } = o.outputs;
   if (out === '-' && (format === 'parquet' || gzip) && process.stdout.isTTY && !args.force) {

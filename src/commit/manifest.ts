@@ -1,9 +1,9 @@
+import { STAR_TABLES } from '../core/columns.ts';
 import type { OutputsConfig } from '../core/options/outputs.ts';
 import type { SourceConfig } from '../core/options/source.ts';
 import type { RunStats } from '../core/stats.ts';
 import { packageVersion } from '../core/version.ts';
 import type { OutputReport } from '../transforms/encode.ts';
-import { STAR_TABLES } from '../transforms/star.ts';
 
 /**
  * An output as the manifest lists it: `bytes` and `sha256` of what was stored, the run that
@@ -66,7 +66,7 @@ export interface ManifestInput {
  * it was reached and Spotify's total (each market's first page adds its own) is above it, or
  * unknown for a market not reached; the search cap when Spotify lists more than search serves.
  */
-export function incompleteReason(
+function incompleteReason(
   maxItems: number,
   markets: number,
   stats: { albums: number; totalAlbums: number | undefined; searchCapped: boolean },

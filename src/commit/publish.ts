@@ -112,7 +112,7 @@ export function publishAll(
  * staged, then all published together and the manifest last. `onCommitPoint` is called once
  * nothing can stop the publishing any more (a signal after it does not replace its outcome).
  */
-export async function publishRun(
+async function publishRun(
   commit: Commit,
   destinations: Destinations,
   /** Where the manifest goes (written last, beside the data), when the run writes one. */

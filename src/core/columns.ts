@@ -83,3 +83,24 @@ export const COLUMN_TYPES: Record<Column, 'STRING' | 'INT32' | 'TIMESTAMP'> = {
   fetched_at: 'TIMESTAMP',
   first_seen_at: 'STRING',
 };
+
+/**
+ * The star schema: two dimensions keyed by Spotify id and the bridge between them (grain: one
+ * row per album × artist). Column order is part of the documented model (README).
+ */
+export const STAR_TABLES = {
+  dim_album: [
+    'album_id',
+    'album_name',
+    'album_type',
+    'release_date',
+    'release_date_precision',
+    'total_tracks',
+    'album_spotify_url',
+    'album_uri',
+  ],
+  dim_artist: ['artist_id', 'artist_name', 'artist_spotify_url', 'artist_uri'],
+  bridge_album_artist: ['album_id', 'artist_id', 'artist_position'],
+} as const;
+
+export type StarTable = keyof typeof STAR_TABLES;

@@ -148,7 +148,7 @@ export interface Options {
   /**
    * S3 part size in bytes, at least 5 MiB (S3's minimum). The upload holds about part size ×
    * (queue size + 1); 5 MiB × 2 keeps a million-album pull inside a 128 MiB container
-   * (bench/RESULTS.md), and Spotify delivers far less than even one part per second.
+   * (bench/HISTORY.md, issue 21), and Spotify delivers far less than even one part per second.
    * @default 5 MiB
    */
   s3PartSize?: number;

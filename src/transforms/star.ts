@@ -1,28 +1,10 @@
 import { PassThrough, type Readable, Writable } from 'node:stream';
+import { STAR_TABLES, type StarTable } from '../core/columns.ts';
 import type { SourceItem } from '../core/records.ts';
 import type { RunStats } from '../core/stats.ts';
 import { albumCheck, projectAlbum, projectRows, type Row } from './rows.ts';
 
-/**
- * The star schema: two dimensions keyed by Spotify id and the bridge between them (grain: one
- * row per album × artist). Column order is part of the documented model (README).
- */
-export const STAR_TABLES = {
-  dim_album: [
-    'album_id',
-    'album_name',
-    'album_type',
-    'release_date',
-    'release_date_precision',
-    'total_tracks',
-    'album_spotify_url',
-    'album_uri',
-  ],
-  dim_artist: ['artist_id', 'artist_name', 'artist_spotify_url', 'artist_uri'],
-  bridge_album_artist: ['album_id', 'artist_id', 'artist_position'],
-} as const;
-
-export type StarTable = keyof typeof STAR_TABLES;
+export { STAR_TABLES, type StarTable };
 export const STAR_TABLE_NAMES = Object.keys(STAR_TABLES) as StarTable[];
 
 export interface StarRows {
