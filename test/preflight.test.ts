@@ -4,7 +4,7 @@
  * it spends Spotify quota. Every case runs the real CLI against the emulator and a local S3.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -193,6 +193,33 @@ test('--out naming a directory: check refuses it as the pull does', async () => 
   assert.equal(check.status, 2, check.stderr);
   assert.equal(pull.status, 2, pull.stderr);
   assert.match(check.stderr, /is a directory/);
+});
+
+test('--raw naming a folder: check and the pull refuse it, and make no name beside it', async () => {
+  const folder = join(dir, 'landing');
+  await mkdir(folder);
+  const before = await readdir(dir);
+  for (const raw of [folder, `${folder}/`]) {
+    const { check, pull } = await checkAndRun(['--out', join(dir, 'raw-folder.csv'), '--raw', raw]);
+    assert.equal(check.status, 2, check.stderr);
+    assert.equal(pull.status, 2, pull.stderr);
+    assert.match(pull.stderr, raw.endsWith('/') ? /names a file, not a folder/ : /is a directory/);
+  }
+  // Neither the data nor a raw landing named after the folder (`landing.<run_id>`, `llanding…`).
+  assert.deepEqual(await readdir(dir), before);
+  assert.deepEqual(await readdir(folder), []);
+});
+
+test('--raw /dev/null discards the pages: the data is published, exit 0, nothing made in /dev', async () => {
+  const before = new Set(await readdir('/dev'));
+  const out = join(dir, 'raw-devnull.csv');
+  const pull = await runCli(['new-releases', '--out', out, '--raw', '/dev/null'], { env: env() });
+  assert.equal(pull.status, 0, pull.stderr);
+  assert.ok((await readFile(out, 'utf8')).startsWith('album_id,'));
+  assert.deepEqual(
+    (await readdir('/dev')).filter((name) => !before.has(name) && name.startsWith('null')),
+    [],
+  );
 });
 
 test('the state (written in place) in a folder only the report makes: check and the pull both refuse it', async () => {

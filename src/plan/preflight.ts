@@ -37,9 +37,7 @@ export async function preflight(
   { newOnly, runId }: { newOnly: boolean; runId: string },
 ): Promise<Preflight> {
   const plan = await landRaw(planned, destinations, runId);
-  // One probe per directory or key prefix: 185 markets need not make 185 uploads. A directory
-  // is probed once per way of opening it (made for a partition, or one that must exist); an S3
-  // prefix once, as S3 has no folders to make.
+  // One probe per file, and one per S3 key prefix: 185 markets need not make 185 uploads.
   const places = plan.targets.filter((t) => t.location !== '-');
   const probes = new Map<string, Target>();
   for (const target of places) {
@@ -71,16 +69,23 @@ export async function preflight(
   return { writable, plan, previous };
 }
 
-/** Places that one probe proves together. */
-function probeKey({ location, createDirs }: Target): string {
-  const folder = dirname(location);
-  return parseDestination(location).kind === 's3' ? folder : `${folder}\0${createDirs}`;
+/**
+ * Places that one probe proves together: an S3 prefix is one (S3 has no folders, and a key's
+ * own name cannot be wrong), a file only itself, since what is at its name matters as much as
+ * its folder (a directory, a device: `--raw landing/` beside `--out landing.csv`).
+ */
+function probeKey({ location }: Target): string {
+  return parseDestination(location).kind === 's3' ? dirname(location) : location;
 }
 
-/** The raw landing is append-only: a name that is taken gets the run id (see besideName). */
+/**
+ * The raw landing is append-only: a name that is taken gets the run id (see besideName). Only a
+ * file or an object takes it: `/dev/null` is written in place (the pages discarded) and a
+ * directory is refused by its probe, not given a name beside it.
+ */
 async function landRaw(plan: Plan, destinations: Destinations, runId: string): Promise<Plan> {
   const raw = plan.raw;
-  if (raw === undefined || (await destinations.version(raw)) === null) return plan;
+  if (raw === undefined || !(await destinations.taken(raw))) return plan;
   const beside = besideName(raw, runId);
   return {
     ...plan,

@@ -227,7 +227,14 @@ export class FileSink implements StagedSink {
 
   async publish(): Promise<SinkResult> {
     await this.staged;
-    if (this.#expect !== undefined && (await fileVersion(this.location)) !== this.#expect) {
+    // A device or a pipe was written in place (no temp file): there is nothing to replace, and
+    // its "version" moved with our own writes.
+    const replaces = this.#temp !== undefined;
+    if (
+      replaces &&
+      this.#expect !== undefined &&
+      (await fileVersion(this.location)) !== this.#expect
+    ) {
       throw new SpotifyBatchError(
         'ERR_LOCKED',
         `${this.location} changed while this run was going: not overwriting it`,

@@ -106,6 +106,19 @@ export class Destinations {
     return destination.kind === 'file' ? fileVersion(destination.path) : null;
   }
 
+  /**
+   * Whether a regular file or an S3 object is at `location`: something a publish would replace.
+   * A device, a named pipe or a directory is not: the first two are written in place, the last
+   * is refused by its probe.
+   */
+  async taken(location: string): Promise<boolean> {
+    const destination = parseDestination(location);
+    if (destination.kind === 'file') {
+      return (await stat(destination.path).catch(() => undefined))?.isFile() === true;
+    }
+    return (await this.version(location)) !== null;
+  }
+
   /** What is at `location` and its version (S3 ETag; a file's size and mtime), or undefined. */
   async read(
     location: string,

@@ -199,6 +199,11 @@ export function checkOutSyntax(out: string): void {
  */
 function checkRawName(raw: string, force = false): void {
   const name = raw.split('/').at(-1) ?? '';
+  if (name === '') {
+    throw usageError(
+      `option --raw names a file, not a folder: end it with a file name (${raw}pages.ndjson.gz)`,
+    );
+  }
   const extension = /\.([A-Za-z0-9]+)$/.exec(name)?.[1]?.toLowerCase();
   if (force || extension === undefined || ['gz', 'ndjson', 'jsonl'].includes(extension)) return;
   const stem = name.slice(0, -extension.length - 1);
