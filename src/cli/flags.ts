@@ -72,7 +72,7 @@ export const pullOptions = (y: Argv) =>
       type: 'string',
       array: true,
       describe:
-        'Columns and order (comma list): the seven, album_type, total_tracks, release_date_precision, album_uri, artist_uri, artist_position, market, fetched_at',
+        'Columns and order (comma list): the seven, album_type, total_tracks, release_date_precision, album_uri, artist_uri, artist_position, market, fetched_at, first_seen_at (with --state)',
     })
     .option(
       'format',
@@ -207,7 +207,8 @@ export const pullOptions = (y: Argv) =>
     )
     .option('csv-escape-formulas', {
       type: 'boolean',
-      describe: "Prefix cells starting with = + - @ with ' (for spreadsheets; changes the bytes)",
+      describe:
+        "Prefix cells starting with = + - @, a tab or a CR with ' (for spreadsheets; changes the bytes)",
     })
     .option(
       's3-part-size',
