@@ -136,6 +136,12 @@ test('emulator --rate-limit specs parse, and bad ones say what is expected', () 
 });
 
 test('pacer: nothing is held back before the first 429', () => {
+  // All at once from the first request (--concurrency 16): no slow start before any 429.
+  const fresh = new Pacer();
+  for (let i = 0; i < 16; i++) {
+    assert.equal(fresh.delay(0), 0, `request ${i + 1}`);
+    fresh.send(0);
+  }
   const pacer = new Pacer();
   for (let i = 0; i < 1000; i++) {
     assert.equal(pacer.delay(i), 0);

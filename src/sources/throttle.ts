@@ -198,8 +198,8 @@ export class Pacer {
   #holding = false;
   /** Requests allowed in flight while ramping back after a 429. */
   #ramp = Number.POSITIVE_INFINITY;
-  /** The request after this one goes alone: as many were sent as the last event accepted. */
-  #alone = 0;
+  /** The request after this one goes alone: as many were sent as the last event accepted (-1: none). */
+  #alone = -1;
   /**
    * The window at the last 429 on a held request (Spotify's is longer), and the shortest gap a
    * held request was taken at since the window was learned (Spotify's is no longer): see SHRINK.
