@@ -163,7 +163,8 @@ test('decisions: two events agree within 20 %, each after more than four accepte
   assert.equal(learn(at(10, 1000), undefined), undefined, 'one event is no evidence');
   assert.equal(learn(at(10, 1000), at(6, 0)), undefined, 'two different counts');
   assert.equal(learn(at(4, 1000), at(4, 0)), undefined, 'four accepted: a stray 429');
-  assert.deepEqual(learn(at(9, 1200, 1010), at(10, 0)), { count: 9, ms: 1200 });
+  // The larger count: a 429 that overtook a request Spotify counted shows one too few.
+  assert.deepEqual(learn(at(9, 1200, 1010), at(10, 0)), { count: 10, ms: 1200 });
   assert.deepEqual(learn(at(10, 5000, 1100), at(10, 0)), { count: 10, ms: 5000 });
   // Spotify took two of the requests sent after the first refused one: no window filled up.
   assert.equal(contradicted(at(5, 0, 1000, 2)), true);
