@@ -326,8 +326,10 @@ export class Pacer {
     // sent, not from when its 429 came: a round trip later the oldest of a bunch sent together
     // have left the window, and a full window would look like room left (the window forgotten).
     const windowMs = w?.ms ?? this.#previous?.ms ?? HORIZON_MS;
+    // Answered ones only: one still in flight may be refused yet, and a count one too high is a
+    // window refused at every edge (learn takes the larger of two events' counts).
     const accepted = this.#inWindow(ticket.at, ticket.id, windowMs).filter(
-      (t) => t.id > previousEventId,
+      (t) => t.id > previousEventId && t.state !== 'pending',
     );
     const start = accepted[0]?.at ?? ticket.at;
     const event: CongestionEvent = {
