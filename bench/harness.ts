@@ -7,7 +7,7 @@
  * Every measured command runs as its own process with the Node running the bench first on PATH,
  * so the bin's shebang (`#!/usr/bin/env -S node …`) finds the pinned Node.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -20,7 +20,7 @@ import { type CgroupRun, type Cgroups, detectCgroups } from './cgroup.ts';
 import { ensureNginx, spotifyEnv } from './static.ts';
 
 export { type CgroupRun, type Cgroups, detectCgroups } from './cgroup.ts';
-export { ensureNginx, type StaticSource, startStaticSource } from './static.ts';
+export { ensureNginx, type StaticSource, spotifyEnv, startStaticSource } from './static.ts';
 
 export const MiB = 1024 * 1024;
 /** This checkout. */
@@ -49,6 +49,16 @@ export const range = (xs: number[], digits: number) =>
 export const check = (ok: boolean) => (ok ? 'met' : '**not met**');
 /** 1,000,000. */
 export const en = (n: number) => n.toLocaleString('en');
+
+/** This checkout's commit, short, and whether the tree has uncommitted changes: what was measured. */
+export function gitCommit(): string {
+  try {
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: root, encoding: 'utf8' }).trim();
+    return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain') ? ' (with uncommitted changes)' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** The measured pull: `new-releases --out OUT --quiet --concurrency 8`, plus `extra`. */
 export const pullArgs = (out: string, extra: string[] = []) => [

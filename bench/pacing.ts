@@ -14,17 +14,16 @@
  * build); `--baseline` puts such a file's medians beside this run's in the table printed on
  * stdout (markdown).
  */
-import { execFileSync, spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FaultRule, RateLimit } from '../src/emulator/faults.ts';
 import { startEmulator } from '../src/emulator/server.ts';
+import { bin, gitCommit, measure as measureProcess, median, spotifyEnv } from './harness.ts';
 
-const root = join(import.meta.dirname, '..');
 const { values: args } = parseArgs({
   options: {
-    cli: { type: 'string', default: join(root, 'dist/bin/spotify-batch.js') },
+    cli: { type: 'string', default: bin },
     runs: { type: 'string' },
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
@@ -202,7 +201,8 @@ async function measure(s: Scenario): Promise<Sample> {
     ...(s.faults ? { faults: s.faults } : {}),
   });
   try {
-    const child = spawn(
+    // The harness's measured process (exit 0 or it throws); the run's time is its own report's.
+    const { stderr } = await measureProcess(
       process.execPath,
       [
         args.cli,
@@ -214,28 +214,14 @@ async function measure(s: Scenario): Promise<Sample> {
         '--concurrency',
         String(s.concurrency),
       ],
-      {
-        env: {
-          ...process.env,
-          SPOTIFY_API_URL: emulator.url,
-          SPOTIFY_ACCOUNTS_URL: emulator.url,
-          SPOTIFY_CLIENT_ID: emulator.clientId,
-          SPOTIFY_CLIENT_SECRET: emulator.clientSecret,
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
+      spotifyEnv(emulator.url),
     );
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     const line = stderr
       .trim()
       .split('\n')
       .findLast((l) => l.includes('"event":"report"'));
     const report = JSON.parse(line ?? '{}') as { ok?: boolean; seconds: number; rate?: number };
-    if (code !== 0 || !report.ok) throw new Error(`${s.name}: exit ${code}\n${stderr}`);
+    if (!report.ok) throw new Error(`${s.name}: no ok report\n${stderr}`);
     const log = emulator.stats.log;
     if (isFault(s)) {
       const last = log.findLastIndex((r) => r.status === 429);
@@ -290,21 +276,6 @@ function limitAt(s: Scenario, index: number): RateLimit | undefined {
   for (const limit of s.limits) if ((limit.after ?? 0) <= index) current = limit;
   return current;
 }
-
-function gitCommit(): string {
-  try {
-    const git = (...a: string[]) => execFileSync('git', a, { cwd: root, encoding: 'utf8' }).trim();
-    return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain') ? ' (with uncommitted changes)' : ''}`;
-  } catch {
-    return 'unknown';
-  }
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 
 interface Summary {
   seconds: number;

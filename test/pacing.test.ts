@@ -136,6 +136,12 @@ test('emulator --rate-limit specs parse, and bad ones say what is expected', () 
 });
 
 test('pacer: nothing is held back before the first 429', () => {
+  // All at once from the first request (--concurrency 16): no slow start before any 429.
+  const fresh = new Pacer();
+  for (let i = 0; i < 16; i++) {
+    assert.equal(fresh.delay(0), 0, `request ${i + 1}`);
+    fresh.send(0);
+  }
   const pacer = new Pacer();
   for (let i = 0; i < 1000; i++) {
     assert.equal(pacer.delay(i), 0);
@@ -157,7 +163,8 @@ test('decisions: two events agree within 20 %, each after more than four accepte
   assert.equal(learn(at(10, 1000), undefined), undefined, 'one event is no evidence');
   assert.equal(learn(at(10, 1000), at(6, 0)), undefined, 'two different counts');
   assert.equal(learn(at(4, 1000), at(4, 0)), undefined, 'four accepted: a stray 429');
-  assert.deepEqual(learn(at(9, 1200, 1010), at(10, 0)), { count: 9, ms: 1200 });
+  // The larger count: a 429 that overtook a request Spotify counted shows one too few.
+  assert.deepEqual(learn(at(9, 1200, 1010), at(10, 0)), { count: 10, ms: 1200 });
   assert.deepEqual(learn(at(10, 5000, 1100), at(10, 0)), { count: 10, ms: 5000 });
   // Spotify took two of the requests sent after the first refused one: no window filled up.
   assert.equal(contradicted(at(5, 0, 1000, 2)), true);
@@ -166,10 +173,10 @@ test('decisions: two events agree within 20 %, each after more than four accepte
   // A forgotten window comes back from one event at its count, no shorter than it was.
   const forgotten = at(10, Number.NEGATIVE_INFINITY, 1500);
   assert.deepEqual(learn(at(10, 40_000, 1010), forgotten), { count: 10, ms: 1500 });
-  // A learned window: full and refused means longer (by 5 % at least, or to the Retry-After's
-  // end); room left means the window explains nothing.
+  // A learned window: full and refused means longer (by a SHRINK step, 10 % ÷ count, at least,
+  // or to the Retry-After's end); room left means the window explains nothing.
   const w = { count: 10, ms: 1000 };
-  assert.deepEqual(correct(w, at(9, 0, 900)), { count: 10, ms: 1050 });
+  assert.deepEqual(correct(w, at(9, 0, 900)), { count: 10, ms: 1010 });
   assert.deepEqual(correct(w, at(10, 0, 1400)), { count: 10, ms: 1400 });
   assert.equal(correct(w, at(8, 0)), undefined);
 });
@@ -195,15 +202,17 @@ test('pacer: a window is learned from two similar congestion events, then kept (
   const pacer = new Pacer();
   const log = drive(pacer, [{ count: 10, windowSeconds: 1 }], 300);
   // The first burst ends at the 11th (one event: no evidence yet), the second at the 22nd
-  // (the same count: a window); after that only failed probes, after 8 s of clean running and
-  // 16 s later.
-  assert.deepEqual(refusedAt(log), [11, 22, 103, 264]);
+  // (the same count: a window). The window then shrinks (10 % per window's worth of held
+  // requests taken) until the 33rd, sent 905 ms after the ten before it, is refused: back to
+  // the shortest gap Spotify took (1000 ms), and there it stays: no probe, no 429 after.
+  assert.deepEqual(refusedAt(log), [11, 22, 33]);
   assert.equal(log[10]?.window, undefined, 'one event teaches nothing');
   assert.deepEqual(log[21]?.window, { count: 10, ms: 1000 }, 'learned exactly');
-  assert.deepEqual(log[102]?.window, { count: 10, ms: 1000 }, 'a failed probe is undone');
+  assert.equal(Math.round((log[32] as Sent).at - (log[31] as Sent).at), 905);
+  assert.deepEqual(log[32]?.window, { count: 10, ms: 1000 }, 'the shortest gap Spotify took');
   assert.deepEqual(pacer.window, { count: 10, ms: 1000 });
-  assert.deepEqual(perSecond(log, 2000, 8), [10, 10, 10, 10, 10, 10, 10, 11]);
-  assert.equal(mostInAWindow(log, 1000, 22), 11, 'a probe: one request over');
+  assert.deepEqual(perSecond(log, 2000, 8), [11, 10, 10, 10, 10, 10, 10, 10]);
+  assert.equal(mostInAWindow(log, 1000, 33), 10, 'never over after the 429');
 });
 
 test('pacer: accepted counts more than 20 % apart teach nothing', () => {
@@ -244,13 +253,15 @@ test('pacer: when the limit halves, the old window is forgotten and the new coun
     ],
     300,
   );
-  // The 101st is the first under the new limit (and a probe: back to 10 per 1 s). The 107th:
-  // refused with room in our window, so the window explains nothing and is forgotten; the 113th,
-  // at the same count, learns the new one. Then one failed probe.
-  assert.deepEqual(refusedAt(log), [11, 22, 101, 107, 113, 194]);
-  assert.deepEqual(pacer.window, { count: 5, ms: 1000 });
-  assert.deepEqual(perSecond(log, 12_000, 6), [5, 5, 5, 5, 5, 5]);
-  assert.equal(mostInAWindow(log, 1000, 113), 6, 'a probe: one request over');
+  // Learned at the 22nd and found at the 33rd (as above). The 101st is the first under the new
+  // limit (at our window's edge: a step longer). The 107th: refused with room in our window, so
+  // the window explains nothing and is forgotten; the 113th, at the same count, learns the new
+  // one, whose shrinking finds Spotify's edge at the 119th. The 270th: the window drew no 429
+  // for 30 s and was forgotten; one 429 at its count brings it back.
+  assert.deepEqual(refusedAt(log), [11, 22, 33, 101, 107, 113, 119, 270]);
+  assert.deepEqual(pacer.window, { count: 5, ms: 1012 });
+  assert.deepEqual(perSecond(log, 14_000, 6), [5, 5, 5, 5, 5, 5]);
+  assert.equal(mostInAWindow(log, 1000, 119), 6, 'the one over at the 270th');
 });
 
 test('pacer: a Retry-After that says nothing of the window (always 1 s, 50 per 5 s) is learned', () => {
@@ -258,8 +269,9 @@ test('pacer: a Retry-After that says nothing of the window (always 1 s, 50 per 5
   const log = drive(pacer, [{ count: 50, windowSeconds: 5, retryAfter: 1 }], 400);
   // One request tests the water each second until the first burst left Spotify's window
   // (accepted 0: no evidence); the second burst of 50 agrees with the first.
-  assert.deepEqual(refusedAt(log), [51, 52, 53, 54, 55, 106, 207]);
-  assert.deepEqual(pacer.window, { count: 50, ms: 5000 });
+  // Then shrinking finds Spotify's edge at the 157th.
+  assert.deepEqual(refusedAt(log), [51, 52, 53, 54, 55, 106, 157]);
+  assert.deepEqual(pacer.window, { count: 50, ms: 5001 });
   assert.deepEqual(perSecond(log, 0, 11), [51, 1, 1, 1, 1, 51, 0, 0, 0, 0, 50]);
 });
 
@@ -318,15 +330,17 @@ test('pacer: a window that holds nothing back for two windows is forgotten; one 
   assert.deepEqual(pacer.window, { count: 10, ms: 1000 });
 });
 
-test('pacer: a window that draws no 429 for 30 s is forgotten (whatever taught it is over)', () => {
+test('pacer: a window that no 429 confirms shrinks away (whatever taught it is over)', () => {
   const pacer = new Pacer();
   // Two refusals after 10 accepted each, a second apart, then none: a window of 10 per 1 s.
   const log = drive(pacer, faults([11, 22]), 700);
   assert.deepEqual(refusedAt(log), [11, 22]);
-  // Held to it (probes growing it 3 % every 8 s) until 30 s after the last 429, then free.
-  const seconds = perSecond(log, 0, 32);
-  assert.deepEqual(seconds.slice(2, 8), [10, 10, 10, 10, 10, 10]);
-  assert.equal(seconds[31], 700 + 2 - seconds.slice(0, 31).reduce((a, b) => a + b, 0));
+  assert.deepEqual(log[21]?.window, { count: 10, ms: 1000 });
+  // Each window's worth of held requests taken shortens it 10 %: the rate grows by as much per
+  // window, and in 12 s the pull is free (the window held nothing back, forgotten).
+  assert.deepEqual(perSecond(log, 0, 13), [11, 11, 20, 10, 10, 20, 20, 20, 40, 50, 100, 390, 0]);
+  assert.ok((pacer.window?.ms ?? 0) < 11, 'a hundredth of what it was');
+  assert.equal(pacer.delay((log.at(-1) as Sent).at + 100), 0);
   assert.equal(pacer.window, undefined);
 });
 

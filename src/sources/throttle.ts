@@ -7,10 +7,20 @@ export interface Ticket {
   readonly id: number;
   /** When it was sent, in ms. */
   readonly at: number;
-  /** The learned window held it back before it was sent. */
+  /**
+   * Sent at the learned window's edge: held back by it, or sent less than EDGE windows after the
+   * request `count` before it (a held one whose timer fired while another took the turn).
+   */
   readonly held: boolean;
   /** A refused request (429) does not count in Spotify's window; any other one may. */
   state: 'pending' | 'ok' | 'refused' | 'failed';
+  /**
+   * How long after `at` Spotify may have counted it: its round trip beyond the shortest lately
+   * seen (set when it ends). A request that arrived late, stalled on the way or behind one that
+   * did, leaves Spotify's window late too; counted from when it was sent, the request after it
+   * would be refused.
+   */
+  late: number;
 }
 
 /** What the pacer has learned of Spotify's window: `count` requests per `ms`. */
@@ -43,17 +53,31 @@ const LEAST_EVIDENCE = 4;
 const SIMILAR = 0.2;
 /** Without a Retry-After (or with 0), Spotify's smallest usual answer is assumed for the window. */
 const DEFAULT_RETRY_AFTER_MS = 1000;
-/** A probe shortens the learned window by this fraction (the rate rises by about as much). */
-const PROBE_STEP = 0.03;
 /**
- * Clean running before a probe: this many windows, and at least PROBE_MIN_MS, as a failed probe
- * costs a Retry-After pause. Doubles after each failed probe.
+ * How the learned window follows Spotify's once it holds requests back (issue 24's noise rows).
+ * Every 429 costs a Retry-After pause of whole seconds (at 10 per 1 s, a window's worth of
+ * requests), so the window must meet few; it is set from evidence, not stretched by a factor at
+ * each refusal (which compounded with every jittery one while 3 % probes every 8 s won it back
+ * too slowly):
+ *
+ * - each request counts from when Spotify may have counted it (`Ticket.late`), so the noise
+ *   between our clock and Spotify's (one-way delays, stalls) refuses nothing: no margin for it
+ *   is needed, and what our late timers cost is only their lateness;
+ * - each held request Spotify took shortens a newly learned window by SHRINK ÷ count (SHRINK
+ *   per window's worth): a window learned too long (the time between two bursts' starts carries
+ *   the 429's round trip and whole-second Retry-Afters, 20–40 % on a loaded machine) comes down
+ *   within a few windows, where 3 % probes every 8 s took longer than a pull;
+ * - until a request held to the window's edge is refused: Spotify's window is longer than ours,
+ *   which becomes the **floor**, and the window goes to the shortest gap a held request was
+ *   taken at, or a step above the floor (a SHRINK step and the mean lateness), whichever is
+ *   longer. There it stays: no probes, each of which would cost a pause, and no stretch by a
+ *   factor that compounds; a later 429 at the edge (noise the lateness did not cover) adds one
+ *   step. The window is relearned (and shrinks again) when the limit changes, and forgotten as
+ *   before.
  */
-const FIRST_PROBE_WINDOWS = 2;
-const MAX_PROBE_WINDOWS = 64;
-const PROBE_MIN_MS = 8_000;
-/** The least a window that proved too short grows by. */
-const STRETCH = 1.05;
+const SHRINK = 0.1;
+/** The round trip counted as no lateness follows the shortest seen, and rises this slowly. */
+const RTT_RISE = 1 / 64;
 /**
  * A learned window is forgotten once it held nothing back for this many windows (the pull
  * slowed down by itself: the window costs nothing to relearn), or drew no 429 for
@@ -61,6 +85,11 @@ const STRETCH = 1.05;
  */
 const IDLE_WINDOWS = 2;
 const FORGET_WINDOWS = 8;
+/**
+ * A request sent no later than this many windows after the one `count` before it was sent at the
+ * window's edge (its timer may have fired late): the window is what set its time.
+ */
+const EDGE = 1.1;
 /** After a 429 the requests in flight grow from one by one per success: doubling per round trip. */
 const RAMP_DONE = 64;
 
@@ -74,7 +103,10 @@ export function similar(a: number, b: number): boolean {
  * accepted requests or a first sighting; a window once a second event agrees with the first.
  * The window is the longer of the two estimates: the time between the two bursts' starts (a
  * steady limit lets the next burst in once the first left the window), and this burst to the
- * end of its Retry-After (a Retry-After that tells the time until the window has room).
+ * end of its Retry-After (a Retry-After that tells the time until the window has room). The
+ * count is the larger: requests sent together reach Spotify in another order now and then, and
+ * a 429 that overtook one it counted shows one accepted request too few (at --concurrency 16,
+ * 9 per window for Spotify's 10, a window that the pacer then could never match).
  */
 export function learn(
   event: CongestionEvent,
@@ -84,7 +116,7 @@ export function learn(
   if (contradicted(previous) || !similar(event.accepted, previous.accepted)) return undefined;
   const period = Number.isFinite(previous.start) ? event.start - previous.start : 0;
   return {
-    count: Math.min(event.accepted, previous.accepted),
+    count: Math.max(event.accepted, previous.accepted),
     ms: Math.max(1, period, event.ms, Number.isFinite(previous.start) ? 0 : previous.ms),
   };
 }
@@ -100,15 +132,23 @@ export function contradicted(event: CongestionEvent): boolean {
 }
 
 /**
- * What a congestion event does to a learned window (not during a probe). Spotify took our whole
- * window and still refused: its window is longer. It took fewer: the window explains nothing
+ * What a congestion event does to a learned window. Spotify took our whole window and still
+ * refused: its window is longer. It took fewer: the window explains nothing
  * (a limit that fell, or a 429 that was no limit), so it is forgotten; the event stays as the
  * last one, so if the limit fell, the next 429 at the same count learns the new one.
  */
 export function correct(window: LearnedWindow, event: CongestionEvent): LearnedWindow | undefined {
   if (event.accepted < window.count - 1) return undefined;
-  return { count: window.count, ms: Math.max(window.ms * STRETCH, event.ms) };
+  return { count: window.count, ms: Math.max(lengthened(window), event.ms) };
 }
+
+/** A window after a 429 that shows it is too short and nothing of how long: one SHRINK step. */
+export function lengthened(window: LearnedWindow): number {
+  return window.ms * (1 + SHRINK / window.count);
+}
+
+/** When Spotify may have counted a request: when it was sent, plus its lateness. */
+const counted = (t: Ticket) => t.at + t.late;
 
 /**
  * A learned copy of Spotify's rate-limit window, kept on our side so that requests wait here
@@ -126,9 +166,10 @@ export function correct(window: LearnedWindow, event: CongestionEvent): LearnedW
  * - after every 429 **ramps** back like TCP's slow start: one request tests the water, and each
  *   success lets one more be in flight (doubling per round trip) up to what the window allows,
  *   so a storm that ends is at full speed a few round trips after its last 429;
- * - **probes** upwards gently while the window is what holds requests back: after two windows
- *   (and at least 8 s) of clean running it shortens `ms` by 3 %, back to the window that worked
- *   on a 429, and probes half as often;
+ * - **finds** Spotify's window while it is what holds requests back: a new window shrinks with
+ *   each held request taken until one is refused, then goes back to the shortest gap that was
+ *   taken and stays (see SHRINK); each request counts from when Spotify may have counted it, so
+ *   jitter and stalls between the two clocks refuse nothing;
  * - **forgets** the window when it held nothing back for two windows, or drew no 429 for eight
  *   windows and 30 s, keeping its count as the last event, so one 429 at it learns it again.
  *
@@ -144,14 +185,11 @@ export class Pacer {
   #window: LearnedWindow | undefined;
   /** The last event that showed more than a handful of accepted requests. */
   #previous: CongestionEvent | undefined;
-  /** The refused request that started it. */
+  /** The refused request that started it, and the last request sent before its 429 came. */
   #refusedId = 0;
+  #previousUpTo = 0;
   /** The event the window was learned (or last corrected) at. */
   #learnedBy: CongestionEvent | undefined;
-  /** The window before the current probe. */
-  #good: LearnedWindow | undefined;
-  #probeWindows = FIRST_PROBE_WINDOWS;
-  #probeMinMs = PROBE_MIN_MS;
   #changedAt = 0;
   #refusedAt = 0;
   /** When the learned window last held a request back. */
@@ -163,6 +201,19 @@ export class Pacer {
   #holding = false;
   /** Requests allowed in flight while ramping back after a 429. */
   #ramp = Number.POSITIVE_INFINITY;
+  /** The request after this one goes alone: as many were sent as the last event accepted (-1: none). */
+  #alone = -1;
+  /**
+   * The window at the last 429 on a held request (Spotify's is longer), and the shortest gap a
+   * held request was taken at since the window was learned (Spotify's is no longer): see SHRINK.
+   */
+  #floor = 0;
+  #proven = Number.POSITIVE_INFINITY;
+  /** The round trip counted as no lateness (see RTT_RISE), and the most lateness seen. */
+  #rtt = Number.POSITIVE_INFINITY;
+  #lateMost = 0;
+  /** Lateness, smoothed: the noise a window a step above the floor must still clear. */
+  #lateMean = 0;
 
   /** @param maxRate requests per second never to exceed; `Infinity` for no cap. */
   constructor(maxRate = Number.POSITIVE_INFINITY) {
@@ -186,17 +237,17 @@ export class Pacer {
   /** Ms to wait before sending a request at `now`: 0 to send now, `Infinity` to wait for news. */
   delay(now: number): number {
     if (this.#pending >= this.#ramp) return Number.POSITIVE_INFINITY;
+    if (this.#id === this.#alone && this.#pending > 0) return Number.POSITIVE_INFINITY;
     let wait = Math.max(0, this.#nextByCap - now);
     const w = this.#window;
     if (w !== undefined && this.#stale(w, now)) {
       this.#previous = { accepted: w.count, start: Number.NEGATIVE_INFINITY, ms: w.ms, after: 0 };
       this.#window = undefined;
-      this.#good = undefined;
     } else if (w !== undefined) {
       const inWindow = this.#inWindow(now, Number.POSITIVE_INFINITY, w.ms);
       if (inWindow.length >= w.count) {
         const leaving = inWindow[inWindow.length - w.count] as Ticket;
-        wait = Math.max(wait, leaving.at + w.ms - now + 1);
+        wait = Math.max(wait, counted(leaving) + w.ms - now + 1);
         this.#heldAt = now;
         this.#holding = true;
       }
@@ -206,8 +257,16 @@ export class Pacer {
 
   /** Records a request sent at `now`; pass its ticket back with the outcome. */
   send(now: number): Ticket {
-    const ticket: Ticket = { id: ++this.#id, at: now, held: this.#holding, state: 'pending' };
+    const w = this.#window;
+    const held =
+      this.#holding ||
+      (w !== undefined &&
+        this.#inWindow(now, Number.POSITIVE_INFINITY, w.ms * EDGE).length >= w.count);
+    const ticket: Ticket = { id: ++this.#id, at: now, held, state: 'pending', late: 0 };
     this.#holding = false;
+    // One congestion event seen, no window yet: if Spotify's window is full again after as many
+    // as it took then, one request finds out, not all in flight (at --concurrency 16, a dozen).
+    if (ticket.id === this.#alone + 1) this.#ramp = 1;
     this.#sent.push(ticket);
     this.#pending++;
     this.#trim(now);
@@ -218,9 +277,11 @@ export class Pacer {
   }
 
   succeeded(ticket: Ticket, now: number): void {
-    this.#settle(ticket, 'ok');
+    this.#settle(ticket, 'ok', now);
     const last = this.#previous;
-    if (last !== undefined && ticket.id > this.#refusedId && ticket.id <= this.#eventId) {
+    // Of that event only: a later one that taught nothing (Retry-After 0, a 429 at the window's
+    // edge) must not count its requests as taken after this one's 429.
+    if (last !== undefined && ticket.id > this.#refusedId && ticket.id <= this.#previousUpTo) {
       // Taken, though sent after the refused one and before its 429 came back.
       last.after++;
       if (contradicted(last)) {
@@ -233,19 +294,17 @@ export class Pacer {
       this.#ramp = this.#ramp + 1 >= RAMP_DONE ? Number.POSITIVE_INFINITY : this.#ramp + 1;
     }
     const w = this.#window;
-    if (w === undefined || this.#heldAt <= this.#changedAt) return;
-    const clean = Math.max(this.#probeWindows * w.ms, this.#probeMinMs);
-    if (now - this.#changedAt >= clean) {
-      // The window held requests back for a while without a 429: try a little more.
-      this.#good = { ...w };
-      w.ms = Math.max(1, w.ms * (1 - PROBE_STEP));
-      this.#changedAt = now;
+    if (w !== undefined && ticket.held) {
+      this.#proven = Math.min(this.#proven, this.#gap(ticket, w));
+      // Held back to the window's edge and taken: until a 429 shows where Spotify's window
+      // is, it may be a little shorter.
+      if (this.#floor === 0) w.ms = Math.max(w.ms * (1 - SHRINK / w.count), 1);
     }
   }
 
   /** A request that ended otherwise (network error, 5xx): Spotify may have counted it. */
-  failed(ticket: Ticket): void {
-    this.#settle(ticket, 'failed');
+  failed(ticket: Ticket, now?: number): void {
+    this.#settle(ticket, 'failed', now);
   }
 
   /**
@@ -261,10 +320,17 @@ export class Pacer {
     this.#refusedAt = now;
     this.#changedAt = now;
     const w = this.#window;
-    // Counted over the window as far as known: the learned one, else the last event's estimate
-    // (a burst to the end of its Retry-After), else Spotify's documented 30 s.
+    // What Spotify had counted when the refused request came: those sent before it, over the
+    // window as far as known (the learned one, else the last event's estimate: a burst to the
+    // end of its Retry-After, else Spotify's documented 30 s). Counted back from when it was
+    // sent, not from when its 429 came: a round trip later the oldest of a bunch sent together
+    // have left the window, and a full window would look like room left (the window forgotten).
     const windowMs = w?.ms ?? this.#previous?.ms ?? HORIZON_MS;
-    const accepted = this.#inWindow(now, ticket.id, windowMs).filter((t) => t.id > previousEventId);
+    // Answered ones only: one still in flight may be refused yet, and a count one too high is a
+    // window refused at every edge (learn takes the larger of two events' counts).
+    const accepted = this.#inWindow(ticket.at, ticket.id, windowMs).filter(
+      (t) => t.id > previousEventId && t.state !== 'pending',
+    );
     const start = accepted[0]?.at ?? ticket.at;
     const event: CongestionEvent = {
       accepted: accepted.length,
@@ -272,28 +338,49 @@ export class Pacer {
       ms: now + (retryAfterMs || DEFAULT_RETRY_AFTER_MS) - start,
       after: 0,
     };
-    if (this.#good !== undefined) {
-      // A probe went too far: back to the window that worked, and probe less often.
-      this.#window = this.#good;
-      this.#good = undefined;
-      this.#probeWindows = Math.min(MAX_PROBE_WINDOWS, this.#probeWindows * 2);
-      this.#probeMinMs *= 2;
-      return true;
-    }
     // `Retry-After: 0` is "retry now": no limit behind it.
     if (retryAfterMs === 0) return true;
-    if (w !== undefined && ticket.held && event.accepted <= LEAST_EVIDENCE) {
-      // Refused as the first request our window let through after holding it: Spotify's
-      // window is a little longer than ours (its older requests have not left it yet).
-      w.ms *= STRETCH;
+    // Since the last event, counted a little wider than our window: with ours a little too
+    // short, the oldest of Spotify's window already left ours.
+    const taken =
+      w === undefined
+        ? 0
+        : this.#inWindow(ticket.at, ticket.id, w.ms * EDGE).filter((t) => t.id > previousEventId)
+            .length;
+    if (w !== undefined && ticket.held && (taken <= LEAST_EVIDENCE || taken >= w.count - 1)) {
+      // Refused at our window's edge with it full, or as the first our window let through
+      // after a pause: Spotify's window is longer than ours.
+      this.#floor = w.ms;
+      w.ms = Math.max(w.ms + this.#step(w), Number.isFinite(this.#proven) ? this.#proven : 0);
       return true;
     }
     if (event.accepted <= LEAST_EVIDENCE) return true;
     this.#window = w === undefined ? learn(event, this.#previous) : correct(w, event);
+    if (this.#window !== w) {
+      // A new window shrinks until a 429 shows where Spotify's is; one that comes back, after
+      // it was forgotten, was kept where it was by evidence then.
+      const back = this.#previous?.start === Number.NEGATIVE_INFINITY;
+      this.#floor = back && this.#window !== undefined ? this.#window.ms : 0;
+      this.#proven = Number.POSITIVE_INFINITY;
+    }
     this.#learnedBy = this.#window === undefined ? undefined : event;
+    if (this.#window === undefined) this.#alone = this.#eventId + event.accepted;
     this.#previous = event;
     this.#refusedId = ticket.id;
+    this.#previousUpTo = this.#eventId;
     return true;
+  }
+
+  /** From when Spotify may have counted the request `count` before `ticket` to its sending. */
+  #gap(ticket: Ticket, w: LearnedWindow): number {
+    const before = this.#inWindow(ticket.at, ticket.id, HORIZON_MS);
+    const edge = before[before.length - w.count];
+    return edge === undefined ? Number.POSITIVE_INFINITY : ticket.at - counted(edge);
+  }
+
+  /** What the window goes up by after a 429 at its edge: a SHRINK step and the mean lateness. */
+  #step(w: LearnedWindow): number {
+    return (w.ms * SHRINK) / w.count + this.#lateMean;
   }
 
   /** Forget a window that no longer holds anything back, or that nothing confirmed for long. */
@@ -303,21 +390,32 @@ export class Pacer {
     return now - this.#refusedAt >= Math.max(FORGET_WINDOWS * w.ms, HORIZON_MS);
   }
 
-  #settle(ticket: Ticket, state: 'ok' | 'refused' | 'failed'): void {
+  #settle(ticket: Ticket, state: 'ok' | 'refused' | 'failed', now?: number): void {
     if (ticket.state !== 'pending') return;
     ticket.state = state;
     this.#pending--;
+    if (now === undefined || state === 'refused') return;
+    const rtt = now - ticket.at;
+    // From answers only: a failure may have waited out a whole timeout.
+    if (state === 'ok')
+      this.#rtt = rtt < this.#rtt ? rtt : this.#rtt + (rtt - this.#rtt) * RTT_RISE;
+    ticket.late = Math.max(0, rtt - this.#rtt);
+    this.#lateMost = Math.max(this.#lateMost, ticket.late);
+    this.#lateMean += (ticket.late - this.#lateMean) / 8;
   }
 
-  /** Counted requests (not refused) sent in the last `windowMs` before `now`, with id < `below`, oldest first. */
+  /**
+   * Requests not refused, with id < `below`, that Spotify may have counted in the last `windowMs`
+   * before `now` ({@link counted}), oldest first.
+   */
   #inWindow(now: number, below: number, windowMs: number): Ticket[] {
     const out: Ticket[] = [];
     for (let i = this.#sent.length - 1; i >= this.#head; i--) {
       const t = this.#sent[i] as Ticket;
-      if (t.at <= now - windowMs) break;
-      if (t.state !== 'refused' && t.id < below) out.push(t);
+      if (t.at <= now - windowMs - this.#lateMost) break;
+      if (t.state !== 'refused' && t.id < below && counted(t) > now - windowMs) out.push(t);
     }
-    return out.reverse();
+    return out.sort((a, b) => counted(a) - counted(b));
   }
 
   #trim(now: number): void {
@@ -411,7 +509,7 @@ export class Throttle {
 
   release(ticket: Ticket): void {
     this.#inFlight--;
-    this.#pacer.failed(ticket);
+    this.#pacer.failed(ticket, Date.now());
     // Every waiter re-checks: a slot is free, and the pacer may have news.
     const waiters = this.#waiters;
     this.#waiters = [];
