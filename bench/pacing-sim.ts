@@ -7,80 +7,17 @@
  *   npx node bench/pacing-sim.ts [--seeds N] [--only TEXT]
  */
 import { parseArgs } from 'node:util';
-import type { RateLimit } from '../src/emulator/faults.ts';
+import { WINDOW_ROWS } from '../test/helpers/pacing-rows.ts';
 import { LOADED, type Noise, QUIET, simulate } from '../test/helpers/pacing-sim.ts';
+import { median } from './harness.ts';
 
 const { values: args } = parseArgs({
   options: { seeds: { type: 'string', default: '20' }, only: { type: 'string' } },
 });
 
-export const rows: {
-  name: string;
-  limits: RateLimit[];
-  pages: number;
-  concurrency: number;
-  latencyMs?: number;
-}[] = [
-  { name: '10 per 1 s, c4', limits: [{ count: 10, windowSeconds: 1 }], pages: 200, concurrency: 4 },
-  {
-    name: '10 per 1 s, c16',
-    limits: [{ count: 10, windowSeconds: 1 }],
-    pages: 200,
-    concurrency: 16,
-  },
-  { name: '50 per 5 s, c4', limits: [{ count: 50, windowSeconds: 5 }], pages: 300, concurrency: 4 },
-  {
-    name: '50 per 5 s, c16',
-    limits: [{ count: 50, windowSeconds: 5 }],
-    pages: 300,
-    concurrency: 16,
-  },
-  {
-    name: '100 per 30 s, c4',
-    limits: [{ count: 100, windowSeconds: 30 }],
-    pages: 300,
-    concurrency: 4,
-  },
-  {
-    name: '100 per 30 s, c16',
-    limits: [{ count: 100, windowSeconds: 30 }],
-    pages: 300,
-    concurrency: 16,
-  },
-  {
-    name: '10 → 5 per 1 s after 100 requests, c4',
-    limits: [
-      { count: 10, windowSeconds: 1 },
-      { count: 5, windowSeconds: 1, after: 100 },
-    ],
-    pages: 200,
-    concurrency: 4,
-  },
-  {
-    name: '10 → 5 per 1 s after 100 requests, c16',
-    limits: [
-      { count: 10, windowSeconds: 1 },
-      { count: 5, windowSeconds: 1, after: 100 },
-    ],
-    pages: 200,
-    concurrency: 16,
-  },
-  {
-    name: '50 → 25 per 5 s after 150 requests, c4',
-    limits: [
-      { count: 50, windowSeconds: 5 },
-      { count: 25, windowSeconds: 5, after: 150 },
-    ],
-    pages: 300,
-    concurrency: 4,
-  },
-];
+/** Every rolling-window row, c4 and c16. */
+const rows = Object.values(WINDOW_ROWS);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const seeds = Number(args.seeds);
 const lines = [
   '| limit, pages | noise | × ideal, median (worst) of ' +

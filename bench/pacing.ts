@@ -19,6 +19,7 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FaultRule, RateLimit } from '../src/emulator/faults.ts';
 import { startEmulator } from '../src/emulator/server.ts';
+import { WINDOW_ROWS } from '../test/helpers/pacing-rows.ts';
 import { bin, gitCommit, measure as measureProcess, median, spotifyEnv } from './harness.ts';
 
 const { values: args } = parseArgs({
@@ -46,46 +47,15 @@ interface Scenario {
   waits?: number;
 }
 
+const { tenC4, tenC16, fiftyC4, hundredC4, halvingTenC4, halvingFiftyC4 } = WINDOW_ROWS;
 const scenarios: Scenario[] = [
-  { name: '10 per 1 s, c4', limits: [{ count: 10, windowSeconds: 1 }], pages: 200, concurrency: 4 },
-  {
-    name: '10 per 1 s, c16',
-    limits: [{ count: 10, windowSeconds: 1 }],
-    pages: 200,
-    concurrency: 16,
-  },
-  { name: '50 per 5 s, c4', limits: [{ count: 50, windowSeconds: 5 }], pages: 300, concurrency: 4 },
-  {
-    name: '50 per 5 s, c4, 100 ms/page',
-    limits: [{ count: 50, windowSeconds: 5 }],
-    pages: 300,
-    concurrency: 4,
-    latencyMs: 100,
-  },
-  {
-    name: '100 per 30 s, c4',
-    limits: [{ count: 100, windowSeconds: 30 }],
-    pages: 300,
-    concurrency: 4,
-  },
-  {
-    name: '10 → 5 per 1 s after 100 requests, c4',
-    limits: [
-      { count: 10, windowSeconds: 1 },
-      { count: 5, windowSeconds: 1, after: 100 },
-    ],
-    pages: 200,
-    concurrency: 4,
-  },
-  {
-    name: '50 → 25 per 5 s after 150 requests, c4',
-    limits: [
-      { count: 50, windowSeconds: 5 },
-      { count: 25, windowSeconds: 5, after: 150 },
-    ],
-    pages: 300,
-    concurrency: 4,
-  },
+  tenC4,
+  tenC16,
+  fiftyC4,
+  { ...fiftyC4, name: '50 per 5 s, c4, 100 ms/page', latencyMs: 100 },
+  hundredC4,
+  halvingTenC4,
+  halvingFiftyC4,
   {
     name: '50 per 5 s, Retry-After always 1 s, c4',
     limits: [{ count: 50, windowSeconds: 5, retryAfter: 1 }],

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RateWindow } from '../src/emulator/faults.ts';
 import { Pacer, type Ticket } from '../src/sources/throttle.ts';
+import { WINDOW_ROWS } from './helpers/pacing-rows.ts';
 import { LOADED, QUIET, simulate } from './helpers/pacing-sim.ts';
 
 /**
@@ -104,31 +105,8 @@ test('pacer: after one event, the request after as many as it took goes alone', 
 
 // --- the whole pacer under noise -------------------------------------------------------------
 
-const rows = [
-  { name: '10 per 1 s, c4', limits: [{ count: 10, windowSeconds: 1 }], pages: 200, concurrency: 4 },
-  {
-    name: '10 per 1 s, c16',
-    limits: [{ count: 10, windowSeconds: 1 }],
-    pages: 200,
-    concurrency: 16,
-  },
-  { name: '50 per 5 s, c4', limits: [{ count: 50, windowSeconds: 5 }], pages: 300, concurrency: 4 },
-  {
-    name: '100 per 30 s, c16',
-    limits: [{ count: 100, windowSeconds: 30 }],
-    pages: 300,
-    concurrency: 16,
-  },
-  {
-    name: '10 → 5 per 1 s after 100, c4',
-    limits: [
-      { count: 10, windowSeconds: 1 },
-      { count: 5, windowSeconds: 1, after: 100 },
-    ],
-    pages: 200,
-    concurrency: 4,
-  },
-];
+const { tenC4, tenC16, fiftyC4, hundredC16, halvingTenC4 } = WINDOW_ROWS;
+const rows = [tenC4, tenC16, fiftyC4, hundredC16, halvingTenC4];
 
 /**
  * Per row and noise, seeds 1–3: [time ÷ ideal in hundredths, 429s, 429s outside learning (not in
@@ -188,7 +166,7 @@ const expected: Record<string, Record<'quiet' | 'loaded', [number, number, numbe
       [69, 10, 1],
     ],
   },
-  '10 → 5 per 1 s after 100, c4': {
+  '10 → 5 per 1 s after 100 requests, c4': {
     quiet: [
       [108, 13, 4],
       [108, 14, 4],
