@@ -205,3 +205,18 @@ test('the pacer under seeded noise: time × ideal and 429s per row, exactly', ()
     }
   }
 });
+
+test('a long pull keeps the window it found: 1,500 pages stay near the ideal past the 30 s forget timer', () => {
+  // A window that holds requests back draws no 429, so after 30 s it is forgotten and relearned
+  // from the next burst. Relearned from that burst's period plus its Retry-After, a 1 s window
+  // came back as 2 s and a 5 s one as 7–9 s, and stayed (1.4× and 1.8× the ideal at 1,500
+  // pages); it comes back at its own length.
+  for (const row of [WINDOW_ROWS.tenC4, WINDOW_ROWS.fiftyC4]) {
+    for (const seed of [1, 2, 3]) {
+      const r = simulate({ ...row, pages: 1500, noise: QUIET, seed });
+      const name = `${row.name}, 1500 pages, seed ${seed}`;
+      assert.ok(r.seconds <= 1.1 * r.ideal, `${name}: ${r.seconds.toFixed(1)} s, ideal ${r.ideal}`);
+      assert.ok(r.lateRefused <= 0.05 * r.requests, `${name}: ${r.lateRefused} 429s`);
+    }
+  }
+});

@@ -106,7 +106,8 @@ export function similar(a: number, b: number): boolean {
  * end of its Retry-After (a Retry-After that tells the time until the window has room). The
  * count is the larger: requests sent together reach Spotify in another order now and then, and
  * a 429 that overtook one it counted shows one accepted request too few (at --concurrency 16,
- * 9 per window for Spotify's 10, a window that the pacer then could never match).
+ * 9 per window for Spotify's 10, a window that the pacer then could never match). A window
+ * that was forgotten (the previous event is its stand-in, with no start) comes back as it was.
  */
 export function learn(
   event: CongestionEvent,
@@ -114,10 +115,16 @@ export function learn(
 ): LearnedWindow | undefined {
   if (event.accepted <= LEAST_EVIDENCE || previous === undefined) return undefined;
   if (contradicted(previous) || !similar(event.accepted, previous.accepted)) return undefined;
-  const period = Number.isFinite(previous.start) ? event.start - previous.start : 0;
+  // A window forgotten (no 429 for a while: it worked) comes back at its own length: this
+  // burst's period and Retry-After measure our pause, not Spotify's window (a 1 s window came
+  // back as 2 s and stayed).
+  if (!Number.isFinite(previous.start)) {
+    return { count: Math.max(event.accepted, previous.accepted), ms: previous.ms };
+  }
+  const period = event.start - previous.start;
   return {
     count: Math.max(event.accepted, previous.accepted),
-    ms: Math.max(1, period, event.ms, Number.isFinite(previous.start) ? 0 : previous.ms),
+    ms: Math.max(1, period, event.ms),
   };
 }
 
