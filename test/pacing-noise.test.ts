@@ -220,3 +220,58 @@ test('a long pull keeps the window it found: 1,500 pages stay near the ideal pas
     }
   }
 });
+
+test('a request that failed after a long wait does not teach lateness: the next edge 429 adds one step', () => {
+  // The lateness a window must clear comes from answers: a failure may have waited out a whole
+  // timeout (30 s), and counted as lateness it lengthened a 1 s window to 3.9 s for good.
+  const windowAfter = (hangMs: number) => {
+    const pacer = new Pacer();
+    const spotify = new RateWindow([{ count: 10, windowSeconds: 1 }]);
+    let now = 0;
+    for (let refused = 0; refused < 3; ) {
+      now += pacer.delay(now);
+      const ticket = pacer.send(now);
+      const retryAfter = spotify.admit(now);
+      if (retryAfter === undefined) pacer.succeeded(ticket, now);
+      else {
+        pacer.refused(ticket, now, retryAfter * 1000);
+        now += retryAfter * 1000;
+        refused++;
+      }
+    }
+    const learnedAt = now;
+    const answer = (late: number) => {
+      now += pacer.delay(now);
+      const ticket = pacer.send(now);
+      const retryAfter = spotify.admit(now);
+      if (retryAfter === undefined) pacer.succeeded(ticket, now + late);
+      else {
+        pacer.refused(ticket, now + late, retryAfter * 1000);
+        now += retryAfter * 1000;
+      }
+    };
+    for (let i = 0; i < 80; i++) answer(20);
+    // One request hangs, then fails; the others go on meanwhile.
+    const slow = pacer.send(now);
+    spotify.admit(now);
+    let failed = false;
+    while (now < learnedAt + hangMs + 50) {
+      if (!failed && now >= learnedAt + hangMs) {
+        pacer.failed(slow, now);
+        failed = true;
+      }
+      answer(20);
+    }
+    if (!failed) pacer.failed(slow, now);
+    // A request held to the window's edge, refused: Spotify's window is a little longer.
+    now += pacer.delay(now);
+    const edge = pacer.send(now);
+    assert.equal(edge.held, true);
+    pacer.refused(edge, now + 3, 1000);
+    return pacer.window?.ms ?? 0;
+  };
+  for (const hangMs of [0, 30_000]) {
+    const ms = windowAfter(hangMs);
+    assert.ok(ms > 1000 && ms < 1100, `after a ${hangMs} ms failure: ${ms} ms`);
+  }
+});

@@ -401,11 +401,11 @@ export class Pacer {
     if (ticket.state !== 'pending') return;
     ticket.state = state;
     this.#pending--;
-    if (now === undefined || state === 'refused') return;
+    // From answers only: a failure may have waited out a whole timeout (30 s), which is no
+    // lateness of Spotify's counting; it counts from when it was sent.
+    if (now === undefined || state !== 'ok') return;
     const rtt = now - ticket.at;
-    // From answers only: a failure may have waited out a whole timeout.
-    if (state === 'ok')
-      this.#rtt = rtt < this.#rtt ? rtt : this.#rtt + (rtt - this.#rtt) * RTT_RISE;
+    this.#rtt = rtt < this.#rtt ? rtt : this.#rtt + (rtt - this.#rtt) * RTT_RISE;
     ticket.late = Math.max(0, rtt - this.#rtt);
     this.#lateMost = Math.max(this.#lateMost, ticket.late);
     this.#lateMean += (ticket.late - this.#lateMean) / 8;
