@@ -481,7 +481,7 @@ export class Throttle {
   async acquire(signal: AbortSignal = this.#options.signal): Promise<Ticket> {
     for (;;) {
       signal.throwIfAborted();
-      const now = Date.now();
+      const now = performance.now();
       const pause = this.#pausedUntil - now;
       if (pause > 0) {
         await sleep(pause, undefined, { signal });
@@ -516,7 +516,7 @@ export class Throttle {
 
   release(ticket: Ticket): void {
     this.#inFlight--;
-    this.#pacer.failed(ticket, Date.now());
+    this.#pacer.failed(ticket, performance.now());
     // Every waiter re-checks: a slot is free, and the pacer may have news.
     const waiters = this.#waiters;
     this.#waiters = [];
@@ -524,7 +524,7 @@ export class Throttle {
   }
 
   succeeded(ticket: Ticket): void {
-    this.#pacer.succeeded(ticket, Date.now());
+    this.#pacer.succeeded(ticket, performance.now());
   }
 
   /**
@@ -535,7 +535,7 @@ export class Throttle {
   rateLimited(ticket: Ticket, retryAfterSeconds: number | undefined, url: string): void {
     const { stats, maxRetryAfter, maxRateLimitWait } = this.#options;
     stats.rateLimited++;
-    const now = Date.now();
+    const now = performance.now();
     this.#pacer.refused(
       ticket,
       now,
