@@ -325,7 +325,9 @@ export class Pacer {
     this.#eventId = this.#id;
     this.#ramp = 1;
     this.#refusedAt = now;
-    this.#changedAt = now;
+    // The pause is no idle time of the window's: one longer than two windows (Retry-After 3 s
+    // on a 1 s window) would otherwise forget it the moment the pause ends.
+    this.#changedAt = now + (retryAfterMs ?? 0);
     const w = this.#window;
     // What Spotify had counted when the refused request came: those sent before it, over the
     // window as far as known (the learned one, else the last event's estimate: a burst to the
