@@ -15,8 +15,21 @@ const { values: args } = parseArgs({
   options: { seeds: { type: 'string', default: '20' }, only: { type: 'string' } },
 });
 
-/** Every rolling-window row, c4 and c16. */
-const rows = Object.values(WINDOW_ROWS);
+/**
+ * Every rolling-window row, c4 and c16; then pulls long enough to outlive the 30 s forget timer,
+ * and a Retry-After longer than the window (review of issue 24).
+ */
+const { tenC4, fiftyC4 } = WINDOW_ROWS;
+const rows = [
+  ...Object.values(WINDOW_ROWS),
+  { ...tenC4, pages: 1500 },
+  { ...fiftyC4, pages: 1500 },
+  {
+    ...tenC4,
+    name: '10 per 1 s, Retry-After 3 s, c4',
+    limits: [{ count: 10, windowSeconds: 1, retryAfter: 3 }],
+  },
+];
 
 const seeds = Number(args.seeds);
 const lines = [
