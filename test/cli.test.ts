@@ -57,6 +57,16 @@ const usage: [string, string[], RegExp][] = [
     /^spotify-batch: error: option --out: \/\S+\/cli\.test\.ts is not a directory\n$/,
   ],
   [
+    'an unknown command, with the flags of a pull after it',
+    ['albums', '--query', 'x', '--out', '-'],
+    /^spotify-batch: error: unknown command albums \(see spotify-batch --help\)\n$/,
+  ],
+  [
+    'a misspelled command',
+    ['new-release', '--out', '-'],
+    /^spotify-batch: error: unknown command new-release \(did you mean new-releases\?\) \(see spotify-batch --help\)\n$/,
+  ],
+  [
     '--max-items 0',
     ['new-releases', '--max-items', '0'],
     /option --max-items must be a whole number ≥ 1, got 0$/m,
@@ -158,7 +168,7 @@ const usage: [string, string[], RegExp][] = [
     ['new-releases', '--out', '-', '--rejects', '/proc/no-such-dir/r.ndjson'],
     /^spotify-batch: error: option --rejects: directory \/proc\/no-such-dir does not exist\n$/,
   ],
-  ['a mistyped command', ['new-release'], /Did you mean new-releases\?/],
+  ['a mistyped command', ['new-release'], /did you mean new-releases\?/i],
   [
     'a flag given twice',
     ['new-releases', '--out', 'a.csv', '--out', 'b.csv'],

@@ -621,9 +621,14 @@ function commandLine(
         // yargs reports some of its own checks (a flag without its value) as a YError.
         if (error && error.name !== 'YError') process.exit(log.error(error).exitStatus);
         message ||= error?.message ?? 'bad arguments';
-        if (message.startsWith('Did you mean')) message = `unknown command ${args[0]}: ${message}`;
-        // yargs' messages can span lines: one line, in the project's words, and where to look.
-        const text = flags.usageMessage(message, args) ?? message.replace(/\s*\n+\s*/g, '; ');
+        // A first word that is no command: said as such, not as its options being unknown
+        // (yargs, finding no command, calls every flag after it unknown).
+        const [first] = args;
+        const text =
+          first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first)
+            ? `unknown command ${first}${didYouMean(first, COMMANDS)}`
+            : // yargs' messages can span lines: one line, in the project's words.
+              (flags.usageMessage(message, args) ?? message.replace(/\s*\n+\s*/g, '; '));
         log.error(usageError(`${text} (see ${NAME} --help)`));
         process.exit(ExitStatus.usage);
       })
