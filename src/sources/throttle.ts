@@ -552,7 +552,8 @@ export class Throttle {
       );
     }
     const until = now + retryAfterSeconds * 1000;
-    const added = until - Math.max(now, this.#pausedUntil);
+    // Whole ms: on the monotonic clock (fractional ms) `now + 1000 - now` is 1000.0000000000001.
+    const added = Math.round(until - Math.max(now, this.#pausedUntil));
     if (added <= 0) return;
     if (stats.rateLimitWaitMs + added > maxRateLimitWait * 1000) {
       throw new SpotifyBatchError(
